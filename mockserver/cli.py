@@ -1,0 +1,61 @@
+"""The `mockserver` command line."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from mockserver.fixtures import FixtureError
+from mockserver.resources import default_fixtures_path
+from mockserver.serving import SERVERS, available_server, serve
+from mockserver.settings import Settings
+
+
+@click.group()
+@click.version_option(package_name="mockserver")
+def main() -> None:
+    """Stateful contract mock of the Relay CDM and eGain Customer Manager APIs."""
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; loopback unless you mean to share it.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--fixtures",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Fixture file to load (default: the bundled demo data).",
+)
+@click.option("--server", type=click.Choice(SERVERS), default=None, help="WSGI server (default: granian if installed, else waitress).")
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256), help="Request threads of the server.")
+@click.option("--no-check-responses", is_flag=True, help="Skip checking each answer against the spec (faster, less safe).")
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]), show_default=True)
+def serve_command(
+    host: str, port: int, fixtures: Path | None, server: str | None, threads: int, no_check_responses: bool, log_level: str
+) -> None:
+    """Serve both APIs on HOST:PORT with state loaded from the fixtures."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not _is_loopback(host):
+        click.echo(f"warning: binding to {host} exposes the mock (and its /__admin API) beyond this machine.", err=True)
+    settings = Settings(fixtures=fixtures or default_fixtures_path(), check_responses=not no_check_responses)
+    try:
+        serve(settings, host, port, server or available_server(), threads)
+    except FixtureError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except OSError as exc:
+        click.echo(f"error: cannot serve on {host}:{port}: {exc.strerror or exc}", err=True)
+        sys.exit(2)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,52 @@
+"""Timestamps and ids: one source each, so state changes are ordered and reproducible."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
+
+
+def format_ms(moment: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds, as eGain writes `lastModified`."""
+    return moment.astimezone(timezone.utc).strftime(FORMAT)[:-3] + "Z"
+
+
+def parse_ms(text: str) -> datetime:
+    return datetime.strptime(text, FORMAT[:-3] + ".%fZ").replace(tzinfo=timezone.utc)
+
+
+class Clock:
+    """Millisecond timestamps that always move forward, even within one millisecond."""
+
+    def __init__(self, now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+        self._now = now
+        self._last = datetime.min.replace(tzinfo=timezone.utc)
+        self._lock = threading.Lock()
+
+    def stamp_after(self, previous: str | None = None) -> str:
+        """A new timestamp later than every one given before and than `previous`."""
+        with self._lock:
+            now = self._now()
+            moment = now.replace(microsecond=now.microsecond // 1000 * 1000)
+            floor = self._last if previous is None else max(self._last, parse_ms(previous))
+            if moment <= floor:
+                moment = floor + timedelta(milliseconds=1)
+            self._last = moment
+            return format_ms(moment)
+
+
+class IdSequence:
+    """Numeric string ids for new records, above every id the fixtures used."""
+
+    def __init__(self, start: int):
+        self._next = start
+        self._lock = threading.Lock()
+
+    def next(self) -> str:
+        with self._lock:
+            value = self._next
+            self._next += 1
+            return str(value)

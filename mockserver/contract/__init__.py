@@ -1,0 +1,1 @@
+"""The contract stage: route, check and decode requests, check responses, all from the spec."""

@@ -1,0 +1,300 @@
+"""The spec compiled once into routes and ready-built schema validators.
+
+Stock openapi-core re-walks the spec and rebuilds its validators on every
+call (about 5 ms a request here). This module does that walk once at start-up:
+each operation gets its route regex, its parameters with a prebuilt
+validator each, its body media types and its responses. Decisions are the
+same as openapi-core's (the same OAS 3.1 validator class and format checker);
+`tests/contract/test_differential.py` shows both agree on a generated corpus.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from jsonschema.exceptions import best_match
+from openapi_schema_validator import OAS31Validator, oas31_format_checker
+
+from mockserver.contract import xmlcodec
+from mockserver.contract.errors import MethodNotAllowed, RequestInvalid, ResponseInvalid, RouteNotFound
+
+JSON = "application/json"
+XML = "application/xml"
+HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+
+
+class SchemaCheck:
+    """One schema with its validator built once; answers None or a message naming the field."""
+
+    def __init__(self, schema: dict):
+        self.schema = schema
+        self._validator = OAS31Validator(schema, format_checker=oas31_format_checker)
+
+    def error(self, value: Any) -> str | None:
+        try:
+            if self._validator.is_valid(value):
+                return None
+            found = best_match(self._validator.iter_errors(value))
+        except RecursionError:
+            return "the value is nested too deeply"
+        where = ".".join(str(part) for part in found.absolute_path)
+        message = found.message
+        shown = repr(found.instance)
+        if len(shown) > 60:  # never echo a huge value back
+            message = message.replace(shown, f"{shown[:40]}… ({len(shown)} characters)")
+        return f"{where}: {message}" if where else message
+
+
+@dataclass(frozen=True)
+class RawRequest:
+    """A request as the contract sees it: no Flask, so tests and tools can build one."""
+
+    method: str
+    path: str
+    query: list[tuple[str, str]] = field(default_factory=list)
+    headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
+    body: bytes = b""
+    body_too_large: bool = False  # the body was refused unread (see Settings.max_body_bytes)
+
+    @property
+    def mimetype(self) -> str:
+        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+@dataclass(frozen=True)
+class ValidatedRequest:
+    operation_id: str
+    path: dict[str, str]
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any = None
+    media_type: str | None = None
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    location: str  # path, query or header
+    required: bool
+    check: SchemaCheck
+    default: str | None
+
+    def describe(self) -> str:
+        return f"{self.location} parameter '{self.name}'"
+
+
+@dataclass
+class Operation:
+    operation_id: str
+    family: str
+    method: str
+    template: str
+    summary: str
+    parameters: list[Parameter]
+    body_required: bool
+    body_media: dict[str, SchemaCheck]
+    responses: dict[str, dict[str, SchemaCheck]]
+    examples: dict[tuple[str, str], Any]
+    security: list[dict]
+    query_names: frozenset[str] = frozenset()
+
+    def validate(self, request: RawRequest, path_values: dict[str, str]) -> ValidatedRequest:
+        """Check parameters and body in the order a client can best act on; raise RequestInvalid."""
+        unknown = [name for name, _ in request.query if name not in self.query_names]
+        if unknown:
+            listed = ", ".join(f"'{name}'" for name in dict.fromkeys(unknown))
+            raise RequestInvalid("unknown_query", f"Unsupported query parameter(s) supplied: {listed}.", "query")
+        query = dict(request.query)
+        found: dict[str, dict[str, str]] = {"path": {}, "query": {}, "header": {}}
+        for param in self.parameters:
+            value = _lookup(param, path_values, query, request.headers)
+            if value is None:
+                if param.required:
+                    raise RequestInvalid("parameter", f"{param.describe()} is required.", param.location, param.name)
+                if param.default is not None:
+                    found[param.location][param.name] = param.default
+                continue
+            problem = param.check.error(value)
+            if problem:
+                raise RequestInvalid("parameter", f"{param.describe()}: {problem}", param.location, param.name)
+            found[param.location][param.name] = value
+        body, media_type = self._decode_body(request)
+        return ValidatedRequest(self.operation_id, found["path"], found["query"], found["header"], body, media_type)
+
+    def _decode_body(self, request: RawRequest) -> tuple[Any, str | None]:
+        if not self.body_media:
+            return None, None
+        if request.body_too_large:
+            raise RequestInvalid("body_too_large", "The request body is too large.", "body")
+        if not request.body:
+            if self.body_required:
+                raise RequestInvalid("body_missing", "The request body is required.", "body")
+            return None, None
+        mimetype = request.mimetype
+        check = self.body_media.get(mimetype)
+        if check is None:
+            accepted = " or ".join(self.body_media)
+            raise RequestInvalid("content_type", f"Content-Type '{mimetype or '(none)'}' is not supported; send {accepted}.", "header", "Content-Type")
+        value = _decode(mimetype, request.body, check.schema)
+        problem = check.error(value)
+        if problem:
+            raise RequestInvalid("body_schema", f"request body: {problem}", "body")
+        return value, mimetype
+
+    def check_response(self, status: int, mimetype: str | None, payload: Any) -> None:
+        """Raise ResponseInvalid unless the spec documents this answer for this operation."""
+        media = self.responses.get(str(status))
+        if media is None:
+            raise ResponseInvalid(f"{self.operation_id} does not document status {status}")
+        if not media:
+            if payload is not None:
+                raise ResponseInvalid(f"{self.operation_id} {status} documents no body")
+            return
+        check = media.get(mimetype or "")
+        if check is None:
+            raise ResponseInvalid(f"{self.operation_id} {status} does not document content type {mimetype!r}")
+        problem = check.error(payload)
+        if problem:
+            raise ResponseInvalid(f"{self.operation_id} {status} body breaks its schema: {problem}")
+
+    def documents(self, status: int) -> bool:
+        return str(status) in self.responses
+
+    def example(self, status: int, mimetype: str) -> Any:
+        media = self.responses[str(status)]
+        if not media:
+            return None
+        return self.examples[(str(status), mimetype if mimetype in media else next(iter(media)))]
+
+    def response_schema(self, status: int, mimetype: str) -> dict:
+        return self.responses[str(status)][mimetype].schema
+
+
+def _lookup(param: Parameter, path: dict, query: dict, headers: Mapping[str, str]) -> str | None:
+    if param.location == "path":
+        return path.get(param.name)
+    if param.location == "query":
+        return query.get(param.name)
+    return headers.get(param.name.lower())
+
+
+def _decode(mimetype: str, body: bytes, schema: dict) -> Any:
+    if mimetype == XML:
+        try:
+            return xmlcodec.decode(body, schema)
+        except xmlcodec.XmlForbidden as exc:
+            raise RequestInvalid("body_forbidden", str(exc), "body") from exc
+        except xmlcodec.XmlMalformed as exc:
+            raise RequestInvalid("body_malformed", str(exc), "body") from exc
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise RequestInvalid("body_malformed", f"Request body is not valid JSON: {reason}.", "body") from exc
+
+
+# ---------------------------------------------------------------- compiling
+
+
+class Contract:
+    """Every operation of the spec, compiled, with a router in front."""
+
+    def __init__(self, document: dict):
+        from mockserver.contract.spec import dereference
+
+        self.document = document
+        resolved = dereference(document)
+        self.operations: dict[str, Operation] = {}
+        self._routes: list[tuple[re.Pattern, dict[str, Operation]]] = []
+        self._family_prefixes: list[tuple[str, str]] = []
+        top_servers = resolved.get("servers") or [{"url": "/"}]
+        for template, item in sorted(resolved["paths"].items(), key=_concrete_first):
+            by_method: dict[str, Operation] = {}
+            item_params = item.get("parameters", [])
+            for method in HTTP_METHODS:
+                if method in item:
+                    op = _compile_operation(method, template, item_params, item[method], resolved)
+                    self.operations[op.operation_id] = op
+                    by_method[method.upper()] = op
+            family = next(iter(by_method.values())).family
+            for server in item.get("servers") or top_servers:
+                prefix = server["url"].rstrip("/")
+                self._routes.append((_path_regex(prefix + template), by_method))
+                self._family_prefixes.append((prefix + "/".join(template.split("/")[:2]), family))
+
+    def match(self, method: str, path: str) -> tuple[Operation, dict[str, str]]:
+        """Find the operation for a request; raise RouteNotFound or MethodNotAllowed."""
+        for regex, by_method in self._routes:
+            found = regex.match(path)
+            if found:
+                op = by_method.get(method)
+                if op is None:
+                    raise MethodNotAllowed(sorted(by_method))
+                return op, found.groupdict()
+        raise RouteNotFound(path)
+
+    def family_of_path(self, path: str) -> str | None:
+        """The API family whose paths start like `path`, for errors on unknown routes."""
+        return next((family for prefix, family in self._family_prefixes if path.startswith(prefix)), None)
+
+
+def _concrete_first(entry: tuple[str, Any]) -> tuple[int, int]:
+    template = entry[0]
+    return template.count("{"), -len(template)
+
+
+def _path_regex(template: str) -> re.Pattern:
+    pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
+    return re.compile(f"^{pattern}$")
+
+
+def _compile_operation(method: str, template: str, item_params: list, spec: dict, document: dict) -> Operation:
+    params = {(p["name"], p["in"]): p for p in item_params}
+    params.update({(p["name"], p["in"]): p for p in spec.get("parameters", [])})
+    parameters = []
+    for p in params.values():
+        schema = p.get("schema", {})
+        if p["in"] not in ("path", "query", "header") or schema.get("type", "string") != "string":
+            raise ValueError(f"{spec['operationId']}: only string path/query/header parameters are compiled ({p['name']})")
+        parameters.append(Parameter(p["name"], p["in"], bool(p.get("required")), SchemaCheck(schema), schema.get("default")))
+    body = spec.get("requestBody") or {}
+    body_media = {mt: SchemaCheck(media.get("schema", {})) for mt, media in body.get("content", {}).items()}
+    responses: dict[str, dict[str, SchemaCheck]] = {}
+    examples: dict[tuple[str, str], Any] = {}
+    for status, response in spec.get("responses", {}).items():
+        responses[status] = {}
+        for mt, media in response.get("content", {}).items():
+            check = SchemaCheck(media.get("schema", {}))
+            responses[status][mt] = check
+            examples[(status, mt)] = _example(media, mt, check.schema)
+    security = spec.get("security", document.get("security", []))
+    schemes = document.get("components", {}).get("securitySchemes", {})
+    return Operation(
+        operation_id=spec["operationId"],
+        family=(spec.get("tags") or ["default"])[0],
+        method=method.upper(),
+        template=template,
+        summary=spec.get("summary", ""),
+        parameters=sorted(parameters, key=lambda p: ("header", "path", "query").index(p.location)),
+        body_required=bool(body.get("required")),
+        body_media=body_media,
+        responses=responses,
+        examples=examples,
+        security=[schemes[name] for requirement in security for name in requirement],
+        query_names=frozenset(p.name for p in parameters if p.location == "query"),
+    )
+
+
+def _example(media: dict, mimetype: str, schema: dict) -> Any:
+    if "example" in media:
+        value = media["example"]
+    elif media.get("examples"):
+        value = next(iter(media["examples"].values())).get("value")
+    else:
+        return None
+    if mimetype == XML and isinstance(value, str):
+        return xmlcodec.decode(value.encode("utf-8"), schema)
+    return value

@@ -1,0 +1,1 @@
+"""eGain Core Customer Manager: merge customers and get customers by ids."""

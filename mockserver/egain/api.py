@@ -1,0 +1,65 @@
+"""The eGain family's HTTP side: bearer tokens, JSON/XML negotiation, one handler per operationId."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from werkzeug.datastructures import MIMEAccept
+from werkzeug.http import parse_accept_header
+
+from mockserver.contract.compiled import JSON, XML, Operation, RawRequest
+from mockserver.egain import domain
+from mockserver.family import Call, Family, Reply
+from mockserver.store import State, Store
+
+
+def _bearer_token(authorization: str | None) -> str | None:
+    scheme, _, token = (authorization or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _authorize_command(state: State, token: str | None, operation_id: str) -> None:
+    domain.authorize(state.egain, token, operation_id)
+
+
+def authenticate(store: Store, operation: Operation, raw: RawRequest, path_values: dict[str, str]) -> None:
+    store.run(_authorize_command, _bearer_token(raw.headers.get("authorization")), operation.operation_id)
+
+
+@lru_cache(maxsize=256)
+def _negotiate(accept: str) -> str | None:
+    return parse_accept_header(accept, MIMEAccept).best_match([JSON, XML])
+
+
+def negotiate(raw: RawRequest) -> str | None:
+    """JSON or XML as `Accept` asks; no `Accept` (or `*/*`) means JSON; anything else None (406)."""
+    accept = raw.headers.get("accept", "").strip()
+    return _negotiate(accept) if accept else JSON
+
+
+def _merge_command(state: State, merge: dict) -> None:
+    domain.merge_customers(state.egain, merge)
+
+
+def _get_command(state: State, ids: list[str], attributes: str, sort: str, order: str) -> list[dict]:
+    return domain.get_customers(state.egain, ids, attributes, sort, order)
+
+
+def mergeCustomer(call: Call) -> Reply:  # noqa: N802 - named after its operationId
+    call.store.run(_merge_command, call.request.body)
+    return Reply(204)
+
+
+def getCustomersByIds(call: Call) -> Reply:  # noqa: N802
+    query = call.request.query
+    ids = call.request.path["ids"].split(",")
+    customers = call.store.run(_get_command, ids, query.get("$attribute", "all"), query.get("$sort", "id"), query.get("$order", "asc"))
+    return Reply(200, {"customer": customers})
+
+
+FAMILY = Family(
+    name="egain",
+    authenticate=authenticate,
+    negotiate=negotiate,
+    handlers={"mergeCustomer": mergeCustomer, "getCustomersByIds": getCustomersByIds},
+)

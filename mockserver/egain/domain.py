@@ -1,0 +1,144 @@
+"""eGain state and the commands on it. No HTTP here: plain arguments in, values out.
+
+Customers are kept in the JSON shape the spec documents (`Customer`), so the
+renderer can answer them as stored. Every precondition of a merge is checked
+before anything changes, so a refused merge leaves no trace.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+from mockserver.clock import Clock, IdSequence
+from mockserver.errors import ApiError
+
+CONTACT_POINTS = ("email", "phone", "postal", "social", "website")
+CONTACT_ATTRIBUTES = ("salutation", "firstName", "middleName", "lastName")
+CUSTOMER_ATTRIBUTES = ("level", "role", "pin", "howReferred", "industry", "marketSegment", "entitlements", "customAttributes")
+REQUIRED_PERMISSION = {"mergeCustomer": "Change Customer", "getCustomersByIds": "View Agent Console"}
+SORT_KEYS = {
+    "id": lambda c: int(c["id"]),
+    "type": lambda c: c.get("type", {}).get("value", ""),
+    "customerName": lambda c: c.get("customerName", ""),
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who a bearer token stands for: a user with permissions, or a client application."""
+
+    name: str
+    kind: str  # "user" or "application"
+    permissions: frozenset[str] = frozenset()
+
+    def may(self, permission: str) -> bool:
+        return self.kind == "application" or permission in self.permissions
+
+
+@dataclass
+class EgainState:
+    customers: dict[str, dict]  # id -> Customer (spec shape)
+    actors: dict[str, Actor]  # bearer token -> actor
+    departmentalization: bool
+    clock: Clock
+    ids: IdSequence
+
+
+def authorize(state: EgainState, token: str | None, operation_id: str) -> Actor:
+    """401 for a missing or unknown token, 403 for a user without the operation's permission."""
+    actor = state.actors.get(token or "")
+    if actor is None:
+        raise ApiError(401, "Authentication is required; the bearer token is missing or unknown.", "401-101")
+    permission = REQUIRED_PERMISSION[operation_id]
+    if not actor.may(permission):
+        raise ApiError(403, f"User {actor.name} does not have the '{permission}' permission on 'Customer'.", "403-101")
+    return actor
+
+
+def get_customers(state: EgainState, ids: list[str], attributes: str = "all", sort: str = "id", order: str = "asc") -> list[dict]:
+    """The customers with these ids that exist (deduplicated), sorted and projected; 404 if none."""
+    wanted = list(dict.fromkeys(ids))
+    found = [state.customers[i] for i in wanted if i in state.customers]
+    if not found:
+        raise ApiError(404, f"No customer found for ids: {', '.join(wanted)}.", "404-101")
+    if sort != "custom":
+        found.sort(key=SORT_KEYS[sort])
+    if order == "desc":
+        found.reverse()
+    keep = None if attributes == "all" else {"id", *attributes.split(",")}
+    return [copy.deepcopy(c if keep is None else {k: v for k, v in c.items() if k in keep}) for c in found]
+
+
+def merge_customers(state: EgainState, merge: dict) -> None:
+    """Merge `merge["sourceCustomer"]` into `merge["targetCustomer"]` (the spec's MergeRequest)."""
+    wanted = merge["targetCustomer"]
+    source = state.customers.get(merge["sourceCustomer"]["id"])
+    target = state.customers.get(wanted["id"])
+    sent_contacts = wanted["contacts"]["contact"]
+    _check_merge(state, merge["sourceCustomer"]["id"], source, wanted, target, sent_contacts)
+
+    now = state.clock.stamp_after(target["lastModified"])
+    moved_points = {kind: [{**p, "lastModified": now} for c in _contacts(source) for p in c.get(kind, [])] for kind in CONTACT_POINTS}
+    merged = {k: v for k, v in target.items() if k not in CUSTOMER_ATTRIBUTES}
+    merged.update({k: copy.deepcopy(wanted[k]) for k in CUSTOMER_ATTRIBUTES if k in wanted})
+    merged["lastModified"] = now
+    contacts = {c["id"]: c for c in copy.deepcopy(_contacts(target))}
+    for position, sent in enumerate(sent_contacts):
+        if _is_individual(target):
+            contact_id = _contacts(target)[0]["id"] if _contacts(target) else state.ids.next()
+        else:
+            contact_id = sent.get("id") or state.ids.next()
+        old = contacts.get(contact_id, {"id": contact_id, "systemCreated": False})
+        contact = {k: v for k, v in old.items() if k not in CONTACT_ATTRIBUTES}
+        contact.update({k: sent[k] for k in CONTACT_ATTRIBUTES if k in sent})
+        contact["lastModified"] = now
+        if position == 0:
+            for kind, points in moved_points.items():
+                if points:
+                    contact[kind] = contact.get(kind, []) + points
+        contacts[contact_id] = contact
+    merged["contacts"] = {"contact": list(contacts.values())}
+    state.customers[target["id"]] = merged
+    del state.customers[source["id"]]
+
+
+def _check_merge(state: EgainState, source_id: str, source: dict | None, wanted: dict, target: dict | None, sent: list[dict]) -> None:
+    if source_id == wanted["id"]:
+        raise ApiError(400, "sourceCustomer.id and targetCustomer.id must differ.", "400-110")
+    if source is None:
+        raise ApiError(400, f"Source customer {source_id} does not exist.", "400-107")
+    if target is None:
+        raise ApiError(400, f"Target customer {wanted['id']} does not exist.", "400-108")
+    if not _is_individual(source):
+        raise ApiError(400, f"Source customer {source_id} is not an individual customer.", "400-109")
+    if wanted["lastModified"] != target["lastModified"]:
+        raise ApiError(
+            400,
+            f"targetCustomer.lastModified {wanted['lastModified']} is not the current value {target['lastModified']}; get the customer again.",
+            "400-111",
+        )
+    if state.departmentalization and source.get("department") != target.get("department"):
+        raise ApiError(400, "Source and target customers belong to different departments.", "400-115")
+    if _is_individual(target):
+        if any("id" in contact for contact in sent):
+            raise ApiError(400, "targetCustomer.contacts.contact.id must not be sent for an individual target customer.", "400-112")
+        if len(sent) != 1:
+            raise ApiError(400, "An individual target customer takes exactly one contact.", "400-120")
+        return
+    existing = {c["id"]: c for c in _contacts(target)}
+    for contact in sent:
+        if "id" not in contact:
+            continue
+        if contact["id"] not in existing:
+            raise ApiError(400, f"Contact {contact['id']} is not a contact of customer {target['id']}.", "400-113")
+        if existing[contact["id"]].get("systemCreated"):
+            raise ApiError(400, f"Contact {contact['id']} is system-created and cannot be a merge target.", "400-114")
+
+
+def _is_individual(customer: dict) -> bool:
+    return customer.get("type", {}).get("value") == "individual"
+
+
+def _contacts(customer: dict) -> list[dict]:
+    return customer.get("contacts", {}).get("contact", [])

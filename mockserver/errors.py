@@ -1,0 +1,17 @@
+"""The one error type the domain and the pipeline raise for a documented error answer."""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    """A documented error: an HTTP status, a message, and the API's own code if it has one.
+
+    How it looks on the wire (Relay `{"message"}`, eGain `{"code",
+    "developerMessage"}`, JSON or XML) is decided by the renderer alone.
+    """
+
+    def __init__(self, status: int, message: str, code: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code

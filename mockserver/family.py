@@ -1,0 +1,41 @@
+"""What the pipeline knows of an API family, and what flows between its stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from mockserver.contract.compiled import Operation, RawRequest, ValidatedRequest
+from mockserver.store import Store
+
+
+@dataclass(frozen=True)
+class Call:
+    """A handler's whole input: the validated request and the store to run commands on."""
+
+    request: ValidatedRequest
+    store: Store
+
+
+@dataclass
+class Reply:
+    """A handler's answer before rendering: a status and a JSON-shaped payload (or None)."""
+
+    status: int
+    payload: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Family:
+    """One vendor API: how it authenticates, which formats it answers in, its handlers.
+
+    `authenticate(store, operation, raw, path_values)` raises ApiError (401/403);
+    `negotiate(raw)` gives the response media type, or None for a 406;
+    `handlers` maps every operationId of the family to its function.
+    """
+
+    name: str
+    authenticate: Callable[[Store, Operation, RawRequest, dict[str, str]], None]
+    negotiate: Callable[[RawRequest], str | None]
+    handlers: dict[str, Callable[[Call], Reply]]

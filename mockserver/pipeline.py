@@ -1,0 +1,94 @@
+"""The request pipeline: one direction, one stage after another.
+
+    route -> negotiate -> authenticate -> Prefer -> validate -> handler -> render -> self-check
+
+Every stage raises what it finds wrong; the error becomes the documented
+answer of the operation's API family in exactly one place (`render`). The
+self-check compares each answer with the spec before it leaves: a mismatch is
+the mock's own bug, logged and answered with the documented 500 (or raised,
+in strict mode, so a test fails).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from mockserver import render
+from mockserver.contract.compiled import JSON, Contract, Operation, RawRequest
+from mockserver.contract.errors import MethodNotAllowed, RequestInvalid, ResponseInvalid, RouteNotFound
+from mockserver.errors import ApiError
+from mockserver.family import Call, Family, Reply
+from mockserver.prefer import PreferInvalid, requested_status
+from mockserver.store import Store
+
+log = logging.getLogger("mockserver")
+
+
+class Pipeline:
+    def __init__(self, contract: Contract, store: Store, families: dict[str, Family], check_responses: bool = True, strict: bool = False):
+        self.contract = contract
+        self.store = store
+        self.families = families
+        self.check_responses = check_responses
+        self.strict = strict
+        for op in contract.operations.values():
+            family = families.get(op.family)
+            if family is None or op.operation_id not in family.handlers:
+                raise LookupError(f"no handler for operationId {op.operation_id} (family {op.family})")
+
+    def handle(self, raw: RawRequest) -> render.WireResponse:
+        try:
+            operation, path_values = self.contract.match(raw.method, raw.path)
+        except RouteNotFound:
+            return self._unrouted(raw, ApiError(404, f"No route matches {raw.method} {raw.path}."), {})
+        except MethodNotAllowed as exc:
+            error = ApiError(405, f"Method {raw.method} is not allowed on {raw.path}; allowed: {', '.join(exc.allowed)}.")
+            return self._unrouted(raw, error, {"Allow": ", ".join(exc.allowed)})
+        family = self.families[operation.family]
+        mimetype = family.negotiate(raw)
+        try:
+            reply = self._answer(operation, family, raw, path_values, mimetype)
+        except ApiError as error:
+            reply = Reply(error.status, render.error_payload(family.name, error))
+        return self._render(operation, family, reply, mimetype or JSON)
+
+    def _answer(self, operation: Operation, family: Family, raw: RawRequest, path_values: dict[str, str], mimetype: str | None) -> Reply:
+        family.authenticate(self.store, operation, raw, path_values)
+        if mimetype is None:
+            raise ApiError(406, f"Accept '{raw.headers.get('accept')}' is not supported; use application/json or application/xml.", "406-101")
+        forced = self._forced_status(operation, family, raw)
+        if forced is not None:
+            return Reply(forced, operation.example(forced, mimetype))
+        try:
+            request = operation.validate(raw, path_values)
+        except RequestInvalid as exc:
+            raise render.contract_error(family.name, exc) from exc
+        return family.handlers[operation.operation_id](Call(request, self.store))
+
+    def _forced_status(self, operation: Operation, family: Family, raw: RawRequest) -> int | None:
+        code = "400-119" if family.name == "egain" else None
+        try:
+            status = requested_status(raw.headers.get("prefer"))
+        except PreferInvalid as exc:
+            raise ApiError(400, str(exc), code) from exc
+        if status is not None and not operation.documents(status):
+            documented = ", ".join(operation.responses)
+            raise ApiError(400, f"Prefer: code={status} is not documented for {operation.operation_id}; documented: {documented}.", code)
+        return status
+
+    def _render(self, operation: Operation, family: Family, reply: Reply, mimetype: str) -> render.WireResponse:
+        if self.check_responses:
+            try:
+                operation.check_response(reply.status, mimetype if reply.payload is not None else None, reply.payload)
+            except ResponseInvalid as exc:
+                if self.strict:
+                    raise
+                log.error("contract violation by the mock itself: %s", exc)
+                error = ApiError(500, f"The mock produced a response its contract does not document: {exc}.")
+                reply = Reply(500, render.error_payload(family.name, error))
+        return render.wire(operation, reply.status, reply.payload, mimetype, reply.headers)
+
+    def _unrouted(self, raw: RawRequest, error: ApiError, headers: dict[str, str]) -> render.WireResponse:
+        """404/405 outside every operation: no spec entry to check against, JSON in the family's format."""
+        family = self.contract.family_of_path(raw.path)
+        return render.wire(None, error.status, render.error_payload(family, error), JSON, headers)

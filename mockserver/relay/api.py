@@ -1,0 +1,66 @@
+"""The Relay family's HTTP side: API-key authentication and one handler per operationId."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from mockserver.contract.compiled import JSON, Operation, RawRequest
+from mockserver.family import Call, Family, Reply
+from mockserver.relay import domain
+from mockserver.store import State, Store
+
+API_KEY_HEADER = "xx-relay-api-key"
+
+
+def _for_client(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a domain command on the client named by id, resolved inside the store's lock."""
+
+    def run(state: State, client_id: str, *args: Any) -> Any:
+        return command(state.relay.clients[client_id], *args)
+
+    return run
+
+
+def _authenticate_command(state: State, client_id: str, api_key: str | None) -> None:
+    domain.authenticate(state.relay, client_id, api_key)
+
+
+def authenticate(store: Store, operation: Operation, raw: RawRequest, path_values: dict[str, str]) -> None:
+    store.run(_authenticate_command, path_values.get("client_id", ""), raw.headers.get(API_KEY_HEADER))
+
+
+def negotiate(raw: RawRequest) -> str:
+    return JSON  # Relay answers JSON only
+
+
+_move = _for_client(domain.move_customer)
+_load = _for_client(domain.load_customer)
+_retrieve = _for_client(domain.retrieve_customer)
+
+
+def moveCustomer(call: Call) -> Reply:  # noqa: N802 - named after its operationId
+    path = call.request.path
+    message = call.store.run(_move, path["client_id"], path["ccid"], path["product_group_id"])
+    return Reply(200, {"message": message})
+
+
+def loadCustomerRecord(call: Call) -> Reply:  # noqa: N802
+    client_id, body = call.request.path["client_id"], call.request.body
+    ccid, group = body["customer"]["ccid"], body["product_group_id"]
+    created = call.store.run(_load, client_id, group, body["customer"])
+    verb = "created in" if created else "updated in"
+    message = f"Customer {ccid} {verb} {group} for client {client_id}."
+    return Reply(200, {"message": message, "ccid": ccid, "product_group_id": group, "created": created})
+
+
+def retrieveCustomer(call: Call) -> Reply:  # noqa: N802
+    path = call.request.path
+    return Reply(200, call.store.run(_retrieve, path["client_id"], path["ccid"]))
+
+
+FAMILY = Family(
+    name="relay",
+    authenticate=authenticate,
+    negotiate=negotiate,
+    handlers={"moveCustomer": moveCustomer, "loadCustomerRecord": loadCustomerRecord, "retrieveCustomer": retrieveCustomer},
+)

@@ -1,0 +1,112 @@
+"""Relay state and the commands on it. No HTTP here: plain arguments in, values out.
+
+Every function takes the client it acts for, already authenticated, and
+raises ApiError with the status the spec documents for that cause.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mockserver.errors import ApiError
+
+MOVE_MESSAGE_LIMIT = 100  # the vendor's documented cap on the move message
+PHONE_CHANNELS = frozenset({"sms", "voice"})
+MAX_CCIDS_PER_PHONE = 50
+UNAUTHORIZED = "The API token does not have authorization to the requested resource."
+
+
+@dataclass
+class RelayClient:
+    client_id: str
+    api_keys: frozenset[str]
+    product_groups: frozenset[str]
+    customers: dict[str, dict] = field(default_factory=dict)  # ccid -> record with product_group_id
+    phone_ccids: dict[str, set[str]] = field(default_factory=dict)  # phone number -> ccids using it
+
+    def index_phones(self, ccid: str, old: dict | None, new: dict) -> None:
+        """Move `ccid` in the phone index from the numbers of `old` to those of `new`."""
+        for phone in phones_of(old or {}):
+            self.phone_ccids.get(phone, set()).discard(ccid)
+        for phone in phones_of(new):
+            self.phone_ccids.setdefault(phone, set()).add(ccid)
+
+
+@dataclass
+class RelayState:
+    clients: dict[str, RelayClient]
+    key_owners: dict[str, str]  # API key -> client_id
+
+    @classmethod
+    def build(cls, clients: list[RelayClient]) -> RelayState:
+        owners = {key: client.client_id for client in clients for key in client.api_keys}
+        return cls({client.client_id: client for client in clients}, owners)
+
+
+def phones_of(record: dict) -> set[str]:
+    return {c["channel_address"] for c in record.get("notification_channels", []) if c.get("channel_type") in PHONE_CHANNELS}
+
+
+def authenticate(state: RelayState, client_id: str, api_key: str | None) -> RelayClient:
+    """The client the key opens; a missing, unknown or other client's key is a 401."""
+    if not api_key or state.key_owners.get(api_key) != client_id:
+        raise ApiError(401, UNAUTHORIZED)
+    return state.clients[client_id]
+
+
+def move_customer(client: RelayClient, ccid: str, product_group_id: str) -> str:
+    record = _customer(client, ccid)
+    _require_group(client, product_group_id)
+    if record["product_group_id"] == product_group_id:
+        raise ApiError(409, f"Customer {ccid} is already in product group {product_group_id}.")
+    record["product_group_id"] = product_group_id
+    return move_message(ccid, product_group_id, client.client_id)
+
+
+def load_customer(client: RelayClient, product_group_id: str, customer: dict) -> bool:
+    """Create the record, or update it in place; True when it was created."""
+    _require_group(client, product_group_id)
+    ccid = customer["ccid"]
+    existing = client.customers.get(ccid)
+    if existing is not None and existing["product_group_id"] != product_group_id:
+        raise ApiError(
+            409,
+            f"Customer {ccid} already exists in product group {existing['product_group_id']}; use move to change its group.",
+        )
+    for phone in phones_of(customer):
+        if len(client.phone_ccids.get(phone, set()) - {ccid}) >= MAX_CCIDS_PER_PHONE:
+            raise ApiError(409, f"notification_channels: phone number {phone} already belongs to {MAX_CCIDS_PER_PHONE} customers.")
+    client.customers[ccid] = {**customer, "product_group_id": product_group_id}
+    client.index_phones(ccid, existing, customer)
+    return existing is None
+
+
+def retrieve_customer(client: RelayClient, ccid: str) -> dict:
+    return dict(_customer(client, ccid))
+
+
+def move_message(ccid: str, product_group_id: str, client_id: str) -> str:
+    """The documented success message, shortened to its 100-character cap when ids are long."""
+    parts = [ccid, product_group_id, client_id]
+
+    def render() -> str:
+        return f"Customer {parts[0]} moved to {parts[1]} for client {parts[2]}."
+
+    while len(render()) > MOVE_MESSAGE_LIMIT:
+        longest = max(range(3), key=lambda i: len(parts[i]))
+        excess = len(render()) - MOVE_MESSAGE_LIMIT
+        keep = max(1, len(parts[longest]) - excess - 1)
+        parts[longest] = parts[longest][:keep] + "…"
+    return render()
+
+
+def _customer(client: RelayClient, ccid: str) -> dict:
+    record = client.customers.get(ccid)
+    if record is None:
+        raise ApiError(404, f"Customer {ccid} not found for client {client.client_id}.")
+    return record
+
+
+def _require_group(client: RelayClient, product_group_id: str) -> None:
+    if product_group_id not in client.product_groups:
+        raise ApiError(404, f"Product group {product_group_id} not found for client {client.client_id}.")

@@ -1,0 +1,20 @@
+"""Everything `create_app` needs to know, in one value (no globals, no environment reads)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mockserver.resources import default_fixtures_path, spec_path
+
+
+@dataclass(frozen=True)
+class Settings:
+    fixtures: Path = default_fixtures_path()
+    spec: Path = spec_path()
+    # Check every answer against the spec before it leaves (a mismatch is a logged 500).
+    check_responses: bool = True
+    # Raise on a mismatch instead of answering 500: tests use it so a mismatch fails the test.
+    strict_responses: bool = False
+    # Bodies larger than this are refused unread with the API's documented 400.
+    max_body_bytes: int = 1024 * 1024

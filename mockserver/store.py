@@ -1,0 +1,50 @@
+"""The state of both APIs, in memory, behind one lock per command.
+
+Handlers never touch state directly: they hand a domain command to
+`Store.run`, which runs it whole under the lock. A command checks everything
+before it changes anything, so under concurrent requests every change is
+atomic and a refused request leaves no trace. `reset` rebuilds the state from
+the fixtures from scratch, so no field can be forgotten.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, TypeVar
+
+from mockserver.egain.domain import EgainState
+from mockserver.relay.domain import RelayState
+
+T = TypeVar("T")
+
+
+@dataclass
+class State:
+    relay: RelayState
+    egain: EgainState
+
+
+class Store(Protocol):
+    """What the HTTP layer needs of a store; a shared backend could implement it later."""
+
+    def run(self, command: Callable[..., T], *args: Any) -> T: ...
+
+    def reset(self) -> None: ...
+
+
+class MemoryStore:
+    def __init__(self, build: Callable[[], State]):
+        self._build = build
+        self._lock = threading.Lock()
+        self.state = build()
+
+    def run(self, command: Callable[..., T], *args: Any) -> T:
+        """Run `command(state, *args)` alone: no other command sees it half done."""
+        with self._lock:
+            return command(self.state, *args)
+
+    def reset(self) -> None:
+        fresh = self._build()
+        with self._lock:
+            self.state = fresh
