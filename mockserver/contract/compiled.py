@@ -227,13 +227,16 @@ class Contract:
 
     def match(self, method: str, path: str) -> tuple[Operation, dict[str, str]]:
         """Find the operation for a request; raise RouteNotFound or MethodNotAllowed."""
+        allowed: set[str] = set()
         for regex, by_method in self._routes:
             found = regex.match(path)
             if found:
                 op = by_method.get(method)
-                if op is None:
-                    raise MethodNotAllowed(sorted(by_method))
-                return op, found.groupdict()
+                if op is not None:
+                    return op, found.groupdict()
+                allowed.update(by_method)  # a later, templated path may have the method
+        if allowed:
+            raise MethodNotAllowed(sorted(allowed))
         raise RouteNotFound(path)
 
     def family_of_path(self, path: str) -> str | None:

@@ -1,0 +1,116 @@
+"""openapi-core, the reference judge of the contract.
+
+The compiled contract (`compiled.py`) serves requests; this module asks
+openapi-core 0.23 the same questions, with one `OpenAPI` object built once. It
+is used by the tests (every response the tests see is checked here, and the
+differential test compares both judges on a generated corpus), by
+`mockserver proxy`, and by `serve --validator openapi-core`.
+
+openapi-core's own XML deserializer parses with the standard library (no
+entity protection) and returns an Element, which no JSON Schema accepts; it
+is replaced by the spec-driven, defusedxml-based codec, picking the schema by
+the document's root element (`xml.name`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from openapi_core import Config, OpenAPI
+from openapi_core.datatypes import RequestParameters
+from openapi_core.templating.media_types.exceptions import MediaTypeNotFound
+from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotFound
+from openapi_core.validation.request.exceptions import (
+    InvalidRequestBody,
+    MissingRequestBodyError,
+    ParameterValidationError,
+    SecurityValidationError,
+)
+from werkzeug.datastructures import Headers, ImmutableMultiDict
+
+from mockserver.contract import xmlcodec
+from mockserver.contract.compiled import XML, RawRequest
+from mockserver.contract.errors import MethodNotAllowed, RequestInvalid, ResponseInvalid, RouteNotFound
+from mockserver.contract.spec import dereference
+
+
+class _Request:
+    """openapi-core's request protocol over a RawRequest."""
+
+    host_url = "http://mockserver"
+
+    def __init__(self, raw: RawRequest):
+        self.path = raw.path
+        self.method = raw.method.lower()
+        self.body = raw.body or None
+        self.content_type = raw.headers.get("content-type", "application/octet-stream")
+        self.parameters = RequestParameters(query=ImmutableMultiDict(raw.query), header=Headers(list(raw.headers.items())), cookie={})
+
+
+class _Response:
+    def __init__(self, status: int, headers: Iterable[tuple[str, str]], body: bytes):
+        self.status_code = status
+        self.headers = Headers(list(headers))
+        self.data = body
+        self.content_type = self.headers.get("Content-Type", "")
+
+
+class Reference:
+    """openapi-core's verdicts on requests and responses, as the contract's own exceptions."""
+
+    def __init__(self, document: dict):
+        schemas = dereference(document).get("components", {}).get("schemas", {})
+        self._xml_roots = {xmlcodec.root_name(s): s for s in schemas.values() if xmlcodec.root_name(s)}
+        config = Config(spec_validator_cls=None, extra_media_type_deserializers={XML: self._xml_loads})
+        self.openapi = OpenAPI.from_dict(document, config=config)
+
+    def _xml_loads(self, value: bytes, **parameters: str) -> Any:
+        try:
+            root = xmlcodec.parse(value)
+        except (xmlcodec.XmlForbidden, xmlcodec.XmlMalformed) as exc:
+            raise ValueError(str(exc)) from exc
+        schema = self._xml_roots.get(root.tag)
+        if schema is None:
+            raise ValueError(f"no schema has the XML root element <{root.tag}>")
+        return xmlcodec.decode(value, schema)
+
+    def check_request(self, raw: RawRequest) -> None:
+        """Raise the contract error openapi-core finds first, or nothing if it accepts the request."""
+        result = self.openapi.unmarshal_request(_Request(raw))
+        for error in result.errors:
+            raise _request_error(error)
+
+    def check_response(self, raw: RawRequest, status: int, headers: Iterable[tuple[str, str]], body: bytes) -> None:
+        result = self.openapi.unmarshal_response(_Request(raw), _Response(status, headers, body))
+        if result.errors:
+            raise ResponseInvalid("; ".join(_describe(e) for e in result.errors))
+
+
+def _request_error(error: Exception) -> Exception:
+    if isinstance(error, OperationNotFound):
+        return MethodNotAllowed([])
+    if isinstance(error, PathNotFound):
+        return RouteNotFound(str(error))
+    if isinstance(error, SecurityValidationError):
+        return RequestInvalid("security", _describe(error), "header")
+    if isinstance(error, ParameterValidationError):
+        return RequestInvalid("parameter", _describe(error), error.location, error.name)
+    if isinstance(error, MissingRequestBodyError):
+        return RequestInvalid("body_missing", _describe(error), "body")
+    if isinstance(error.__cause__, MediaTypeNotFound):
+        return RequestInvalid("content_type", _describe(error), "header", "Content-Type")
+    if isinstance(error, InvalidRequestBody):
+        return RequestInvalid("body_schema", _describe(error), "body")
+    return RequestInvalid("body_malformed", _describe(error), "body")
+
+
+def _describe(error: Exception) -> str:
+    details: Mapping[str, Any] | None = None
+    cause = error.__cause__
+    schema_errors = getattr(cause, "schema_errors", None)
+    if schema_errors:
+        details = {"schema": "; ".join(e.message for e in schema_errors)}
+    text = f"{type(error).__name__}: {error}"
+    if cause is not None and not schema_errors:
+        text += f" ({type(cause).__name__}: {cause})"
+    return f"{text} [{details['schema']}]" if details else text

@@ -1,0 +1,169 @@
+"""eGain domain rules, without Flask or HTTP."""
+
+import copy
+
+import pytest
+
+from mockserver.clock import Clock, IdSequence
+from mockserver.egain import domain
+from mockserver.egain.domain import Actor, EgainState
+from mockserver.errors import ApiError
+
+STAMP = "2021-10-25T11:29:58.000Z"
+
+
+def individual(cid, contact_id, stamp=STAMP, department="Service", **points):
+    contact = {"id": contact_id, "systemCreated": False, "firstName": "F" + cid, "lastModified": stamp, **points}
+    return {
+        "id": cid,
+        "customerName": "Name " + cid,
+        "type": {"value": "individual"},
+        "lastModified": stamp,
+        "department": {"name": department},
+        "level": "Gold",
+        "contacts": {"contact": [contact]},
+    }
+
+
+def make_state(departmentalization=False) -> EgainState:
+    corporate = {
+        "id": "10",
+        "type": {"value": "corporate"},
+        "lastModified": STAMP,
+        "department": {"name": "Service"},
+        "contacts": {"contact": [{"id": "100", "systemCreated": True}, {"id": "101", "systemCreated": False, "firstName": "Al"}]},
+    }
+    customers = {
+        "1": individual("1", "11", email=[{"id": "111", "emailAddress": "one@example.com"}]),
+        "2": individual("2", "21", email=[{"id": "211", "emailAddress": "two@example.com"}]),
+        "3": individual("3", "31", department="Sales"),
+        "10": corporate,
+    }
+    actors = {
+        "user": Actor("u", "user", frozenset({"Change Customer", "View Agent Console"})),
+        "app": Actor("a", "application"),
+        "viewer": Actor("v", "user", frozenset({"View Agent Console"})),
+    }
+    return EgainState(customers, actors, departmentalization, Clock(), IdSequence(5000))
+
+
+def merge_body(source="1", target="2", stamp=STAMP, contacts=None):
+    return {
+        "sourceCustomer": {"id": source},
+        "targetCustomer": {"id": target, "lastModified": stamp, "contacts": {"contact": contacts or [{"firstName": "John"}]}},
+    }
+
+
+def test_merge_moves_contact_points_deletes_source_and_resets_unsent_attributes():
+    state = make_state()
+    domain.merge_customers(state, merge_body())
+    assert "1" not in state.customers
+    target = state.customers["2"]
+    assert target["lastModified"] > STAMP
+    assert "level" not in target  # not sent: reset to blank
+    (contact,) = target["contacts"]["contact"]
+    assert contact["id"] == "21" and contact["firstName"] == "John"
+    assert [e["emailAddress"] for e in contact["email"]] == ["two@example.com", "one@example.com"]
+
+
+def test_merge_sends_customer_attributes_that_were_sent():
+    state = make_state()
+    body = merge_body()
+    body["targetCustomer"]["level"] = "Platinum"
+    domain.merge_customers(state, body)
+    assert state.customers["2"]["level"] == "Platinum"
+
+
+def test_resending_the_same_merge_is_refused():
+    state = make_state()
+    domain.merge_customers(state, merge_body())
+    with pytest.raises(ApiError) as caught:
+        domain.merge_customers(state, merge_body())
+    assert (caught.value.status, caught.value.code) == (400, "400-107")
+
+
+@pytest.mark.parametrize(
+    "body, code",
+    [
+        (merge_body(source="1", target="1"), "400-110"),
+        (merge_body(source="99"), "400-107"),
+        (merge_body(target="99"), "400-108"),
+        (merge_body(source="10", target="2"), "400-109"),
+        (merge_body(stamp="2020-01-01T00:00:00.000Z"), "400-111"),
+        (merge_body(contacts=[{"id": "21", "firstName": "X"}]), "400-112"),
+        (merge_body(contacts=[{"firstName": "X"}, {"firstName": "Y"}]), "400-120"),
+        (merge_body(target="10", contacts=[{"id": "999"}]), "400-113"),
+        (merge_body(target="10", contacts=[{"id": "100"}]), "400-114"),
+    ],
+)
+def test_refused_merges_have_their_own_code_and_change_nothing(body, code):
+    state = make_state()
+    before = copy.deepcopy(state.customers)
+    with pytest.raises(ApiError) as caught:
+        domain.merge_customers(state, body)
+    assert (caught.value.status, caught.value.code) == (400, code)
+    assert state.customers == before
+
+
+def test_departmentalization_requires_the_same_department():
+    state = make_state(departmentalization=True)
+    with pytest.raises(ApiError) as caught:
+        domain.merge_customers(state, merge_body(source="3", target="2"))
+    assert caught.value.code == "400-115"
+    domain.merge_customers(make_state(departmentalization=False), merge_body(source="3", target="2"))
+
+
+def test_merge_into_a_corporate_contact_and_a_new_contact():
+    state = make_state()
+    domain.merge_customers(state, merge_body(target="10", contacts=[{"id": "101", "lastName": "Buyer"}, {"firstName": "New"}]))
+    contacts = {c["id"]: c for c in state.customers["10"]["contacts"]["contact"]}
+    assert contacts["101"]["lastName"] == "Buyer" and "firstName" not in contacts["101"]
+    assert contacts["101"]["email"][0]["emailAddress"] == "one@example.com"
+    assert contacts["5000"]["firstName"] == "New" and contacts["5000"]["systemCreated"] is False
+    assert contacts["100"]["systemCreated"] is True
+
+
+def test_every_merge_changes_the_target_timestamp():
+    state = make_state()
+    domain.merge_customers(state, merge_body(source="1", target="2"))
+    first = state.customers["2"]["lastModified"]
+    domain.merge_customers(state, merge_body(source="3", target="2", stamp=first))
+    assert state.customers["2"]["lastModified"] > first
+
+
+@pytest.mark.parametrize(
+    "token, operation, status",
+    [(None, "getCustomersByIds", 401), ("nope", "mergeCustomer", 401), ("viewer", "mergeCustomer", 403)],
+)
+def test_authorize_refuses(token, operation, status):
+    with pytest.raises(ApiError) as caught:
+        domain.authorize(make_state(), token, operation)
+    assert caught.value.status == status
+
+
+@pytest.mark.parametrize("token", ["user", "app"])
+def test_authorize_allows_users_with_permission_and_applications(token):
+    domain.authorize(make_state(), token, "mergeCustomer")
+
+
+def test_get_customers_skips_missing_sorts_and_projects():
+    state = make_state()
+    found = domain.get_customers(state, ["2", "99", "1"], attributes="customerName", sort="id", order="desc")
+    assert found == [{"id": "2", "customerName": "Name 2"}, {"id": "1", "customerName": "Name 1"}]
+    assert [c["id"] for c in domain.get_customers(state, ["2", "1"], sort="custom")] == ["2", "1"]
+
+
+def test_get_customers_none_found_is_404():
+    with pytest.raises(ApiError) as caught:
+        domain.get_customers(make_state(), ["98", "99"])
+    assert (caught.value.status, caught.value.code) == (404, "404-101")
+
+
+def test_clock_moves_forward_within_one_millisecond():
+    from datetime import datetime, timezone
+
+    fixed = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    clock = Clock(lambda: fixed)
+    stamps = [clock.stamp_after() for _ in range(3)]
+    assert stamps == sorted(set(stamps))
+    assert clock.stamp_after("2030-01-01T00:00:00.000Z") == "2030-01-01T00:00:00.001Z"

@@ -1,0 +1,94 @@
+"""Relay domain rules, without Flask or HTTP."""
+
+import pytest
+
+from mockserver.errors import ApiError
+from mockserver.relay import domain
+from mockserver.relay.domain import RelayClient, RelayState
+
+
+def make_state() -> RelayState:
+    demo = RelayClient("demo", frozenset({"demo-key"}), frozenset({"default", "test-2"}))
+    other = RelayClient("other", frozenset({"other-key"}), frozenset({"default"}))
+    demo.customers["C1"] = {"ccid": "C1", "product_group_id": "default"}
+    other.customers["O1"] = {"ccid": "O1", "product_group_id": "default"}
+    return RelayState.build([demo, other])
+
+
+@pytest.mark.parametrize("key", [None, "", "unknown", "other-key"])
+def test_only_the_clients_own_key_authenticates(key):
+    with pytest.raises(ApiError) as caught:
+        domain.authenticate(make_state(), "demo", key)
+    assert caught.value.status == 401
+
+
+def test_own_key_authenticates():
+    assert domain.authenticate(make_state(), "demo", "demo-key").client_id == "demo"
+
+
+def test_move_changes_group_then_conflicts():
+    client = make_state().clients["demo"]
+    assert domain.move_customer(client, "C1", "test-2") == "Customer C1 moved to test-2 for client demo."
+    assert client.customers["C1"]["product_group_id"] == "test-2"
+    with pytest.raises(ApiError) as caught:
+        domain.move_customer(client, "C1", "test-2")
+    assert caught.value.status == 409
+    assert client.customers["C1"]["product_group_id"] == "test-2"
+
+
+@pytest.mark.parametrize("ccid, group", [("NOPE", "test-2"), ("C1", "no-such-group")])
+def test_move_unknown_customer_or_group_is_404_and_changes_nothing(ccid, group):
+    client = make_state().clients["demo"]
+    with pytest.raises(ApiError) as caught:
+        domain.move_customer(client, ccid, group)
+    assert caught.value.status == 404
+    assert client.customers["C1"]["product_group_id"] == "default"
+
+
+def test_move_message_never_exceeds_the_documented_cap():
+    long_ccid, long_group = "c" * 100, "g" * 100
+    message = domain.move_message(long_ccid, long_group, "client-" + "x" * 60)
+    assert len(message) <= 100
+    assert message.startswith("Customer c") and " moved to g" in message and message.endswith(".")
+
+
+def test_load_creates_then_updates_in_place():
+    client = make_state().clients["demo"]
+    assert domain.load_customer(client, "default", {"ccid": "N1", "first_name": "A"}) is True
+    assert domain.load_customer(client, "default", {"ccid": "N1", "first_name": "B"}) is False
+    assert client.customers["N1"] == {"ccid": "N1", "first_name": "B", "product_group_id": "default"}
+
+
+def test_load_into_another_group_is_409_and_changes_nothing():
+    client = make_state().clients["demo"]
+    with pytest.raises(ApiError) as caught:
+        domain.load_customer(client, "test-2", {"ccid": "C1", "first_name": "Changed"})
+    assert caught.value.status == 409
+    assert client.customers["C1"] == {"ccid": "C1", "product_group_id": "default"}
+
+
+def test_load_unknown_group_is_404():
+    with pytest.raises(ApiError) as caught:
+        domain.load_customer(make_state().clients["demo"], "nope", {"ccid": "N1"})
+    assert caught.value.status == 404
+
+
+def test_a_phone_number_belongs_to_at_most_50_customers():
+    client = make_state().clients["demo"]
+    sms = [{"channel_type": "sms", "channel_address": "+1555"}]
+    for i in range(50):
+        domain.load_customer(client, "default", {"ccid": f"P{i}", "notification_channels": sms})
+    with pytest.raises(ApiError) as caught:
+        domain.load_customer(client, "default", {"ccid": "P50", "notification_channels": sms})
+    assert caught.value.status == 409 and "P50" not in client.customers
+    # Updating one of the 50 keeps working, and freeing a number makes room.
+    domain.load_customer(client, "default", {"ccid": "P0", "notification_channels": sms})
+    domain.load_customer(client, "default", {"ccid": "P1"})
+    assert domain.load_customer(client, "default", {"ccid": "P50", "notification_channels": sms}) is True
+
+
+def test_retrieve_returns_a_copy_with_the_group():
+    client = make_state().clients["demo"]
+    record = domain.retrieve_customer(client, "C1")
+    record["product_group_id"] = "tampered"
+    assert domain.retrieve_customer(client, "C1")["product_group_id"] == "default"

@@ -1,0 +1,77 @@
+"""Prefer, unknown routes and methods, admin reset: the parts outside the vendor APIs."""
+
+import pytest
+
+from tests.conftest import RELAY_KEY, SEED_MERGE, USER
+
+MOVE = "/cdm/client/demo/customer/BAK-11984-007/move/product-group-test-2"
+MERGE = "/core/customermgr/v3/customer/merge"
+
+
+@pytest.mark.parametrize("status", [200, 400, 401, 404, 409, 500])
+def test_prefer_answers_the_documented_example_and_changes_nothing(client, state, status):
+    response = client.put(MOVE, headers={**RELAY_KEY, "Prefer": f"code={status}"})
+    assert response.status_code == status and "message" in response.json
+    assert state.relay.clients["demo"].customers["BAK-11984-007"]["product_group_id"] == "default"
+
+
+def test_prefer_on_egain_in_xml_and_204(client, state):
+    forced = client.put(MERGE, headers={**USER, "Prefer": "code=403", "Accept": "application/xml"}, json=SEED_MERGE)
+    assert forced.status_code == 403 and forced.mimetype == "application/xml" and b"<code>403-101</code>" in forced.data
+    assert client.put(MERGE, headers={**USER, "Prefer": "code=204"}).status_code == 204
+    assert "1002" in state.egain.customers
+
+
+@pytest.mark.parametrize("prefer, fragment", [("code=418", "not documented"), ("code=abc", "3-digit"), ("code=", "3-digit")])
+def test_prefer_refuses_undocumented_or_malformed_codes(client, prefer, fragment):
+    relay = client.put(MOVE, headers={**RELAY_KEY, "Prefer": prefer})
+    assert relay.status_code == 400 and fragment in relay.json["message"]
+    egain = client.put(MERGE, headers={**USER, "Prefer": prefer})
+    assert (egain.status_code, egain.json["code"]) == (400, "400-119")
+
+
+def test_prefer_still_requires_credentials(client):
+    assert client.put(MOVE, headers={"Prefer": "code=200"}).status_code == 401
+
+
+def test_other_preferences_are_ignored(client):
+    assert client.put(MOVE, headers={**RELAY_KEY, "Prefer": "return=minimal"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "method, url, status",
+    [("get", "/nowhere", 404), ("get", "/cdm/nowhere", 404), ("delete", MOVE, 405), ("get", MERGE, 400), ("options", MOVE, 405), ("patch", "/", 404)],
+)
+def test_unknown_routes_and_methods_answer_json(client, method, url, status):
+    response = getattr(client, method)(url, headers={**RELAY_KEY, **USER})
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    if status == 405:
+        assert response.headers["Allow"] == "PUT"
+
+
+def test_egain_paths_answer_unknown_routes_in_egain_format(client):
+    response = client.get("/core/customermgr/v3/nothing")
+    assert response.status_code == 404 and response.json["code"] == "404-101"
+
+
+def test_reset_restores_the_fixtures(client):
+    assert client.put(MOVE, headers=RELAY_KEY).status_code == 200
+    assert client.put(MERGE, headers=USER, json=SEED_MERGE).status_code == 204
+    reset = client.post("/__admin/reset")
+    assert reset.status_code == 200
+    assert client.put(MOVE, headers=RELAY_KEY).status_code == 200
+    assert client.put(MERGE, headers=USER, json=SEED_MERGE).status_code == 204
+    assert client.get("/__admin/health").json == {"status": "ok"}
+
+
+def test_a_response_the_spec_does_not_document_is_a_logged_500(app, caplog, monkeypatch):
+    from mockserver.family import Reply
+
+    pipeline = app.extensions["mockserver"]["pipeline"]
+    monkeypatch.setattr(pipeline, "strict", False)
+    monkeypatch.setitem(pipeline.families["relay"].handlers, "retrieveCustomer", lambda call: Reply(200, {"ccid": "x"}))
+    response = app.test_client().get("/cdm/client/demo/customer/BAK-11984-007", headers=RELAY_KEY)
+    assert response.status_code == 500
+    assert "does not document" in response.json["message"] and "product_group_id" in response.json["message"]
+    assert "contract violation" in caplog.text

@@ -1,0 +1,133 @@
+"""eGain over HTTP, JSON and XML, through the Flask test client."""
+
+import copy
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from tests.conftest import APP, READONLY, SEED_MERGE, USER
+
+MERGE = "/core/customermgr/v3/customer/merge"
+SEED_XML = (
+    b'<merge><sourceCustomer id="1002"/><targetCustomer id="1005"><lastModified>2021-10-25T11:29:58.000Z</lastModified>'
+    b"<contacts><contact><firstName>John</firstName></contact></contacts></targetCustomer></merge>"
+)
+
+
+def get(client, ids, headers=READONLY, **query):
+    return client.get(f"/core/customermgr/v3/customer/{ids}", headers=headers, query_string=query)
+
+
+def test_seed_merge_is_204_then_400_when_resent(client):
+    first = client.put(MERGE, headers=USER, json=SEED_MERGE)
+    assert first.status_code == 204 and first.data == b""
+    assert "Content-Type" not in first.headers
+    again = client.put(MERGE, headers=USER, json=SEED_MERGE)
+    assert again.status_code == 400 and again.json["code"] == "400-107"
+
+
+def test_merge_effects_are_visible_through_get(client):
+    assert client.put(MERGE, headers=APP, json=SEED_MERGE).status_code == 204
+    assert get(client, "1002").status_code == 404
+    target = get(client, "1005").json["customer"][0]
+    assert target["lastModified"] != "2021-10-25T11:29:58.000Z"
+    contact = target["contacts"]["contact"][0]
+    assert contact["firstName"] == "John" and "lastName" not in contact
+    assert {e["emailAddress"] for e in contact["email"]} == {"john.smith@example.com", "jack.source@example.com"}
+    assert contact["phone"][0]["phoneNo"] == "5550102"
+    assert "level" not in target
+
+
+def test_merge_with_the_stale_timestamp_after_a_merge_is_400_111(client):
+    assert client.put(MERGE, headers=USER, json=SEED_MERGE).status_code == 204
+    body = copy.deepcopy(SEED_MERGE)
+    body["sourceCustomer"]["id"] = "1003"
+    response = client.put(MERGE, headers=USER, json=body)
+    assert response.status_code == 400 and response.json["code"] == "400-111"
+
+
+def test_seed_merge_in_xml(client):
+    response = client.put(MERGE, headers={**USER, "Accept": "application/xml"}, data=SEED_XML, content_type="application/xml")
+    assert response.status_code == 204
+    again = client.put(MERGE, headers={**USER, "Accept": "application/xml"}, data=SEED_XML, content_type="application/xml")
+    assert again.status_code == 400 and again.mimetype == "application/xml"
+    error = ET.fromstring(again.data)
+    assert error.tag == "error" and error.findtext("code") == "400-107"
+
+
+def test_unsupported_query_parameter_is_the_documented_400_101(client, state):
+    response = client.put(MERGE + "?foo=1", headers=USER, json=SEED_MERGE)
+    assert response.status_code == 400
+    assert response.json == {"code": "400-101", "developerMessage": "Unsupported query parameter(s) supplied: 'foo'."}
+    assert "1002" in state.egain.customers
+    listed = get(client, "1005", foo="1", bar="2")
+    assert listed.json == {"code": "400-101", "developerMessage": "Unsupported query parameter(s) supplied: 'foo', 'bar'."}
+
+
+@pytest.mark.parametrize(
+    "headers, status, code",
+    [
+        ({}, 401, "401-101"),
+        ({"Authorization": "Bearer nope"}, 401, "401-101"),
+        ({"Authorization": "Basic ZGVtbzpkZW1v"}, 401, "401-101"),
+        (READONLY, 403, "403-101"),
+        ({**USER, "Accept": "text/html"}, 406, "406-101"),
+        ({**USER, "Accept-Language": "xx-XX"}, 400, "400-106"),
+    ],
+)
+def test_merge_access_errors(client, state, headers, status, code):
+    response = client.put(MERGE, headers=headers, json=SEED_MERGE)
+    assert (response.status_code, response.json["code"]) == (status, code)
+    assert "1002" in state.egain.customers
+
+
+@pytest.mark.parametrize(
+    "data, content_type, code",
+    [
+        (None, None, "400-102"),
+        (b"{oops", "application/json", "400-103"),
+        (b"<merge><unclosed></merge>", "application/xml", "400-103"),
+        (b'{"sourceCustomer": {"id": "1002"}}', "application/json", "400-104"),
+        (b"sourceCustomer=1002", "application/x-www-form-urlencoded", "400-105"),
+        (b'<?xml version="1.0"?><!DOCTYPE merge [<!ENTITY a "aaaa">]><merge>&a;</merge>', "application/xml", "400-118"),
+        (b'<!DOCTYPE merge SYSTEM "file:///etc/passwd"><merge/>', "application/xml", "400-118"),
+        (b"<other/>", "application/xml", "400-103"),
+        (SEED_XML.replace(b"<firstName>", b"<nickname>x</nickname><firstName>"), "application/xml", "400-104"),
+    ],
+)
+def test_bad_merge_bodies_have_their_codes_and_change_nothing(client, state, data, content_type, code):
+    before = copy.deepcopy(state.egain.customers)
+    response = client.put(MERGE, headers=USER, data=data, content_type=content_type)
+    assert (response.status_code, response.json["code"]) == (400, code)
+    assert state.egain.customers == before
+
+
+def test_get_json_and_xml_agree(client):
+    as_json = get(client, "1005,1010", **{"$sort": "customerName", "$order": "desc"})
+    assert [c["id"] for c in as_json.json["customer"]] == ["1005", "1010"]
+    as_xml = get(client, "1005,1010", headers={**READONLY, "Accept": "application/xml"}, **{"$sort": "customerName", "$order": "desc"})
+    assert as_xml.mimetype == "application/xml"
+    root = ET.fromstring(as_xml.data)
+    assert root.tag == "customers" and [c.get("id") for c in root.findall("customer")] == ["1005", "1010"]
+    assert root.find("customer/contacts/contact/email/emailAddress").text == "john.smith@example.com"
+
+
+@pytest.mark.parametrize("accept, expected", [("*/*", "application/json"), ("application/*", "application/json"), ("application/xml;q=0.9, application/json;q=0.1", "application/xml")])
+def test_accept_negotiation(client, accept, expected):
+    assert get(client, "1005", headers={**READONLY, "Accept": accept}).mimetype == expected
+
+
+@pytest.mark.parametrize(
+    "ids, query, code",
+    [("abc", {}, "400-116"), (",".join(["1"] * 76), {}, "400-116"), ("1005", {"$sort": "zzz"}, "400-117"), ("1005", {"$order": "up"}, "400-117")],
+)
+def test_get_parameter_errors(client, ids, query, code):
+    response = get(client, ids, **query)
+    assert (response.status_code, response.json["code"]) == (400, code)
+
+
+def test_get_projection_and_missing_ids(client):
+    response = get(client, "1005,9999", **{"$attribute": "customerName"})
+    assert response.json == {"customer": [{"id": "1005", "customerName": "John Smith"}]}
+    missing = get(client, "9999")
+    assert (missing.status_code, missing.json["code"]) == (404, "404-101")

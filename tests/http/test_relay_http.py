@@ -1,0 +1,113 @@
+"""Relay over HTTP, through the Flask test client; every answer is also judged by openapi-core."""
+
+import pytest
+
+from tests.conftest import RELAY_KEY
+
+MOVE = "/cdm/client/demo/customer/BAK-11984-007/move/product-group-test-2"
+RETRIEVE = "/cdm/client/demo/customer/BAK-11984-007"
+LOAD = "/cdm/client/demo/load-customer-record"
+
+
+def test_move_then_move_again_is_409(client):
+    first = client.put(MOVE, headers=RELAY_KEY)
+    assert first.status_code == 200
+    assert first.json == {"message": "Customer BAK-11984-007 moved to product-group-test-2 for client demo."}
+    again = client.put(MOVE, headers=RELAY_KEY)
+    assert again.status_code == 409
+    assert "already in product group product-group-test-2" in again.json["message"]
+    assert client.get(RETRIEVE, headers=RELAY_KEY).json["product_group_id"] == "product-group-test-2"
+
+
+def test_production_prefix_serves_the_same_state(client):
+    assert client.put("/platform/v3/api" + MOVE, headers=RELAY_KEY).status_code == 200
+    assert client.put(MOVE, headers=RELAY_KEY).status_code == 409
+    assert client.get("/platform/v3/api" + RETRIEVE, headers=RELAY_KEY).json["product_group_id"] == "product-group-test-2"
+
+
+@pytest.mark.parametrize("headers", [{}, {"xx-relay-api-key": "wrong"}, {"xx-relay-api-key": "other-key"}])
+def test_bad_key_is_401_before_any_other_check(client, state, headers):
+    too_long = "/cdm/client/demo/customer/" + "x" * 101 + "/move/nope"
+    for method, url in [("put", MOVE), ("put", too_long), ("get", RETRIEVE), ("post", LOAD)]:
+        response = getattr(client, method)(url, headers=headers, data="{not json", content_type="application/json")
+        assert response.status_code == 401, (method, url)
+        assert response.json == {"message": "The API token does not have authorization to the requested resource."}
+    assert state.relay.clients["demo"].customers["BAK-11984-007"]["product_group_id"] == "default"
+
+
+def test_other_clients_key_works_on_its_own_client_only(client):
+    assert client.get("/cdm/client/other/customer/OTH-0001", headers={"xx-relay-api-key": "other-key"}).status_code == 200
+    assert client.get("/cdm/client/other/customer/BAK-11984-007", headers={"xx-relay-api-key": "other-key"}).status_code == 404
+    assert client.get("/cdm/client/other/customer/OTH-0001", headers=RELAY_KEY).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "url, status, field",
+    [
+        ("/cdm/client/demo/customer/" + "x" * 101 + "/move/default", 400, "ccid"),
+        ("/cdm/client/demo/customer/BAK-11984-007/move/" + "g" * 101, 400, "product_group_id"),
+        ("/cdm/client/demo/customer/NOPE/move/default", 404, "NOPE"),
+        ("/cdm/client/demo/customer/BAK-11984-007/move/unknown-group", 404, "unknown-group"),
+        ("/cdm/client/demo/customer/BAK-11984-007/move/default", 409, "default"),
+    ],
+)
+def test_move_errors_name_the_field(client, url, status, field):
+    response = client.put(url, headers=RELAY_KEY)
+    assert response.status_code == status
+    assert field in response.json["message"]
+
+
+def test_retrieve_returns_the_record_with_its_group(client):
+    response = client.get(RETRIEVE, headers=RELAY_KEY)
+    assert response.status_code == 200
+    assert response.json["ccid"] == "BAK-11984-007" and response.json["product_group_id"] == "default"
+
+
+def test_load_creates_updates_and_refuses_another_group(client):
+    body = {"product_group_id": "default", "customer": {"ccid": "NEW-1", "first_name": "Ada"}}
+    created = client.post(LOAD, headers=RELAY_KEY, json=body)
+    assert created.status_code == 200 and created.json["created"] is True
+    body["customer"]["first_name"] = "Grace"
+    updated = client.post(LOAD, headers=RELAY_KEY, json=body)
+    assert updated.status_code == 200 and updated.json["created"] is False
+    assert client.get("/cdm/client/demo/customer/NEW-1", headers=RELAY_KEY).json["first_name"] == "Grace"
+    body["product_group_id"] = "vip"
+    conflict = client.post(LOAD, headers=RELAY_KEY, json=body)
+    assert conflict.status_code == 409
+    assert client.get("/cdm/client/demo/customer/NEW-1", headers=RELAY_KEY).json["product_group_id"] == "default"
+
+
+@pytest.mark.parametrize(
+    "body, content_type, fragment",
+    [
+        (None, None, "required"),
+        ("{not json", "application/json", "not valid JSON"),
+        ('{"product_group_id": "default"}', "application/json", "customer"),
+        ('{"product_group_id": "default", "customer": {"ccid": "X", "date_of_birth": "1980-13-01"}}', "application/json", "date_of_birth"),
+        ('{"product_group_id": "default", "customer": {"ccid": "X", "country": "US"}}', "application/json", "country"),
+        ('{"product_group_id": "default", "customer": {"ccid": "X"}}', "text/plain", "Content-Type"),
+        ("[" * 100000 + "]" * 100000, "application/json", "JSON"),
+    ],
+)
+def test_bad_load_bodies_are_400_naming_the_problem_and_change_nothing(client, state, body, content_type, fragment):
+    before = dict(state.relay.clients["demo"].customers)
+    response = client.post(LOAD, headers=RELAY_KEY, data=body, content_type=content_type)
+    assert response.status_code == 400
+    assert fragment in response.json["message"]
+    assert state.relay.clients["demo"].customers == before
+
+
+def test_oversized_body_is_refused_with_the_documented_400(client):
+    response = client.post(LOAD, headers=RELAY_KEY, data=b"x" * (2 * 1024 * 1024), content_type="application/json")
+    assert response.status_code == 400
+    assert "too large" in response.json["message"]
+
+
+def test_long_ids_keep_the_move_message_within_100_characters(client):
+    ccid, group = "c" * 100, "g" * 100
+    body = {"product_group_id": "default", "customer": {"ccid": ccid}}
+    assert client.post(LOAD, headers=RELAY_KEY, json=body).status_code == 200
+    app_state = client.application.extensions["mockserver"]["store"].state
+    app_state.relay.clients["demo"].product_groups |= {group}
+    response = client.put(f"/cdm/client/demo/customer/{ccid}/move/{group}", headers=RELAY_KEY)
+    assert response.status_code == 200 and len(response.json["message"]) <= 100
