@@ -61,10 +61,7 @@ def write_fixture(path: Path, relay_customers: int = 0, move_threads: int = 0, m
             if client["client_id"] != DEMO_CLIENT:
                 continue
             for i in range(relay_customers):
-                out.write(
-                    f"        - {{ccid: BEN-{i:07d}, product_group_id: default, first_name: First{i}, "
-                    f"last_name: Last{i}, date_of_birth: '1980-04-02'}}\n"
-                )
+                out.write(f"        - {{ccid: BEN-{i:07d}, product_group_id: default, first_name: First{i}, last_name: Last{i}}}\n")
             for t in range(move_threads):
                 for i in range(move_per_thread):
                     out.write(f"        - {{ccid: {move_ccid(t, i)}, product_group_id: default, first_name: Mover, last_name: M{t}x{i}}}\n")
@@ -80,12 +77,9 @@ def write_fixture(path: Path, relay_customers: int = 0, move_threads: int = 0, m
         for i in range(merge_pairs):
             s, t = SOURCE_BASE + i, TARGET_BASE + i
             out.write(
-                f"    - {{id: '{s}', customerName: Source {i}, type: {{value: individual, displayValue: Individual}}, "
-                f"lastModified: '{stamp}', department: {{name: Service}}, contacts: {{contact: [{{id: '{SOURCE_CONTACT_BASE + i}', "
-                f"systemCreated: false, firstName: Source, lastName: S{i}, lastModified: '{stamp}', email: [{{id: '{EMAIL_BASE + i}', "
-                f"emailAddress: s{i}@example.com, lastModified: '{stamp}'}}]}}]}}}}\n"
-                f"    - {{id: '{t}', customerName: Target {i}, type: {{value: individual, displayValue: Individual}}, "
-                f"lastModified: '{stamp}', department: {{name: Service}}, contacts: {{contact: [{{id: '{TARGET_CONTACT_BASE + i}', "
-                f"systemCreated: false, firstName: Target, lastName: T{i}, lastModified: '{stamp}'}}]}}}}\n"
+                f"    - {{id: '{s}', type: {{value: individual}}, lastModified: '{stamp}', contacts: {{contact: [{{id: '{SOURCE_CONTACT_BASE + i}', "
+                f"firstName: Source, email: [{{id: '{EMAIL_BASE + i}', emailAddress: s{i}@example.com}}]}}]}}}}\n"
+                f"    - {{id: '{t}', type: {{value: individual}}, lastModified: '{stamp}', contacts: {{contact: [{{id: '{TARGET_CONTACT_BASE + i}', "
+                f"firstName: Target}}]}}}}\n"
             )
     return path

@@ -1,8 +1,9 @@
 """The Flask app factory: wires contract, store, families and admin into one WSGI app.
 
-Flask only carries requests in and bytes out; routing is the contract's, so
-an unknown path or method is answered in the API's JSON error format rather
-than with Flask's HTML pages.
+Flask only carries requests in and bytes out; routing is the contract's (a
+`before_request` hook hands every non-admin request to the pipeline), so an
+unknown path or method, even one Flask does not know, is answered in the
+API's JSON error format rather than with Flask's HTML pages.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from mockserver.settings import Settings
 from mockserver.store import MemoryStore
 
 log = logging.getLogger("mockserver")
-METHODS = ["GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE"]
+ADMIN_PREFIX = "/__admin/"
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -41,19 +42,23 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["mockserver"] = {"pipeline": pipeline, "store": store, "contract": contract, "settings": settings}
     app.register_blueprint(admin_blueprint(store))
 
-    def api(path: str = "") -> Response:
+    @app.before_request
+    def api() -> Response | None:
+        """Every request outside /__admin goes to the pipeline, whatever its method or path."""
+        if request.path.startswith(ADMIN_PREFIX):
+            return None
         answer = pipeline.handle(_raw_request(settings.max_body_bytes))
         response = Response(answer.body, answer.status, answer.headers)
         if not answer.body:
             del response.headers["Content-Type"]
         return response
 
-    app.add_url_rule("/", "api_root", api, methods=METHODS, provide_automatic_options=False)
-    app.add_url_rule("/<path:path>", "api", api, methods=METHODS, provide_automatic_options=False)
-
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
-        return _json_error(error.code or 500, error.description or error.name)
+        """Flask's own errors (admin routes only) in JSON, keeping headers such as Allow."""
+        response = _json_error(error.code or 500, error.description or error.name)
+        response.headers.extend((k, v) for k, v in error.get_headers() if k.lower() != "content-type")
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Response:

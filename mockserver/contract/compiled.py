@@ -189,6 +189,8 @@ def _decode(mimetype: str, body: bytes, schema: dict) -> Any:
             raise RequestInvalid("body_forbidden", str(exc), "body") from exc
         except xmlcodec.XmlMalformed as exc:
             raise RequestInvalid("body_malformed", str(exc), "body") from exc
+        except xmlcodec.XmlMisshapen as exc:
+            raise RequestInvalid("body_schema", f"request body: {exc}", "body") from exc
     try:
         return json.loads(body)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
@@ -227,16 +229,15 @@ class Contract:
 
     def match(self, method: str, path: str) -> tuple[Operation, dict[str, str]]:
         """Find the operation for a request; raise RouteNotFound or MethodNotAllowed."""
-        allowed: set[str] = set()
         for regex, by_method in self._routes:
             found = regex.match(path)
             if found:
                 op = by_method.get(method)
-                if op is not None:
-                    return op, found.groupdict()
-                allowed.update(by_method)  # a later, templated path may have the method
-        if allowed:
-            raise MethodNotAllowed(sorted(allowed))
+                if op is None:
+                    # OpenAPI matches concrete paths before templated ones: GET on
+                    # /customer/merge is a 405 there, not getCustomersByIds(ids="merge").
+                    raise MethodNotAllowed(sorted(by_method))
+                return op, found.groupdict()
         raise RouteNotFound(path)
 
     def family_of_path(self, path: str) -> str | None:

@@ -72,7 +72,10 @@ class Reference:
         schema = self._xml_roots.get(root.tag)
         if schema is None:
             raise ValueError(f"no schema has the XML root element <{root.tag}>")
-        return xmlcodec.decode(value, schema)
+        try:
+            return xmlcodec.decode(value, schema)
+        except xmlcodec.XmlMisshapen as exc:
+            raise ValueError(str(exc)) from exc
 
     def check_request(self, raw: RawRequest) -> None:
         """Raise the contract error openapi-core finds first, or nothing if it accepts the request."""

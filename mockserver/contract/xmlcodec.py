@@ -24,6 +24,10 @@ class XmlForbidden(ValueError):
     """The document declares a DTD or entities, or refers to external resources."""
 
 
+class XmlMisshapen(ValueError):
+    """Well-formed XML that does not follow the schema's XML mapping (e.g. an id sent as an element)."""
+
+
 def parse(data: bytes) -> Element:
     """Parse untrusted bytes safely; no DTD, entity or external reference is allowed."""
     try:
@@ -120,6 +124,8 @@ def _decode_object(element: Element, schema: dict) -> dict:
             result.setdefault(_local(attr), text)
     for child in element:
         tag = _local(child.tag)
+        if tag in known_attributes and tag not in known_children:
+            raise XmlMisshapen(f"'{tag}' must be an attribute of <{_local(element.tag)}>, not a child element.")
         if tag not in known_children:
             # Unknown elements are kept flat (their text only): never recurse
             # into structure the schema does not describe.

@@ -1,0 +1,32 @@
+"""What the schemathesis tests share: the schema loaded from the spec file, and an XML deserializer."""
+
+from __future__ import annotations
+
+import os
+
+import schemathesis
+
+from mockserver.contract import xmlcodec
+from mockserver.contract.spec import dereference, load_document
+from mockserver.resources import spec_path
+
+REPO_CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "schemathesis.toml")
+EXAMPLES = int(os.environ.get("MOCKSERVER_FUZZ_EXAMPLES", "25"))
+STATEFUL_EXAMPLES = int(os.environ.get("MOCKSERVER_STATEFUL_EXAMPLES", str(max(10, EXAMPLES // 2))))
+
+_SCHEMAS = dereference(load_document())["components"]["schemas"]
+_XML_ROOTS = {xmlcodec.root_name(s): s for s in _SCHEMAS.values() if xmlcodec.root_name(s)}
+
+
+@schemathesis.deserializer("application/xml")
+def spec_xml(ctx, response):
+    """XML answers are read with the spec's own `xml` mapping, so their schema is checked too."""
+    root = xmlcodec.parse(response.content)
+    return xmlcodec.decode(response.content, _XML_ROOTS[root.tag])
+
+
+def load_schema():
+    config = schemathesis.Config.from_path(REPO_CONFIG)
+    schema = schemathesis.openapi.from_path(str(spec_path()), config=config)
+    schema.config.generation.update(max_examples=EXAMPLES)
+    return schema
