@@ -13,6 +13,7 @@ import logging
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Request
 
 from mockserver.admin import admin_blueprint
 from mockserver.contract.compiled import Contract, RawRequest
@@ -47,7 +48,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         """Every request outside /__admin goes to the pipeline, whatever its method or path."""
         if request.path.startswith(ADMIN_PREFIX):
             return None
-        answer = pipeline.handle(_raw_request(settings.max_body_bytes))
+        answer = pipeline.handle(raw_request(request, settings.max_body_bytes))
         response = Response(answer.body, answer.status, answer.headers)
         if not answer.body:
             del response.headers["Content-Type"]
@@ -70,19 +71,19 @@ def create_app(settings: Settings | None = None) -> Flask:
     return app
 
 
-def _raw_request(max_body_bytes: int) -> RawRequest:
-    """The Flask request as the contract sees it; an oversized body is refused unread."""
-    length = request.content_length
+def raw_request(incoming: Request, max_body_bytes: int) -> RawRequest:
+    """A werkzeug request as the contract sees it; an oversized body is refused unread."""
+    length = incoming.content_length
     too_large = length is not None and length > max_body_bytes
     body = b""
     if not too_large:
-        body = request.stream.read(max_body_bytes + 1)
+        body = incoming.stream.read(max_body_bytes + 1)
         too_large = len(body) > max_body_bytes
     return RawRequest(
-        method=request.method,
-        path=request.path,
-        query=list(request.args.items(multi=True)),
-        headers={name.lower(): value for name, value in request.headers.items()},
+        method=incoming.method,
+        path=incoming.path,
+        query=list(incoming.args.items(multi=True)),
+        headers={name.lower(): value for name, value in incoming.headers.items()},
         body=b"" if too_large else body,
         body_too_large=too_large,
     )

@@ -14,7 +14,7 @@ the document's root element (`xml.name`).
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 from openapi_core import Config, OpenAPI
 from openapi_core.datatypes import RequestParameters
@@ -77,11 +77,14 @@ class Reference:
         except xmlcodec.XmlMisshapen as exc:
             raise ValueError(str(exc)) from exc
 
+    def request_errors(self, raw: RawRequest) -> list[Exception]:
+        """Every contract error openapi-core finds, as the contract's own exceptions."""
+        return [_request_error(error) for error in self.openapi.unmarshal_request(_Request(raw)).errors]
+
     def check_request(self, raw: RawRequest) -> None:
         """Raise the contract error openapi-core finds first, or nothing if it accepts the request."""
-        result = self.openapi.unmarshal_request(_Request(raw))
-        for error in result.errors:
-            raise _request_error(error)
+        for error in self.request_errors(raw):
+            raise error
 
     def check_response(self, raw: RawRequest, status: int, headers: Iterable[tuple[str, str]], body: bytes) -> None:
         result = self.openapi.unmarshal_response(_Request(raw), _Response(status, headers, body))
@@ -108,12 +111,15 @@ def _request_error(error: Exception) -> Exception:
 
 
 def _describe(error: Exception) -> str:
-    details: Mapping[str, Any] | None = None
-    cause = error.__cause__
-    schema_errors = getattr(cause, "schema_errors", None)
+    schema_errors = getattr(error.__cause__, "schema_errors", None)
     if schema_errors:
-        details = {"schema": "; ".join(e.message for e in schema_errors)}
-    text = f"{type(error).__name__}: {error}"
-    if cause is not None and not schema_errors:
-        text += f" ({type(cause).__name__}: {cause})"
-    return f"{text} [{details['schema']}]" if details else text
+        return f"{type(error).__name__}: " + "; ".join(e.message for e in schema_errors)
+    return f"{type(error).__name__}: {_text(error)}" + (f" ({_text(error.__cause__)})" if error.__cause__ else "")
+
+
+def _text(error: BaseException) -> str:
+    """str() of an openapi-core error; some raise UnicodeDecodeError on bodies that are not UTF-8."""
+    try:
+        return str(error)
+    except UnicodeError:
+        return f"{type(error).__name__} (on a body that is not UTF-8)"

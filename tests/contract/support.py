@@ -12,17 +12,21 @@ from mockserver.resources import spec_path
 
 REPO_CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "schemathesis.toml")
 EXAMPLES = int(os.environ.get("MOCKSERVER_FUZZ_EXAMPLES", "25"))
-STATEFUL_EXAMPLES = int(os.environ.get("MOCKSERVER_STATEFUL_EXAMPLES", str(max(10, EXAMPLES // 2))))
+STATEFUL_EXAMPLES = int(os.environ.get("MOCKSERVER_STATEFUL_EXAMPLES", str(max(60, EXAMPLES // 2))))
 
 _SCHEMAS = dereference(load_document())["components"]["schemas"]
 _XML_ROOTS = {xmlcodec.root_name(s): s for s in _SCHEMAS.values() if xmlcodec.root_name(s)}
 
 
+def decode_xml(content: bytes):
+    """An XML body as the JSON-shaped value its schema (found by root element) describes."""
+    return xmlcodec.decode(content, _XML_ROOTS[xmlcodec.parse(content).tag])
+
+
 @schemathesis.deserializer("application/xml")
 def spec_xml(ctx, response):
     """XML answers are read with the spec's own `xml` mapping, so their schema is checked too."""
-    root = xmlcodec.parse(response.content)
-    return xmlcodec.decode(response.content, _XML_ROOTS[root.tag])
+    return decode_xml(response.content)
 
 
 def load_schema():
