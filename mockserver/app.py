@@ -10,22 +10,26 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request
 
+from mockserver import persistence
 from mockserver.admin import admin_blueprint
 from mockserver.contract.compiled import Contract, RawRequest
 from mockserver.contract.spec import dereference, load_document
 from mockserver.egain.api import FAMILY as EGAIN
 from mockserver.fixtures import Fixtures
+from mockserver.masking import mask
 from mockserver.pipeline import Pipeline
 from mockserver.relay.api import FAMILY as RELAY
 from mockserver.settings import Settings
 from mockserver.store import MemoryStore
 
 log = logging.getLogger("mockserver")
+access_log = logging.getLogger("mockserver.access")
 ADMIN_PREFIX = "/__admin/"
 
 
@@ -33,22 +37,29 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings()
     document = load_document(settings.spec)
     contract = Contract(document)
-    fixtures = Fixtures.load(settings.fixtures, dereference(document)["components"]["schemas"])
-    store = MemoryStore(fixtures.build)
+    schemas = dereference(document)["components"]["schemas"]
+    fixtures = Fixtures.load(settings.fixtures, schemas)
+    saved = persistence.read(settings.state_file, schemas) if settings.state_file else None
+    store = MemoryStore(fixtures.build, initial=saved.build() if saved else None)
     pipeline = Pipeline(
         contract, store, {"relay": RELAY, "egain": EGAIN}, check_responses=settings.check_responses, strict=settings.strict_responses
     )
 
     app = Flask(__name__)
-    app.extensions["mockserver"] = {"pipeline": pipeline, "store": store, "contract": contract, "settings": settings}
-    app.register_blueprint(admin_blueprint(store))
+    state_file = persistence.StateFile(settings.state_file, store) if settings.state_file else None
+    app.extensions["mockserver"] = {"pipeline": pipeline, "store": store, "contract": contract, "settings": settings, "state_file": state_file}
+    app.register_blueprint(admin_blueprint(store, settings.admin_token))
 
     @app.before_request
     def api() -> Response | None:
         """Every request outside /__admin goes to the pipeline, whatever its method or path."""
         if request.path.startswith(ADMIN_PREFIX):
             return None
-        answer = pipeline.handle(raw_request(request, settings.max_body_bytes))
+        started = time.perf_counter()
+        raw = raw_request(request, settings.max_body_bytes)
+        answer = pipeline.handle(raw)
+        if settings.access_log:
+            _log_access(raw, answer.status, time.perf_counter() - started)
         response = Response(answer.body, answer.status, answer.headers)
         if not answer.body:
             del response.headers["Content-Type"]
@@ -87,6 +98,11 @@ def raw_request(incoming: Request, max_body_bytes: int) -> RawRequest:
         body=b"" if too_large else body,
         body_too_large=too_large,
     )
+
+
+def _log_access(raw: RawRequest, status: int, seconds: float) -> None:
+    credential = raw.headers.get("xx-relay-api-key") or raw.headers.get("authorization", "").partition(" ")[2]
+    access_log.info("%s %s %d %.1fms credential=%s", raw.method, raw.path, status, seconds * 1000, mask(credential))
 
 
 def _json_error(status: int, message: str) -> Response:

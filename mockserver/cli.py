@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from mockserver.fixtures import FixtureError
+from mockserver.masking import SecretFilter
 from mockserver.resources import default_fixtures_path
 from mockserver.serving import SERVERS, available_server, serve
 from mockserver.settings import Settings
@@ -33,23 +34,62 @@ def main() -> None:
 @click.option("--server", type=click.Choice(SERVERS), default=None, help="WSGI server (default: granian if installed, else waitress).")
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256), help="Request threads of the server.")
 @click.option("--no-check-responses", is_flag=True, help="Skip checking each answer against the spec (faster, less safe).")
+@click.option(
+    "--state-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Restore state from this file at start; save it periodically and on clean shutdown.",
+)
+@click.option("--save-interval", default=30.0, show_default=True, type=click.FloatRange(0.1), help="Seconds between state-file saves.")
+@click.option(
+    "--admin-token",
+    envvar="MOCKSERVER_ADMIN_TOKEN",
+    default=None,
+    help="Require 'Authorization: Bearer TOKEN' on /__admin (required off loopback). Env: MOCKSERVER_ADMIN_TOKEN.",
+)
+@click.option("--access-log", is_flag=True, help="Log one line per request (credentials masked).")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]), show_default=True)
 def serve_command(
-    host: str, port: int, fixtures: Path | None, server: str | None, threads: int, no_check_responses: bool, log_level: str
+    host: str,
+    port: int,
+    fixtures: Path | None,
+    server: str | None,
+    threads: int,
+    no_check_responses: bool,
+    state_file: Path | None,
+    save_interval: float,
+    admin_token: str | None,
+    access_log: bool,
+    log_level: str,
 ) -> None:
     """Serve both APIs on HOST:PORT with state loaded from the fixtures."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _configure_logging(log_level)
     if not _is_loopback(host):
-        click.echo(f"warning: binding to {host} exposes the mock (and its /__admin API) beyond this machine.", err=True)
-    settings = Settings(fixtures=fixtures or default_fixtures_path(), check_responses=not no_check_responses)
+        if not admin_token:
+            raise click.UsageError(f"binding to {host} exposes the mock beyond this machine: set --admin-token to protect /__admin.")
+        click.echo(f"warning: binding to {host} exposes the mock beyond this machine; /__admin requires the admin token.", err=True)
+    settings = Settings(
+        fixtures=fixtures or default_fixtures_path(),
+        check_responses=not no_check_responses,
+        state_file=state_file,
+        admin_token=admin_token,
+        access_log=access_log,
+    )
     try:
-        serve(settings, host, port, server or available_server(), threads)
+        serve(settings, host, port, server or available_server(), threads, save_interval)
     except FixtureError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except OSError as exc:
         click.echo(f"error: cannot serve on {host}:{port}: {exc.strerror or exc}", err=True)
         sys.exit(2)
+
+
+def _configure_logging(level: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(SecretFilter())
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
 
 
 def _is_loopback(host: str) -> bool:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import sys
 from dataclasses import asdict
 from functools import partial
+from multiprocessing.util import Finalize
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ SERVERS = ("granian", "waitress")
 # The app built in the parent before granian forks its worker; the worker
 # reuses it instead of loading everything again (see `_worker_app`).
 _prebuilt: Flask | None = None
+_save_interval = 30.0
 
 
 def available_server() -> str:
@@ -35,14 +39,17 @@ def available_server() -> str:
     return "granian"
 
 
-def serve(settings: Settings, host: str, port: int, server: str, threads: int) -> None:
+def serve(settings: Settings, host: str, port: int, server: str, threads: int, save_interval: float = 30.0) -> None:
     """Build the app (so a bad fixture fails here, in the foreground) and serve it until stopped."""
-    global _prebuilt
+    global _prebuilt, _save_interval
     app = create_app(settings)
+    _save_interval = save_interval
     log.info("mockserver listening on http://%s:%d (%s, fixtures %s)", host, port, server, settings.fixtures)
     if server == "waitress":
         import waitress
 
+        _keep_state(app)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # exit cleanly, so the state is saved
         waitress.serve(app, host=host, port=port, threads=threads, ident="mockserver", _quiet=True)
         return
     from granian.constants import Interfaces
@@ -64,8 +71,33 @@ def serve(settings: Settings, host: str, port: int, server: str, threads: int) -
 
 def _worker_app(settings_json: str) -> Any:
     """The WSGI app inside granian's worker: inherited when forked, rebuilt when spawned."""
-    if _prebuilt is not None:
-        return _prebuilt
-    values = json.loads(settings_json)
-    values["fixtures"], values["spec"] = Path(values["fixtures"]), Path(values["spec"])
-    return create_app(Settings(**values))
+    app = _prebuilt
+    if app is None:
+        values = json.loads(settings_json)
+        for name in ("fixtures", "spec", "state_file"):
+            values[name] = Path(values[name]) if values[name] else None
+        app = create_app(Settings(**values))
+    _keep_state(app)
+    return app
+
+
+def _keep_state(app: Flask) -> None:
+    """In the process that serves: save the state periodically and when the process ends cleanly.
+
+    Threads do not survive granian's fork, so this runs in the worker itself;
+    multiprocessing's exit finalizers run both in a worker that returns and
+    in the main process at interpreter exit.
+    """
+    state_file = app.extensions["mockserver"]["state_file"]
+    if state_file is None:
+        return
+    state_file.start_autosave(_save_interval)
+    Finalize(None, _final_save, args=(state_file,), exitpriority=100)
+
+
+def _final_save(state_file: Any) -> None:
+    try:
+        state_file.save()
+        log.info("state saved to %s", state_file.path)
+    except OSError as exc:
+        log.error("could not save the state file %s: %s", state_file.path, exc)

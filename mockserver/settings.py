@@ -18,3 +18,9 @@ class Settings:
     strict_responses: bool = False
     # Bodies larger than this are refused unread with the API's documented 400.
     max_body_bytes: int = 1024 * 1024
+    # Restore state from this file at start (if it exists); `serve` saves to it.
+    state_file: Path | None = None
+    # When set, /__admin requires `Authorization: Bearer <admin_token>`.
+    admin_token: str | None = None
+    # Log one line per request (credentials masked).
+    access_log: bool = False

@@ -34,10 +34,11 @@ class Store(Protocol):
 
 
 class MemoryStore:
-    def __init__(self, build: Callable[[], State]):
+    def __init__(self, build: Callable[[], State], initial: State | None = None):
+        """`build` makes the fixture state (used by reset); `initial`, if given, is served first."""
         self._build = build
         self._lock = threading.Lock()
-        self.state = build()
+        self.state = initial or build()
 
     def run(self, command: Callable[..., T], *args: Any) -> T:
         """Run `command(state, *args)` alone: no other command sees it half done."""

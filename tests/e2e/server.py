@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -21,33 +22,47 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(*args: str, timeout: float = 20.0) -> Iterator[str]:
-    """Yield the base URL of a fresh server; stop it (and fail loudly if it died) afterwards."""
+def running_server(*args: str, timeout: float = 20.0, log_to: Path | None = None, admin_token: str | None = None) -> Iterator[str]:
+    """Yield the base URL of a fresh server; stop it (and fail loudly if it died) afterwards.
+
+    The server's output goes to `log_to` (a temporary file by default), never
+    to a pipe nobody reads, which would block a chatty server.
+    """
     port = free_port()
     command = [sys.executable, "-m", "mockserver", "serve", "--port", str(port), *args]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited with {process.returncode}: {process.stdout.read().decode()}")
-            try:
-                with urllib.request.urlopen(base + "/__admin/health", timeout=1) as response:
-                    if json.load(response) == {"status": "ok"}:
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"server did not answer within {timeout} s")
-                time.sleep(0.05)
-        yield base
-    finally:
-        process.terminate()
+    if admin_token:
+        command += ["--admin-token", admin_token]
+    with tempfile.TemporaryDirectory() as scratch:
+        log_path = log_to or Path(scratch) / "server.log"
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        base = f"http://127.0.0.1:{port}"
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            _wait_healthy(process, base, timeout, admin_token, log_path)
+            yield base
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_healthy(process: subprocess.Popen, base: str, timeout: float, admin_token: str | None, log_path: Path) -> None:
+    headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}: {log_path.read_text()}")
+        try:
+            with urllib.request.urlopen(urllib.request.Request(base + "/__admin/health", headers=headers), timeout=1) as response:
+                if json.load(response) == {"status": "ok"}:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"server did not answer within {timeout} s")
+            time.sleep(0.05)
 
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,0 +1,130 @@
+"""Keeping state across restarts (`serve --state-file PATH`).
+
+A state file is the fixture format wrapped in a marker: restoring one goes
+through the same checks as loading fixtures, so a hand-edited or damaged file
+is refused with the same precise messages. Writes are atomic (a temporary
+file in the same folder, fsync, rename), so a crash mid-write leaves the
+previous file intact. A missing file means a first start (fixtures are used);
+a file that cannot be read, is not JSON, or is not a mockserver state file
+stops the start with a clear error: it is never silently ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from mockserver.fixtures import FixtureError, Fixtures
+from mockserver.store import MemoryStore, State
+
+log = logging.getLogger("mockserver")
+MARKER = "mockserver_state"
+VERSION = 1
+
+
+class StateFileError(FixtureError):
+    """The state file exists but cannot be restored."""
+
+
+def snapshot(state: State) -> dict[str, Any]:
+    """The state as fixture-format data (what `Fixtures` loads back)."""
+    relay = state.relay
+    egain = state.egain
+    return {
+        "relay": {
+            "clients": [
+                {
+                    "client_id": client.client_id,
+                    "api_keys": sorted(client.api_keys),
+                    "product_groups": sorted(client.product_groups),
+                    "customers": list(client.customers.values()),
+                }
+                for client in relay.clients.values()
+            ]
+        },
+        "egain": {
+            "departmentalization": egain.departmentalization,
+            "actors": [
+                {"token": token, "name": actor.name, "kind": actor.kind, "permissions": sorted(actor.permissions)}
+                for token, actor in egain.actors.items()
+            ],
+            "customers": list(egain.customers.values()),
+        },
+    }
+
+
+def read(path: Path, schemas: dict[str, dict]) -> Fixtures | None:
+    """The saved state as checked fixtures, or None if there is no file yet."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StateFileError(f"{path}: cannot read the state file: {exc}") from exc
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise StateFileError(f"{path}: the state file is corrupt (not JSON: {exc}); move it away to start from the fixtures") from exc
+    if not isinstance(document, dict) or document.get(MARKER) != VERSION or not isinstance(document.get("state"), dict):
+        raise StateFileError(f"{path}: not a mockserver state file (version {VERSION}); refusing to overwrite or use it")
+    try:
+        return Fixtures(document["state"], f"{path} (state file)", schemas)
+    except FixtureError as exc:
+        raise StateFileError(str(exc)) from exc
+
+
+class StateFile:
+    """Saves a store's state to one file: on demand, periodically when it changed, and at exit."""
+
+    def __init__(self, path: Path, store: MemoryStore):
+        self.path = path
+        self.store = store
+        self._last_digest: str | None = None
+        self._lock = threading.Lock()
+
+    def save(self) -> bool:
+        """Write the state if it changed since the last save; True when written."""
+        with self._lock:
+            data = self.store.run(snapshot)
+            text = json.dumps({MARKER: VERSION, "saved_at": datetime.now(timezone.utc).isoformat(), "state": data}, ensure_ascii=False)
+            digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+            if digest == self._last_digest:
+                return False
+            _atomic_write(self.path, text)
+            self._last_digest = digest
+            return True
+
+    def start_autosave(self, interval: float) -> threading.Event:
+        """Save every `interval` seconds in a daemon thread; set the returned event to stop it."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(interval):
+                try:
+                    self.save()
+                except OSError as exc:
+                    log.error("could not save the state file %s: %s", self.path, exc)
+
+        threading.Thread(target=loop, name="mockserver-autosave", daemon=True).start()
+        return stop
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    folder = path.parent if str(path.parent) else Path(".")
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
