@@ -21,8 +21,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class ServerUrl(str):
+    """The base URL of a running server (a plain `str`, as before) that also knows its process.
+
+    `pid` is the process `mockserver serve` runs in; under granian the requests
+    are served by a forked child of it (see `process_tree`).
+    """
+
+    process: subprocess.Popen
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
 @contextmanager
-def running_server(*args: str, timeout: float = 20.0, log_to: Path | None = None, admin_token: str | None = None) -> Iterator[str]:
+def running_server(*args: str, timeout: float = 20.0, log_to: Path | None = None, admin_token: str | None = None) -> Iterator[ServerUrl]:
     """Yield the base URL of a fresh server; stop it (and fail loudly if it died) afterwards.
 
     The server's output goes to `log_to` (a temporary file by default), never
@@ -36,7 +50,8 @@ def running_server(*args: str, timeout: float = 20.0, log_to: Path | None = None
         log_path = log_to or Path(scratch) / "server.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        base = f"http://127.0.0.1:{port}"
+        base = ServerUrl(f"http://127.0.0.1:{port}")
+        base.process = process
         try:
             _wait_healthy(process, base, timeout, admin_token, log_path)
             yield base
@@ -63,6 +78,34 @@ def _wait_healthy(process: subprocess.Popen, base: str, timeout: float, admin_to
             if time.monotonic() > deadline:
                 raise TimeoutError(f"server did not answer within {timeout} s")
             time.sleep(0.05)
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (read from /proc, no external tool)."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        for children in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                pending.extend(int(child) for child in children.read_text().split())
+            except OSError:  # the task ended meanwhile
+                pass
+    return found
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of `pid` and its descendants, in KiB (VmRSS summed over the tree)."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total
 
 
 REPO = Path(__file__).resolve().parents[2]
