@@ -1,36 +1,32 @@
 """The Flask app factory: wires contract, store, families and admin into one WSGI app.
 
-Flask only carries requests in and bytes out; routing is the contract's (a
-`before_request` hook hands every non-admin request to the pipeline), so an
-unknown path or method, even one Flask does not know, is answered in the
-API's JSON error format rather than with Flask's HTML pages.
+The vendor APIs are answered by `ApiMiddleware` (mockserver/wsgi.py) in
+front of Flask: routing is the contract's, so an unknown path or method,
+even one Flask does not know, is answered in the API's JSON error format.
+Flask serves the admin API.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 
-from flask import Flask, Response, request
+from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
-from werkzeug.wrappers import Request
 
 from mockserver import persistence
 from mockserver.admin import admin_blueprint
-from mockserver.contract.compiled import Contract, RawRequest
+from mockserver.contract.compiled import Contract
 from mockserver.contract.spec import dereference, load_document
 from mockserver.egain.api import FAMILY as EGAIN
 from mockserver.fixtures import Fixtures
-from mockserver.masking import mask
 from mockserver.pipeline import Pipeline
 from mockserver.relay.api import FAMILY as RELAY
 from mockserver.settings import Settings
 from mockserver.store import MemoryStore
+from mockserver.wsgi import ApiMiddleware, raw_request  # noqa: F401 - raw_request is used by tools and tests
 
 log = logging.getLogger("mockserver")
-access_log = logging.getLogger("mockserver.access")
-ADMIN_PREFIX = "/__admin/"
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -50,21 +46,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["mockserver"] = {"pipeline": pipeline, "store": store, "contract": contract, "settings": settings, "state_file": state_file}
     app.register_blueprint(admin_blueprint(store, settings.admin_token))
 
-    @app.before_request
-    def api() -> Response | None:
-        """Every request outside /__admin goes to the pipeline, whatever its method or path."""
-        if request.path.startswith(ADMIN_PREFIX):
-            return None
-        started = time.perf_counter()
-        raw = raw_request(request, settings.max_body_bytes)
-        answer = pipeline.handle(raw)
-        if settings.access_log:
-            _log_access(raw, answer.status, time.perf_counter() - started)
-        response = Response(answer.body, answer.status, answer.headers)
-        if not answer.body:
-            del response.headers["Content-Type"]
-        return response
-
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
         """Flask's own errors (admin routes only) in JSON, keeping headers such as Allow."""
@@ -79,30 +60,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         log.exception("unexpected error")
         return _json_error(500, "An unexpected server error occurred. Please retry your request.")
 
+    app.wsgi_app = ApiMiddleware(app.wsgi_app, pipeline, settings)  # type: ignore[method-assign]
     return app
-
-
-def raw_request(incoming: Request, max_body_bytes: int) -> RawRequest:
-    """A werkzeug request as the contract sees it; an oversized body is refused unread."""
-    length = incoming.content_length
-    too_large = length is not None and length > max_body_bytes
-    body = b""
-    if not too_large:
-        body = incoming.stream.read(max_body_bytes + 1)
-        too_large = len(body) > max_body_bytes
-    return RawRequest(
-        method=incoming.method,
-        path=incoming.path,
-        query=list(incoming.args.items(multi=True)),
-        headers={name.lower(): value for name, value in incoming.headers.items()},
-        body=b"" if too_large else body,
-        body_too_large=too_large,
-    )
-
-
-def _log_access(raw: RawRequest, status: int, seconds: float) -> None:
-    credential = raw.headers.get("xx-relay-api-key") or raw.headers.get("authorization", "").partition(" ")[2]
-    access_log.info("%s %s %d %.1fms credential=%s", raw.method, raw.path, status, seconds * 1000, mask(credential))
 
 
 def _json_error(status: int, message: str) -> Response:

@@ -99,3 +99,11 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+# Checking other servers against the spec (issue #3); both import their heavy dependencies only when run.
+from mockserver.tools.contract_run import contract_command  # noqa: E402
+from mockserver.tools.proxy import proxy_command  # noqa: E402
+
+main.add_command(contract_command)
+main.add_command(proxy_command)

