@@ -10,9 +10,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 
 def free_port() -> int:
@@ -76,7 +76,7 @@ def _wait_healthy(process: subprocess.Popen, base: str, timeout: float, admin_to
                     return
         except OSError:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"server did not answer within {timeout} s")
+                raise TimeoutError(f"server did not answer within {timeout} s") from None
             time.sleep(0.05)
 
 

@@ -12,7 +12,8 @@ back with good credentials after every attempt.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -93,8 +94,18 @@ def relay_operations(client_id: str) -> list[tuple[str, str, str, Any]]:
         ("moveCustomer", "PUT", f"/client/{client_id}/customer/{ccid}/move/{elsewhere}", None),
         ("moveCustomer unknown ccid", "PUT", f"/client/{client_id}/customer/NO-SUCH-CCID/move/{elsewhere}", None),
         ("moveCustomer bad ccid", "PUT", f"/client/{client_id}/customer/{'x' * 101}/move/{elsewhere}", None),
-        ("loadCustomerRecord new", "POST", f"/client/{client_id}/load-customer-record", {"product_group_id": "default", "customer": {"ccid": PROBE_CCID, "first_name": "Mallory"}}),
-        ("loadCustomerRecord overwrite", "POST", f"/client/{client_id}/load-customer-record", {"product_group_id": current, "customer": {"ccid": ccid, "first_name": "Mallory"}}),
+        (
+            "loadCustomerRecord new",
+            "POST",
+            f"/client/{client_id}/load-customer-record",
+            {"product_group_id": "default", "customer": {"ccid": PROBE_CCID, "first_name": "Mallory"}},
+        ),
+        (
+            "loadCustomerRecord overwrite",
+            "POST",
+            f"/client/{client_id}/load-customer-record",
+            {"product_group_id": current, "customer": {"ccid": ccid, "first_name": "Mallory"}},
+        ),
         ("loadCustomerRecord invalid", "POST", f"/client/{client_id}/load-customer-record", {"customer": {"ccid": ""}}),
         ("retrieveCustomer", "GET", f"/client/{client_id}/customer/{ccid}", None),
         ("retrieveCustomer unknown ccid", "GET", f"/client/{client_id}/customer/NO-SUCH-CCID", None),
@@ -151,16 +162,27 @@ def test_a_client_sees_only_its_own_namespace(base, baseline):
                 call(base, "GET", f"/cdm/client/other/customer/{ccid}", other),
                 call(base, "PUT", f"/cdm/client/other/customer/{ccid}/move/gold", other),
             ):
-                assert answer.status == 404 and answer.json() == {"message": f"Customer {ccid} not found for client other."}, answer.describe()
+                assert answer.status == 404 and answer.json() == {"message": f"Customer {ccid} not found for client other."}, (
+                    answer.describe()
+                )
         # `other` may load a record with the same ccid: it is its own, demo's record is untouched.
         twin = demo_ccids[0]
-        loaded = call(base, "POST", "/cdm/client/other/load-customer-record", other, {"product_group_id": "gold", "customer": {"ccid": twin, "first_name": "Mallory"}})
+        loaded = call(
+            base,
+            "POST",
+            "/cdm/client/other/load-customer-record",
+            other,
+            {"product_group_id": "gold", "customer": {"ccid": twin, "first_name": "Mallory"}},
+        )
         assert loaded.status == 200 and loaded.json()["created"] is True, loaded.describe()
         mine = call(base, "GET", f"/cdm/client/other/customer/{twin}", other)
         assert mine.json() == {"ccid": twin, "product_group_id": "gold", "first_name": "Mallory"}
         leaked = {s for s in secrets_of("demo") if s in mine.body.decode() and s != twin}
         assert not leaked, leaked
-        assert call(base, "GET", f"/cdm/client/demo/customer/{twin}", {"xx-relay-api-key": "demo-key"}).json() == baseline[f"relay demo {twin}"][1]
+        assert (
+            call(base, "GET", f"/cdm/client/demo/customer/{twin}", {"xx-relay-api-key": "demo-key"}).json()
+            == baseline[f"relay demo {twin}"][1]
+        )
     finally:
         assert call(base, "POST", "/__admin/reset").status == 200
     assert snapshot(base) == baseline

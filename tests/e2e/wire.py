@@ -14,8 +14,9 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 RELAY_KEY = {"xx-relay-api-key": "demo-key"}
