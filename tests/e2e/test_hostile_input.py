@@ -201,7 +201,7 @@ MALFORMED = [
         None,
     ),
     ("JSON 5000-digit number (load)", "POST", LOAD, JSON_RELAY, b'{"product_group_id": 1' + b"0" * 5000 + b"}", "relay", None, None),
-    ("JSON with a BOM and UTF-16 (merge)", "PUT", MERGE, JSON_USER, json.dumps(SEED_MERGE).encode("utf-16"), "egain", None, None),
+    ("JSON in UTF-16 with a BOM (merge)", "PUT", MERGE, JSON_USER, json.dumps(SEED_MERGE).encode("utf-16"), "egain", None, None),
     ("empty body, JSON content type (merge)", "PUT", MERGE, JSON_USER, b"", "egain", "400-102", None),
     ("malformed XML (merge)", "PUT", MERGE, XML, b'<merge><sourceCustomer id="1002">', "egain", "400-103", "well-formed"),
     ("XML with the wrong root (merge)", "PUT", MERGE, XML, b"<customers/>", "egain", "400-103", "<merge>"),
@@ -233,7 +233,7 @@ MALFORMED = [
 @pytest.mark.parametrize("attack, method, path, headers, body, family, code, mentions", MALFORMED, ids=[m[0] for m in MALFORMED])
 def test_malformed_bodies_get_the_apis_400(server, workers, baseline, attack, method, path, headers, body, family, code, mentions):
     answer = record(attack, call(server, method, path, headers, body))
-    if attack == "JSON with a BOM and UTF-16 (merge)":
+    if attack == "JSON in UTF-16 with a BOM (merge)":
         # json.loads accepts UTF-16 with a BOM: then it is a valid merge; otherwise a 400-103.
         assert answer.status in (204, 400), answer.describe()
         if answer.status == 400:
