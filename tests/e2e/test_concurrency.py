@@ -276,14 +276,19 @@ def possible_last(writes: list[Write]) -> list[Write]:
 # ---------------------------------------------------------------- the test
 
 
-@pytest.mark.parametrize("server", ["granian", "waitress"])
-def test_sixteen_threads_leave_consistent_state(tmp_path, server):
+@pytest.mark.parametrize(
+    "server, saving", [("granian", False), ("waitress", False), ("granian", True)], ids=["granian", "waitress", "granian-autosave"]
+)
+def test_sixteen_threads_leave_consistent_state(tmp_path, server, saving):
+    """`saving`: the state file is written every 0.1 s meanwhile, snapshotting state under the same races."""
     fixture_file = tmp_path / "stress.yaml"
     data = stress_fixtures(fixture_file)
     initial_groups = {c["ccid"]: c for c in next(c for c in data["relay"]["clients"] if c["client_id"] == "demo")["customers"]}
     all_egain_ids = tuple(c["id"] for c in data["egain"]["customers"])
 
-    with running_server("--fixtures", str(fixture_file), "--server", server) as base:
+    state_file = tmp_path / "state.json"
+    extra = ["--state-file", str(state_file), "--save-interval", "0.1"] if saving else []
+    with running_server("--fixtures", str(fixture_file), "--server", server, *extra) as base:
         before = egain_customers(base, all_egain_ids)
         assert len(before) == len(all_egain_ids)
 
@@ -303,7 +308,8 @@ def test_sixteen_threads_leave_consistent_state(tmp_path, server):
     mix = Counter()
     for (operation, status), count in journal.statuses.items():
         mix[f"{operation} {status}"] += count
-    print(f"\n[{server}] {journal.requests} requests, {THREADS} threads, {duration:.1f} s ({journal.requests / duration:.0f}/s)")
+    label = f"{server} + autosave" if saving else server
+    print(f"\n[{label}] {journal.requests} requests, {THREADS} threads, {duration:.1f} s ({journal.requests / duration:.0f}/s)")
     for key in sorted(mix):
         print(f"  {key:28s} {mix[key]:5d}")
     print(f"  successful merges: {len(journal.merges)}; Relay customers written: {len(journal.writes)}")
@@ -364,3 +370,11 @@ def test_sixteen_threads_leave_consistent_state(tmp_path, server):
         assert holders[email_of(source)] == [expected], f"{email_of(source)} held by {holders[email_of(source)]}, expected [{expected}]"
     for target in TARGETS:
         assert holders[email_of(target)] == [target]
+
+    if saving:  # the last save (on shutdown) holds the final state: the same customers
+        saved = json.loads(state_file.read_text())["state"]
+        assert sorted(c["id"] for c in saved["egain"]["customers"]) == sorted(after)
+        demo = next(c for c in saved["relay"]["clients"] if c["client_id"] == "demo")
+        assert {c["ccid"]: c["product_group_id"] for c in demo["customers"]} == {
+            ccid: record["product_group_id"] for ccid, record in relay_after.items() if record is not None
+        }
