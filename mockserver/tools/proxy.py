@@ -33,9 +33,10 @@ import ssl
 import sys
 import urllib.parse
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import click
 
