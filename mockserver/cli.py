@@ -12,7 +12,7 @@ import click
 from mockserver.fixtures import FixtureError
 from mockserver.masking import SecretFilter
 from mockserver.resources import default_fixtures_path
-from mockserver.serving import SERVERS, available_server, serve
+from mockserver.serving import DEFAULT_THREADS, SERVERS, available_server, serve
 from mockserver.settings import Settings
 
 
@@ -32,7 +32,12 @@ def main() -> None:
     help="Fixture file to load (default: the bundled demo data).",
 )
 @click.option("--server", type=click.Choice(SERVERS), default=None, help="WSGI server (default: granian if installed, else waitress).")
-@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256), help="Request threads of the server.")
+@click.option(
+    "--threads",
+    default=None,
+    type=click.IntRange(1, 1024),
+    help="Request threads (default: 64 for granian, where a request waiting for its body holds one; 8 for waitress).",
+)
 @click.option("--no-check-responses", is_flag=True, help="Skip checking each answer against the spec (faster, less safe).")
 @click.option(
     "--state-file",
@@ -54,7 +59,7 @@ def serve_command(
     port: int,
     fixtures: Path | None,
     server: str | None,
-    threads: int,
+    threads: int | None,
     no_check_responses: bool,
     state_file: Path | None,
     save_interval: float,
@@ -76,7 +81,8 @@ def serve_command(
         access_log=access_log,
     )
     try:
-        serve(settings, host, port, server or available_server(), threads, save_interval)
+        kind = server or available_server()
+        serve(settings, host, port, kind, threads or DEFAULT_THREADS[kind], save_interval)
     except FixtureError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

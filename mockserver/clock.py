@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
 
 
 def format_ms(moment: datetime) -> str:
     """ISO 8601 in UTC with milliseconds, as eGain writes `lastModified`."""
-    return moment.astimezone(timezone.utc).strftime(FORMAT)[:-3] + "Z"
+    return moment.astimezone(UTC).strftime(FORMAT)[:-3] + "Z"
 
 
 def parse_ms(text: str) -> datetime:
-    return datetime.strptime(text, FORMAT[:-3] + ".%fZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(text, FORMAT[:-3] + ".%fZ").replace(tzinfo=UTC)
 
 
 class Clock:
     """Millisecond timestamps that always move forward, even within one millisecond."""
 
-    def __init__(self, now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+    def __init__(self, now: Callable[[], datetime] = lambda: datetime.now(UTC)):
         self._now = now
-        self._last = datetime.min.replace(tzinfo=timezone.utc)
+        self._last = datetime.min.replace(tzinfo=UTC)
         self._lock = threading.Lock()
 
     def stamp_after(self, previous: str | None = None) -> str:

@@ -17,7 +17,7 @@ import logging
 import os
 import tempfile
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +93,7 @@ class StateFile:
         """Write the state if it changed since the last save; True when written."""
         with self._lock:
             data = self.store.run(snapshot)
-            text = json.dumps({MARKER: VERSION, "saved_at": datetime.now(timezone.utc).isoformat(), "state": data}, ensure_ascii=False)
+            text = json.dumps({MARKER: VERSION, "saved_at": datetime.now(UTC).isoformat(), "state": data}, ensure_ascii=False)
             digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
             if digest == self._last_digest:
                 return False

@@ -55,7 +55,9 @@ class Pipeline:
     def _answer(self, operation: Operation, family: Family, raw: RawRequest, path_values: dict[str, str], mimetype: str | None) -> Reply:
         family.authenticate(self.store, operation, raw, path_values)
         if mimetype is None:
-            raise ApiError(406, f"Accept '{raw.headers.get('accept')}' is not supported; use application/json or application/xml.", "406-101")
+            accept = raw.headers.get("accept", "")
+            shown = accept if len(accept) <= 60 else accept[:60] + "…"
+            raise ApiError(406, f"Accept '{shown}' is not supported; use application/json or application/xml.", "406-101")
         forced = self._forced_status(operation, family, raw)
         if forced is not None:
             return Reply(forced, operation.example(forced, mimetype))

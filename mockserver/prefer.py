@@ -22,6 +22,7 @@ def requested_status(header: str | None) -> int | None:
             continue
         value = value.strip().strip('"')
         if len(value) != 3 or not value.isdigit() or not 100 <= int(value) <= 599:
-            raise PreferInvalid(f"Prefer: code must be a 3-digit HTTP status, not '{value}'.")
+            shown = value if len(value) <= 20 else value[:20] + "…"
+            raise PreferInvalid(f"Prefer: code must be a 3-digit HTTP status, not '{shown}'.")
         return int(value)
     return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import socket
 import sys
 from dataclasses import asdict
 from functools import partial
@@ -24,6 +25,12 @@ from mockserver.settings import Settings
 
 log = logging.getLogger("mockserver")
 SERVERS = ("granian", "waitress")
+# Granian hands a request to a thread before its body has arrived, so a slow
+# client holds a thread: many cheap idle threads keep others served. Waitress
+# buffers whole requests first and needs few.
+DEFAULT_THREADS = {"granian": 64, "waitress": 8}
+# Request line and headers larger than this are refused (431) by either server.
+MAX_HEADER_BYTES = 32 * 1024
 
 # The app built in the parent before granian forks its worker; the worker
 # reuses it instead of loading everything again (see `_worker_app`).
@@ -50,10 +57,15 @@ def serve(settings: Settings, host: str, port: int, server: str, threads: int, s
 
         _keep_state(app)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # exit cleanly, so the state is saved
-        waitress.serve(app, host=host, port=port, threads=threads, ident="mockserver", _quiet=True)
+        waitress.serve(
+            app, host=host, port=port, threads=threads, ident="mockserver", max_request_header_size=MAX_HEADER_BYTES, _quiet=True
+        )
         return
     from granian.constants import Interfaces
+    from granian.http import HTTP1Settings
     from granian.server import Server
+
+    _refuse_busy_port(host, port)
 
     _prebuilt = app
     settings_json = json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()})
@@ -64,9 +76,19 @@ def serve(settings: Settings, host: str, port: int, server: str, threads: int, s
         interface=Interfaces.WSGI,
         workers=1,
         blocking_threads=threads,
+        http1_settings=HTTP1Settings(max_buffer_size=MAX_HEADER_BYTES),
         log_enabled=False,
     )
     granian.serve(target_loader=partial(_worker_app, settings_json), wrap_loader=False)
+
+
+def _refuse_busy_port(host: str, port: int) -> None:
+    """Fail like any server when the port is taken: granian binds with SO_REUSEPORT, so a
+    second mockserver on the same port would silently share it (and split the state)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine, a listener is not
+        probe.bind((host, port))  # raises OSError (EADDRINUSE) when another server holds it
 
 
 def _worker_app(settings_json: str) -> Any:

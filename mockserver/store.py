@@ -10,8 +10,9 @@ the fixtures from scratch, so no field can be forgotten.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from mockserver.egain.domain import EgainState
 from mockserver.relay.domain import RelayState

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Request
 
 from mockserver.contract.compiled import RawRequest
+from mockserver.errors import ApiError
 from mockserver.masking import mask
 from mockserver.pipeline import Pipeline
 from mockserver.render import WireResponse, error_payload, wire
-from mockserver.errors import ApiError
 from mockserver.settings import Settings
 
 log = logging.getLogger("mockserver")

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import jsonschema_rs
 from openapi_schema_validator import OAS30ReadValidator
@@ -25,6 +26,9 @@ JSON = "application/json"
 XML = "application/xml"
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 FORMAT_CHECKER = OAS30ReadValidator.FORMAT_CHECKER
+# No documented body nests anywhere near this; deeper bodies are refused before
+# any code (validation, copying, rendering) walks them recursively.
+MAX_BODY_DEPTH = 32
 
 
 # Format checks are openapi-core's own (it applies the OAS 3.0 read checker to
@@ -204,10 +208,25 @@ def _decode(mimetype: str, body: bytes, schema: dict) -> Any:
         except xmlcodec.XmlMisshapen as exc:
             raise RequestInvalid("body_schema", f"request body: {exc}", "body") from exc
     try:
-        return json.loads(body)
+        value = json.loads(body)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise RequestInvalid("body_malformed", f"Request body is not valid JSON: {reason}.", "body") from exc
+    if _deeper_than(value, MAX_BODY_DEPTH):
+        raise RequestInvalid("body_malformed", f"Request body is not valid JSON: nested more than {MAX_BODY_DEPTH} levels.", "body")
+    return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether containers nest deeper than `limit` (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return False
 
 
 # ---------------------------------------------------------------- compiling

@@ -36,4 +36,12 @@ class RequestInvalid(Exception):
 
 
 class ResponseInvalid(Exception):
-    """A response the spec does not document for its operation (the mock's bug)."""
+    """A response the spec does not document for its operation (the mock's bug).
+
+    `check` names the rule as schemathesis does (status_code_conformance,
+    content_type_conformance, response_schema_conformance, ...).
+    """
+
+    def __init__(self, message: str, check: str = "response_conformance"):
+        super().__init__(message)
+        self.check = check

@@ -14,18 +14,21 @@ the document's root element (`xml.name`).
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from openapi_core import Config, OpenAPI
 from openapi_core.datatypes import RequestParameters
 from openapi_core.templating.media_types.exceptions import MediaTypeNotFound
 from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotFound
+from openapi_core.templating.responses.exceptions import ResponseNotFound
 from openapi_core.validation.request.exceptions import (
     InvalidRequestBody,
     MissingRequestBodyError,
     ParameterValidationError,
     SecurityValidationError,
 )
+from openapi_core.validation.response.exceptions import DataValidationError, HeaderValidationError
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from mockserver.contract import xmlcodec
@@ -86,10 +89,16 @@ class Reference:
         for error in self.request_errors(raw):
             raise error
 
+    def response_errors(self, raw: RawRequest, status: int, headers: Iterable[tuple[str, str]], body: bytes) -> list[ResponseInvalid]:
+        """Every way the answer breaks the spec, each named by the check it fails."""
+        response = _Response(status, headers, body)
+        result = self.openapi.unmarshal_response(_Request(raw), response)
+        return [_response_error(error, status, response.content_type or "(none)") for error in result.errors]
+
     def check_response(self, raw: RawRequest, status: int, headers: Iterable[tuple[str, str]], body: bytes) -> None:
-        result = self.openapi.unmarshal_response(_Request(raw), _Response(status, headers, body))
-        if result.errors:
-            raise ResponseInvalid("; ".join(_describe(e) for e in result.errors))
+        errors = self.response_errors(raw, status, headers, body)
+        if errors:
+            raise ResponseInvalid("; ".join(str(e) for e in errors), errors[0].check)
 
 
 def _request_error(error: Exception) -> Exception:
@@ -110,10 +119,22 @@ def _request_error(error: Exception) -> Exception:
     return RequestInvalid("body_malformed", _describe(error), "body")
 
 
+def _response_error(error: Exception, status: int, content_type: str) -> ResponseInvalid:
+    if isinstance(error, ResponseNotFound):
+        return ResponseInvalid(f"does not document status {status}", "status_code_conformance")
+    if isinstance(error, DataValidationError) and isinstance(error.__cause__, MediaTypeNotFound):
+        return ResponseInvalid(f"{status} does not document Content-Type {content_type}", "content_type_conformance")
+    if isinstance(error, DataValidationError):
+        return ResponseInvalid(f"{status} body: {_describe(error)}", "response_schema_conformance")
+    if isinstance(error, HeaderValidationError):
+        return ResponseInvalid(f"{status} header {getattr(error, 'name', '?')}: {_describe(error)}", "response_headers_conformance")
+    return ResponseInvalid(f"{status}: {_describe(error)}")
+
+
 def _describe(error: Exception) -> str:
     schema_errors = getattr(error.__cause__, "schema_errors", None)
     if schema_errors:
-        return f"{type(error).__name__}: " + "; ".join(e.message for e in schema_errors)
+        return "; ".join((".".join(str(part) for part in e.absolute_path) + ": " if e.absolute_path else "") + e.message for e in schema_errors)
     return f"{type(error).__name__}: {_text(error)}" + (f" ({_text(error.__cause__)})" if error.__cause__ else "")
 
 

@@ -81,6 +81,8 @@ def _decode_element(element: Element, schema: dict) -> Any:
     if kind == "array":
         items = schema.get("items", {})
         return [_decode_element(child, items) for child in element]
+    if len(element):
+        raise XmlMisshapen(f"<{_local(element.tag)}> must hold text only, not child elements.")
     return _scalar(element.text or "", schema)
 
 

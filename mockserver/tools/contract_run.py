@@ -13,7 +13,7 @@ codes: 0 when the server keeps the contract, 1 on any violation, 2 when the
 run could not start or complete (bad usage, server unreachable, errors).
 
 schemathesis is a test dependency of the package (`pip install
-'mockserver[test]'`); it is imported only when the command runs.
+'mockserver[contract]'`); it is imported only when the command runs.
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ def run(options: Options, progress: Callable[[str], None] | None = None) -> Repo
         from schemathesis.config import HealthCheck
         from schemathesis.engine import events, from_schema
     except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise ContractRunError("`mockserver contract` needs schemathesis: pip install 'mockserver[test]'") from exc
+        raise ContractRunError("`mockserver contract` needs schemathesis: pip install 'mockserver[contract]'") from exc
     from mockserver.contract.spec import load_document
     from mockserver.resources import spec_path
 

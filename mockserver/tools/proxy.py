@@ -187,33 +187,11 @@ class ContractProxy:
         return findings
 
     def _response_findings(self, name: str, raw: Any, status: int, headers: list[tuple[str, str]], body: bytes) -> list[Finding]:
-        from openapi_core.templating.media_types.exceptions import MediaTypeNotFound
-        from openapi_core.templating.responses.exceptions import ResponseNotFound
-        from openapi_core.validation.response.exceptions import DataValidationError, HeaderValidationError
-
-        # Reference.check_response joins openapi-core's errors into one message; the proxy needs
-        # them one by one to name each, so it asks openapi-core through Reference's own adapters.
-        from mockserver.contract.reference import _Request, _Response
-
         try:
             body = _decoded(headers, body)
         except (OSError, ValueError, zlib.error) as exc:
             return [Finding("content_encoding", f"{name} {status}: the body cannot be decoded for checking ({exc})")]
-        result = self.reference.openapi.unmarshal_response(_Request(raw), _Response(status, headers, body))
-        findings = []
-        content_type = next((value for key, value in headers if key.lower() == "content-type"), "(none)")
-        for error in result.errors:
-            if isinstance(error, ResponseNotFound):
-                findings.append(Finding("status_code_conformance", f"{name} does not document status {status}"))
-            elif isinstance(error, DataValidationError) and isinstance(error.__cause__, MediaTypeNotFound):
-                findings.append(Finding("content_type_conformance", f"{name} {status} does not document Content-Type {content_type}"))
-            elif isinstance(error, DataValidationError):
-                findings.append(Finding("response_schema_conformance", f"{name} {status} body: {_describe(error)}"))
-            elif isinstance(error, HeaderValidationError):
-                findings.append(Finding("response_headers_conformance", f"{name} {status} header {error.name}: {_describe(error)}"))
-            else:
-                findings.append(Finding("response_conformance", f"{name} {status}: {_describe(error)}"))
-        return findings
+        return [Finding(error.check, f"{name} {error}") for error in self.reference.response_errors(raw, status, headers, body)]
 
 
 def header_value(findings: list[Finding]) -> str:
@@ -222,23 +200,6 @@ def header_value(findings: list[Finding]) -> str:
     text = "".join(ch if " " <= ch <= "~" else " " for ch in text)
     text = " ".join(text.split())
     return text if len(text) <= MAX_HEADER_CHARS else text[: MAX_HEADER_CHARS - 3] + "..."
-
-
-def _describe(error: BaseException) -> str:
-    schema_errors = getattr(error.__cause__, "schema_errors", None)
-    if schema_errors:
-        return "; ".join(
-            (".".join(str(part) for part in e.absolute_path) + ": " if e.absolute_path else "") + e.message for e in schema_errors
-        )
-    cause = error.__cause__
-    return _text(error) + (f" ({_text(cause)})" if cause is not None else "")
-
-
-def _text(error: BaseException) -> str:
-    try:  # some openapi-core errors raise on bodies that are not UTF-8
-        return str(error) or type(error).__name__
-    except UnicodeError:
-        return type(error).__name__
 
 
 def _decoded(headers: list[tuple[str, str]], body: bytes) -> bytes:

@@ -1,6 +1,7 @@
 """eGain domain rules, without Flask or HTTP."""
 
 import copy
+from datetime import UTC
 
 import pytest
 
@@ -160,9 +161,9 @@ def test_get_customers_none_found_is_404():
 
 
 def test_clock_moves_forward_within_one_millisecond():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    fixed = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    fixed = datetime(2024, 1, 1, tzinfo=UTC)
     clock = Clock(lambda: fixed)
     stamps = [clock.stamp_after() for _ in range(3)]
     assert stamps == sorted(set(stamps))

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter, defaultdict
@@ -378,3 +380,33 @@ def test_sixteen_threads_leave_consistent_state(tmp_path, server, saving):
         assert {c["ccid"]: c["product_group_id"] for c in demo["customers"]} == {
             ccid: record["product_group_id"] for ccid, record in relay_after.items() if record is not None
         }
+
+
+# ---------------------------------------------------------------- two servers, one port (a defect this found, #5)
+
+
+def test_a_second_server_cannot_share_a_busy_port():
+    """A second `serve` on a port already served must stop with an error, never split the traffic (and the state) with the first."""
+    with running_server() as base:
+        port = base.rsplit(":", 1)[1]
+        second = subprocess.Popen(
+            [sys.executable, "-m", "mockserver", "serve", "--port", port], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        seen = None
+        try:
+            output, _ = second.communicate(timeout=8)
+        except subprocess.TimeoutExpired:
+            # It is serving too: show what clients now see after one move.
+            assert call(base, "PUT", f"{RELAY}/customer/BAK-11984-007/move/vip", RELAY_KEY).status == 200
+            # One new connection each: the kernel spreads them over both servers.
+            seen = Counter((relay_customer(base, "BAK-11984-007") or {}).get("product_group_id") for _ in range(40))
+            second.terminate()
+            output, _ = second.communicate(timeout=15)
+        if seen is not None:
+            pytest.fail(
+                f"a second server started on busy port {port} and shares it with the first; "
+                f"after one move to vip, 40 retrieves saw {dict(seen)}\n{output[-500:]}"
+            )
+        assert second.returncode == 2, output
+        assert "in use" in output.lower(), output
+        assert relay_customer(base, "BAK-11984-007")["product_group_id"] == "default"

@@ -618,22 +618,22 @@ def test_hostile_negotiation_headers(server, workers, baseline):
             None,
         ),
         (
-            "Accept with 5,000 media ranges",
-            call(server, "GET", f"{EGAIN}/1005", {**USER, "Accept": ",".join(f"a/b{i};q=0.{i % 10}" for i in range(5000))}),
+            "Accept with 1,500 media ranges (24 KB)",
+            call(server, "GET", f"{EGAIN}/1005", {**USER, "Accept": ",".join(f"a/b{i};q=0.{i % 10}" for i in range(1500))}),
             "egain",
             406,
             None,
         ),
         (
-            "Accept-Language with 5,000 tags",
-            call(server, "GET", f"{EGAIN}/1005", {**USER, "Accept-Language": ",".join(["xx-XX"] * 5000)}),
+            "Accept-Language with 4,000 tags (24 KB)",
+            call(server, "GET", f"{EGAIN}/1005", {**USER, "Accept-Language": ",".join(["xx-XX"] * 4000)}),
             "egain",
             400,
             "400-106",
         ),
         (
-            "Content-Type with 5,000 parameters",
-            call(server, "PUT", MERGE, {**USER, "Content-Type": "application/json" + "; a=b" * 5000}, SEED_MERGE),
+            "Content-Type with 4,000 parameters (24 KB)",
+            call(server, "PUT", MERGE, {**USER, "Content-Type": "application/json" + "; a=b" * 4000}, SEED_MERGE),
             None,
             None,
             None,
@@ -646,6 +646,10 @@ def test_hostile_negotiation_headers(server, workers, baseline):
             call(server, "POST", "/__admin/reset")
             continue
         assert_api_error(answer, family, status, code)
+        assert len(answer.body) < 1000, "a huge header value is never echoed back whole"
+    # Past the 32 KiB header limit the HTTP layer refuses (431) before the app sees the request.
+    huge = call(server, "GET", f"{EGAIN}/1005", {**USER, "Accept": ",".join(f"a/b{i};q=0.{i % 10}" for i in range(5000))})
+    assert record("Accept with 5,000 media ranges (80 KB)", huge).status == 431
     check_survived(server, workers, baseline)
 
 
@@ -712,3 +716,68 @@ def test_a_few_slow_bodies_do_not_hold_up_other_clients(server, workers, baselin
     assert_served_meanwhile("4 clients sending a body 1 byte/s", latencies)
     call(server, "POST", "/__admin/reset")  # the slow loads themselves are valid
     check_survived(server, workers, baseline)
+
+
+# ---------------------------------------------------------------- defects these tests found (#5)
+
+
+def test_ten_thousand_deep_xml_inside_a_text_field_is_refused(server, workers, baseline):
+    """Elements nested 10,000 deep where `firstName` (a string) goes are not a string: a 400-104, not a merge."""
+    body = (
+        '<merge><sourceCustomer id="1002"/><targetCustomer id="1005"><lastModified>2021-10-25T11:29:58.000Z</lastModified>'
+        "<contacts><contact><firstName>" + "<a>" * DEPTH + "</a>" * DEPTH + "</firstName></contact></contacts></targetCustomer></merge>"
+    ).encode()
+    answer = record("10,000-deep XML inside <firstName> (merge)", call(server, "PUT", MERGE, XML, body))
+    assert_api_error(answer, "egain", 400, "400-104")
+    check_survived(server, workers, baseline)
+
+
+def test_deep_json_in_an_open_object_never_answers_5xx(server, workers, baseline):
+    """`customAttributes` takes any object: however deep (up to what the JSON parser takes), no merge and no get is a 5xx."""
+    outcomes: dict[str, set[int | None]] = {"merge": set(), "get": set(), "get xml": set()}
+    broken = []
+    for depth in range(300, 1000, 2):
+        nested = '{"a": ' * depth + '"x"' + "}" * depth  # built as text: json.dumps would hit the client's own limit
+        body = json.dumps(SEED_MERGE)[:-2] + f', "customAttributes": {{"deep": {nested}}}}}}}'
+        merged = call(server, "PUT", MERGE, JSON_USER, body)
+        outcomes["merge"].add(merged.status)
+        if merged.status == 204:
+            got = call(server, "GET", f"{EGAIN}/1005", USER)
+            got_xml = call(server, "GET", f"{EGAIN}/1005", {**USER, "Accept": "application/xml"})
+            outcomes["get"].add(got.status)
+            outcomes["get xml"].add(got_xml.status)
+            if got.status != 200 or got_xml.status != 200:
+                broken.append(f"depth {depth}: merge 204, then GET 1005 {got.describe(60)} / XML {got_xml.status}")
+        elif merged.status != 400:
+            broken.append(f"depth {depth}: merge {merged.describe(60)}")
+        call(server, "POST", "/__admin/reset")
+        if len(broken) >= 3:  # enough to show it (each 500 costs the server a long traceback)
+            break
+    summary = ", ".join(f"{name} {sorted(s, key=str)}" for name, s in outcomes.items())
+    RECORDED.append((f"300..{depth}-deep JSON in customAttributes (merge, then get)", summary, 0.0))
+    assert not broken, f"{len(broken)} depths broke the server: " + "; ".join(broken[:4])
+    check_survived(server, workers, baseline)
+
+
+def test_a_64_kb_header_is_refused(server, workers, baseline):
+    answer = record(
+        "64 KB header value",
+        exchange(server, request_bytes("GET", f"{RETRIEVE}/BAK-11984-008", ["xx-relay-api-key: demo-key", "X-Big: " + "a" * 65536])),
+    )
+    assert_refused(answer)
+    check_survived(server, workers, baseline)
+
+
+@pytest.mark.parametrize("kind", ["granian", "waitress"])
+def test_more_slow_bodies_than_waitress_threads_do_not_hold_up_other_clients(kind):
+    """12 clients sending their body one byte a second while others are served, with each server's default threads.
+
+    Waitress buffers whole requests before a thread sees them (8 threads are
+    plenty); granian hands a request to a thread before its body has arrived,
+    so a slow body holds one of its threads: its default of 64 threads is what
+    keeps the others served (a documented limit of `--threads`).
+    """
+    with running_server("--server", kind) as base:
+        latencies, _ = run_slow_attack(base, 12, "body")
+        assert_served_meanwhile(f"12 clients sending a body 1 byte/s ({kind}, default threads)", latencies)
+        assert call(base, "GET", "/__admin/health").status == 200
