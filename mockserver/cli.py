@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import click
 from mockserver.fixtures import FixtureError
 from mockserver.masking import SecretFilter
 from mockserver.resources import default_fixtures_path
-from mockserver.serving import DEFAULT_THREADS, SERVERS, available_server, serve
+from mockserver.serving import DEFAULT_THREADS, SERVERS, available_server, is_loopback, serve
 from mockserver.settings import Settings
 
 
@@ -69,7 +68,7 @@ def serve_command(
 ) -> None:
     """Serve both APIs on HOST:PORT with state loaded from the fixtures."""
     _configure_logging(log_level)
-    if not _is_loopback(host):
+    if not is_loopback(host):
         if not admin_token:
             raise click.UsageError(f"binding to {host} exposes the mock beyond this machine: set --admin-token to protect /__admin.")
         click.echo(f"warning: binding to {host} exposes the mock beyond this machine; /__admin requires the admin token.", err=True)
@@ -96,15 +95,6 @@ def _configure_logging(level: str) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(SecretFilter())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 # Checking other servers against the spec (issue #3); both import their heavy dependencies only when run.

@@ -7,6 +7,7 @@ pure Python, is the fallback where granian cannot be installed or started.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import signal
@@ -36,6 +37,16 @@ MAX_HEADER_BYTES = 32 * 1024
 # reuses it instead of loading everything again (see `_worker_app`).
 _prebuilt: Flask | None = None
 _save_interval = 30.0
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` keeps the server on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def available_server() -> str:

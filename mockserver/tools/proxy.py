@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import gzip
 import http.client
-import ipaddress
 import json
 import logging
 import ssl
@@ -39,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+
+from mockserver.serving import is_loopback
 
 log = logging.getLogger("mockserver.proxy")
 
@@ -263,7 +264,7 @@ def proxy_command(upstream: str, host: str, port: int, spec: Path | None, timeou
     except (OSError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    if not _is_loopback(host):
+    if not is_loopback(host):
         click.echo(f"warning: binding to {host} exposes the proxy (and the upstream behind it) beyond this machine.", err=True)
     import waitress
 
@@ -275,10 +276,3 @@ def proxy_command(upstream: str, host: str, port: int, spec: Path | None, timeou
         sys.exit(2)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

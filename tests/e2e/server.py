@@ -56,12 +56,17 @@ def running_server(*args: str, timeout: float = 20.0, log_to: Path | None = None
             _wait_healthy(process, base, timeout, admin_token, log_path)
             yield base
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """End a server process: politely, then for sure."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _wait_healthy(process: subprocess.Popen, base: str, timeout: float, admin_token: str | None, log_path: Path) -> None:

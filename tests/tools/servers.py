@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 from werkzeug.serving import make_server
 
-from tests.e2e.server import free_port
+from tests.e2e.server import free_port, stop
 
 
 @contextmanager
@@ -53,12 +53,7 @@ def proxy_process(upstream: str, timeout: float = 20.0) -> Iterator[tuple[str, s
                 time.sleep(0.05)
         yield base, process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def call(method: str, url: str, headers: dict | None = None, body: bytes | None = None, timeout: float = 10.0):
