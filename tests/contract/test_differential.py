@@ -9,9 +9,11 @@ The compiled contract adds rules openapi-core does not have; those are
 expected differences, asserted separately:
 * an undeclared query parameter is refused (eGain's documented 400-101);
 * security is judged by each API family (key values), not by the contract.
-And one openapi-core quirk is a known difference: it reads a path segment's
-`;...` as RFC 3986 segment parameters and drops it (a ccid `a;b` becomes `a`,
-`;` becomes empty), although the spec's path parameters allow `;`.
+And one openapi-core quirk is a known difference: it finds paths through
+urllib, which drops tab, CR and LF from a URL and reads a segment's `;...`
+as RFC 3986 segment parameters (a ccid `a\rb` is judged as `ab`, `a;b` as
+`a`), although the spec's path parameters allow those characters. Requests
+whose path holds one of them are left out of the comparison (and counted).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from mockserver.settings import Settings
 from tests.contract.support import decode_xml, load_schema
 
 EXAMPLES = int(os.environ.get("MOCKSERVER_DIFF_EXAMPLES", "60"))
+URLLIB_DROPS = (";", "\t", "\r", "\n")
 CREDENTIALS = {"xx-relay-api-key": "demo-key", "authorization": "Bearer demo-user-token"}
 
 app = create_app(Settings(check_responses=False))  # answers are judged here, by both judges
@@ -42,7 +45,7 @@ store = app.extensions["mockserver"]["store"]
 schema = load_schema()
 schema.app = app
 CASES = [(op_id, mode) for op_id in sorted(contract.operations) for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)]
-TALLY: dict[str, int] = {"accepted": 0, "rejected": 0, "responses": 0}
+TALLY: dict[str, int] = {"accepted": 0, "rejected": 0, "responses": 0, "left out (urllib quirk)": 0}
 
 
 def request_kwargs(case) -> dict:
@@ -94,8 +97,9 @@ def test_both_judges_agree_on_generated_requests_and_their_answers(reference, op
             declared = {p.name for p in contract.operations[operation_id].parameters}
             assert any(name not in declared for name, _ in raw.query)
             return
-        if ours is None and ";" in raw.path and all(category(e) == "path" for e in theirs):
-            return  # openapi-core's segment-parameter quirk (see the module docstring)
+        if any(char in raw.path for char in URLLIB_DROPS):
+            TALLY["left out (urllib quirk)"] += 1
+            return
         if ours is None:
             assert not theirs, f"compiled accepted what openapi-core refused: {theirs}\n{raw}"
             TALLY["accepted"] += 1
