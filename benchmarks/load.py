@@ -10,16 +10,15 @@ a hard subprocess timeout).
 from __future__ import annotations
 
 import http.client
-import json
 import re
 import shutil
 import statistics
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from benchmarks.fixturegen import MERGE_LAST_MODIFIED, SOURCE_BASE, TARGET_BASE, move_ccid, relay_ccid
 
@@ -59,6 +58,7 @@ class LoadResult:
     statuses: dict[int, int] = field(default_factory=dict)
     socket_errors: int = 0
     client: str = "wrk"
+    other_cpu: float | None = None  # cores busy with processes other than the server, the load generator and the runner
 
     @property
     def rps(self) -> float:
@@ -79,23 +79,25 @@ def _lua_headers(headers: dict[str, str]) -> str:
 # ---------------------------------------------------------------- scenarios
 
 
-def move_scenario(per_thread: int) -> Scenario:
-    """Each load thread moves its own `per_thread` customers back and forth, round robin.
+def move_scenario(customers: int) -> Scenario:
+    """The load threads move `customers` customers back and forth, each thread its own slice, round robin.
 
-    A customer comes round again only after `per_thread` other requests of the
-    same thread, far more than the thread's connections in flight, so moves
-    never race: every answer should be a 200 (the status mix shows it).
+    A customer comes round again only after `customers / threads` other requests
+    of the same thread, far more than the thread's connections in flight, so
+    moves do not race: every answer should be a 200 (the status mix shows it).
     """
 
     def python(tid: int, n: int, threads: int) -> Request:
+        per_thread = customers // threads
         i, lap = n % per_thread, n // per_thread
-        return Request("PUT", f"/cdm/client/demo/customer/{move_ccid(tid, i)}/move/{GROUPS[lap % 2]}", RELAY_KEY)
+        return Request("PUT", f"/cdm/client/demo/customer/{move_ccid(tid * per_thread + i)}/move/{GROUPS[lap % 2]}", RELAY_KEY)
 
     lua = f"""
-  local i = n % {per_thread}
-  local lap = math.floor(n / {per_thread})
+  local per_thread = math.floor({customers} / threads)
+  local i = tid * per_thread + n % per_thread
+  local lap = math.floor(n / per_thread)
   local group = (lap % 2 == 0) and "{GROUPS[0]}" or "{GROUPS[1]}"
-  return wrk.format("PUT", string.format("/cdm/client/demo/customer/MOV-%d-%05d/move/%s", tid, i, group), {_lua_headers(RELAY_KEY)})
+  return wrk.format("PUT", string.format("/cdm/client/demo/customer/MOV-%05d/move/%s", i, group), {_lua_headers(RELAY_KEY)})
 """
     return Scenario("moveCustomer", "PUT", python, lua)
 
@@ -182,7 +184,10 @@ function setup(thread)
 end
 
 function init(args)
-  n = 0
+  -- wrk calls request() once on its first thread, right after init(), to check the
+  -- script, and never sends that request: start that thread at -1 so the stream
+  -- actually sent starts at 0 on every thread (else moveCustomer shows one 409)
+  n = (tid == 0) and -1 or 0
   counts = {{}}
 end
 
@@ -222,7 +227,18 @@ def run_wrk(scenario: Scenario, port: int, seconds: float, threads: int, connect
     script.write_text(_LUA.format(threads=threads, body=scenario.lua_request), encoding="utf-8")
     wrk = WRK if Path(WRK).is_file() else shutil.which("wrk")
     duration = max(1, round(seconds))
-    argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "5s", "-s", str(script), f"http://127.0.0.1:{port}"]
+    argv = [
+        wrk,
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--latency",
+        "--timeout",
+        "5s",
+        "-s",
+        str(script),
+        f"http://127.0.0.1:{port}",
+    ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30, check=False)
     match = re.search(r"BENCH requests=(\d+) duration_us=(\d+) p50_us=(\d+) p99_us=(\d+) socket_errors=(\d+)", done.stdout)
     if done.returncode != 0 or match is None:
@@ -285,7 +301,3 @@ def run_load(scenario: Scenario, port: int, seconds: float, threads: int, connec
     if client == "wrk":
         return run_wrk(scenario, port, seconds, threads, connections, workdir)
     return run_python(scenario, port, seconds, connections)
-
-
-def dump(result: LoadResult) -> str:
-    return json.dumps(result.__dict__)

@@ -6,6 +6,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from importlib import metadata
 
 from benchmarks.servers import REPO
@@ -64,6 +65,42 @@ def describe(load_generator: str) -> list[tuple[str, str]]:
     ]
     rows += [(f"`{package}`", _version(package)) for package in PACKAGES]
     return rows
+
+
+def load_average() -> tuple[float, float, float]:
+    try:
+        with open("/proc/loadavg", encoding="utf-8") as handle:
+            one, five, fifteen = (float(x) for x in handle.read().split()[:3])
+            return one, five, fifteen
+    except (OSError, ValueError):
+        return (0.0, 0.0, 0.0)
+
+
+def busy_processes(limit: int = 3, exclude: int | None = None) -> list[str]:
+    """The processes (not this one) using the most CPU over a short sample: who else is loading the machine."""
+
+    def ticks() -> dict[int, tuple[int, str]]:
+        found = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) in (os.getpid(), exclude):
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as handle:
+                    stat = handle.read()
+                with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                    cmd = handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            found[int(entry)] = (int(fields[11]) + int(fields[12]), cmd[:80])
+        return found
+
+    before = ticks()
+    time.sleep(1.0)
+    after = ticks()
+    hz = os.sysconf("SC_CLK_TCK")
+    usage = sorted(((after[p][0] - before[p][0]) / hz, after[p][1]) for p in after if p in before)
+    return [f"{share * 100:.0f}% {cmd}" for share, cmd in reversed(usage[-limit:]) if share >= 0.05]
 
 
 def wrk_version() -> str:

@@ -14,9 +14,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Self
 
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -29,11 +30,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def mockserver_argv(server: str, port: int, fixtures: Path | None = None) -> list[str]:
-    """Exactly what a user types: `mockserver serve --host 127.0.0.1 --port P --server S [--fixtures F]`."""
+def mockserver_argv(server: str, port: int, fixtures: Path | None = None, state_file: Path | None = None) -> list[str]:
+    """Exactly what a user types: `mockserver serve --host 127.0.0.1 --port P --server S [--fixtures F] [--state-file F]`."""
     argv = [sys.executable, "-m", "mockserver", "serve", "--host", HOST, "--port", str(port), "--server", server]
     if fixtures is not None:
         argv += ["--fixtures", str(fixtures)]
+    if state_file is not None:
+        argv += ["--state-file", str(state_file), "--save-interval", "86400"]  # restored at start, saved only at the end
     return argv
 
 
@@ -91,14 +94,16 @@ class ServerProcess:
         self.log_path = logdir / f"{name.replace(' ', '_').replace('/', '_')}.log"
         self.proc: subprocess.Popen | None = None
         self.spawned_at = 0.0
+        self.stop_seconds = 0.0
 
     def start(self) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-        log = open(self.log_path, "wb")
-        self.spawned_at = time.perf_counter()
-        self.proc = subprocess.Popen(self.argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        log.close()
+        with open(self.log_path, "wb") as log:
+            self.spawned_at = time.perf_counter()
+            self.proc = subprocess.Popen(
+                self.argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
 
     def wait_ready(self, probe: Callable[[], bool], timeout: float, interval: float = 0.01) -> float:
         """Seconds from spawn to the first valid answer of `probe`; raises if the process dies or time runs out."""
@@ -130,26 +135,57 @@ class ServerProcess:
             pss += _smaps_rollup_kb(pid, "Pss")
         return Memory(rss / 1024, pss / 1024, len(pids))
 
-    def stop(self, timeout: float = 15) -> None:
+    def stop(self, timeout: float = 10) -> None:
+        """Ctrl-C to the server process (granian's master passes it to its worker), then TERM and KILL to its session."""
         if self.proc is None or self.proc.poll() is not None:
             return
-        for sig, wait in ((signal.SIGINT, timeout), (signal.SIGKILL, 5)):
+        started = time.perf_counter()
+        steps = ((os.kill, signal.SIGINT, timeout), (os.killpg, signal.SIGTERM, 5), (os.killpg, signal.SIGKILL, 5))
+        for send, sig, wait in steps:
             try:
-                os.killpg(self.proc.pid, sig)  # the session this module started
+                send(self.proc.pid, sig)  # the process, or the session, this object started
             except ProcessLookupError:
-                return
+                break
             try:
                 self.proc.wait(wait)
-                return
+                break
             except subprocess.TimeoutExpired:
                 continue
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # nothing of the session may outlive it (e.g. an orphaned worker)
+        except ProcessLookupError:
+            pass
+        self.stop_seconds = time.perf_counter() - started
+        if sig != signal.SIGINT:
+            print(f"[bench] {self.name} ignored SIGINT for {timeout:.0f} s; stopped with {sig.name}", file=sys.stderr, flush=True)
 
-    def __enter__(self) -> ServerProcess:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def cpu_ticks(pids: list[int]) -> int:
+    """utime + stime of these processes (all their threads), in clock ticks."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def busy_ticks() -> int:
+    """CPU ticks spent busy by the whole machine (all cores), from /proc/stat."""
+    with open("/proc/stat", encoding="utf-8") as handle:
+        values = [int(v) for v in handle.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = values
+    return user + nice + system + irq + softirq + steal
 
 
 def process_tree(root: int) -> list[int]:

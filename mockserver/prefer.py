@@ -9,7 +9,7 @@ from __future__ import annotations
 
 
 class PreferInvalid(ValueError):
-    pass
+    """A `Prefer: code=` whose value is not a 3-digit HTTP status."""
 
 
 def requested_status(header: str | None) -> int | None:

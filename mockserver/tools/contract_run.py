@@ -191,10 +191,9 @@ def validate_options(options: Options) -> None:
 def check_reachable(base_url: str, timeout: float) -> None:
     """Any HTTP answer will do; no answer at all is a ContractRunError."""
     try:
-        with urllib.request.urlopen(urllib.request.Request(base_url, method="GET"), timeout=timeout):
-            pass
+        urllib.request.urlopen(urllib.request.Request(base_url, method="GET"), timeout=timeout).close()
     except urllib.error.HTTPError:
-        pass  # the server answered
+        return  # an error status is an answer: the server is there
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ContractRunError(f"cannot reach {base_url}: {reason}") from exc
