@@ -7,13 +7,12 @@ file stops the start with a message naming the file, the record and the field.
 
 from __future__ import annotations
 
-import copy
+import pickle
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import yaml
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
 
 from mockserver.clock import Clock, IdSequence
 from mockserver.contract.compiled import SchemaCheck
@@ -21,6 +20,8 @@ from mockserver.egain.domain import Actor, EgainState
 from mockserver.relay.domain import MAX_CCIDS_PER_PHONE, RelayClient, RelayState, phones_of
 from mockserver.store import State
 
+# libyaml's C parser when PyYAML was built with it: about ten times faster on large files.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STRINGS = {"type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": True}
 FILE_SCHEMA = {
     "type": "object",
@@ -80,19 +81,24 @@ class FixtureError(ValueError):
 
 
 class Fixtures:
-    """A checked fixture file; `build()` makes a fresh, independent state from it."""
+    """A checked fixture file; `build()` makes a fresh, independent state from it.
+
+    The data is kept pickled: one compact copy for every reset, so a large
+    fixture costs its live state plus a few bytes a record, and unpickling
+    builds a fresh state several times faster than a deep copy.
+    """
 
     def __init__(self, data: dict, source: str, schemas: dict[str, dict]):
         self.source = source
-        self._data = data
         _check(data, source, schemas)
+        self._pickled = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
     def load(cls, path: Path, schemas: dict[str, dict]) -> Fixtures:
         """`schemas` are the spec's resolved component schemas."""
         try:
             with open(path, encoding="utf-8") as handle:
-                data = yaml.safe_load(handle)
+                data = yaml.load(handle, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
         except OSError as exc:
             raise FixtureError(f"{path}: cannot read the fixture file: {exc.strerror}") from exc
         except yaml.YAMLError as exc:
@@ -100,7 +106,7 @@ class Fixtures:
         return cls(data, str(path), schemas)
 
     def build(self) -> State:
-        data = copy.deepcopy(self._data)
+        data = pickle.loads(self._pickled)
         return State(relay=_relay_state(data["relay"]), egain=_egain_state(data["egain"]))
 
 
@@ -142,9 +148,9 @@ def _next_id(customers: dict[str, dict]) -> int:
 def _check(data: Any, source: str, schemas: dict[str, dict]) -> None:
     if not isinstance(data, dict):
         raise FixtureError(f"{source}: the file must be a mapping with 'relay' and 'egain' sections")
-    error = best_match(Draft202012Validator(FILE_SCHEMA).iter_errors(data))
+    error = next(iter(jsonschema_rs.Draft202012Validator(FILE_SCHEMA).iter_errors(data)), None)
     if error is not None:
-        raise FixtureError(f"{source}: {_where(error.absolute_path) or 'top level'}: {error.message}")
+        raise FixtureError(f"{source}: {_where(error.instance_path) or 'top level'}: {error.message}")
     _check_relay(data["relay"], source, SchemaCheck(schemas["RelayCustomerRecord"]))
     _check_egain(data["egain"], source, SchemaCheck(schemas["Customer"]))
 

@@ -7,6 +7,7 @@ pure Python, is the fallback where granian cannot be installed or started.
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import json
 import logging
@@ -61,6 +62,10 @@ def serve(settings: Settings, host: str, port: int, server: str, threads: int, s
     """Build the app (so a bad fixture fails here, in the foreground) and serve it until stopped."""
     global _prebuilt, _save_interval
     app = create_app(settings)
+    # The loaded state lives as long as the process and holds no reference
+    # cycles: keep it out of the cyclic collector's sweeps (which grow with
+    # the heap) and out of copy-on-write faults after granian's fork.
+    gc.freeze()
     _save_interval = save_interval
     log.info("mockserver listening on http://%s:%d (%s, fixtures %s)", host, port, server, settings.fixtures)
     if server == "waitress":

@@ -1,5 +1,8 @@
 """The spec itself: valid OpenAPI 3.1, examples that validate, documentation on every operation."""
 
+import pathlib
+import re
+
 import pytest
 from openapi_schema_validator import OAS31Validator, oas31_format_checker
 from openapi_spec_validator import validate
@@ -9,6 +12,7 @@ from mockserver.contract.spec import dereference, load_document
 from mockserver.egain.api import FAMILY as EGAIN
 from mockserver.relay.api import FAMILY as RELAY
 
+REPO = pathlib.Path(__file__).resolve().parents[2]
 DOCUMENT = load_document()
 RESOLVED = dereference(DOCUMENT)
 OPERATIONS = [
@@ -94,3 +98,14 @@ def test_every_egain_400_code_used_by_the_code_is_listed_in_the_spec():
     source = "".join(p.read_text() for p in package.rglob("*.py"))
     used = set(re.findall(r'"(400-\d{3})"', source))
     assert used <= listed, used - listed
+
+
+def test_every_format_the_spec_uses_is_judged_as_openapi_core_judges_it():
+    from openapi_schema_validator import OAS30ReadValidator
+
+    from mockserver.contract.compiled import FORMAT_CHECKER
+
+    used = set(re.findall(r"format: ([\w-]+)", (REPO / "spec" / "openapi.yaml").read_text()))
+    assert used == {"date", "date-time"}
+    for name in used:
+        assert FORMAT_CHECKER.checkers[name] == OAS30ReadValidator.FORMAT_CHECKER.checkers[name], name
