@@ -15,6 +15,7 @@ import argparse
 import cProfile
 import io
 import pstats
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -158,7 +159,8 @@ def _trim(text: str) -> str:
     kept = [line.rstrip() for line in lines[start:] if line.strip()]
     shortened = []
     for line in kept:
-        for marker in ("/site-packages/", "/work/main/", str(Path(__file__).resolve().parent.parent) + "/"):
+        stdlib = f"/lib/python{sys.version_info.major}.{sys.version_info.minor}/"
+        for marker in ("/site-packages/", stdlib, str(Path(__file__).resolve().parent.parent) + "/"):
             if marker in line:
                 head, _, tail = line.partition(marker)
                 prefix = head.rsplit(" ", 1)[0] + " " if " " in head else ""

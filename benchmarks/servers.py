@@ -135,29 +135,28 @@ class ServerProcess:
             pss += _smaps_rollup_kb(pid, "Pss")
         return Memory(rss / 1024, pss / 1024, len(pids))
 
-    def stop(self, timeout: float = 10) -> None:
-        """Ctrl-C to the server process (granian's master passes it to its worker), then TERM and KILL to its session."""
+    def stop(self, timeout: float = 20) -> None:
+        """SIGTERM to the server process, as a service manager would, then SIGKILL to its whole session.
+
+        Granian's master passes SIGTERM on to its worker; mockserver saves its state file (if any) on the way
+        out. Not SIGINT: a shell starts background jobs with SIGINT ignored, and Python children inherit that.
+        """
         if self.proc is None or self.proc.poll() is not None:
             return
         started = time.perf_counter()
-        steps = ((os.kill, signal.SIGINT, timeout), (os.killpg, signal.SIGTERM, 5), (os.killpg, signal.SIGKILL, 5))
-        for send, sig, wait in steps:
-            try:
-                send(self.proc.pid, sig)  # the process, or the session, this object started
-            except ProcessLookupError:
-                break
-            try:
-                self.proc.wait(wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
         try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # nothing of the session may outlive it (e.g. an orphaned worker)
+            os.kill(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout)
         except ProcessLookupError:
             pass
+        except subprocess.TimeoutExpired:
+            print(f"[bench] {self.name} still running {timeout:.0f} s after SIGTERM; killing it", file=sys.stderr, flush=True)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the session this object started: nothing of it may outlive it
+        except ProcessLookupError:
+            pass
+        self.proc.wait(10)
         self.stop_seconds = time.perf_counter() - started
-        if sig != signal.SIGINT:
-            print(f"[bench] {self.name} ignored SIGINT for {timeout:.0f} s; stopped with {sig.name}", file=sys.stderr, flush=True)
 
     def __enter__(self) -> Self:
         self.start()
@@ -177,6 +176,18 @@ def cpu_ticks(pids: list[int]) -> int:
         except OSError:
             continue
         total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def minor_faults(pids: list[int]) -> int:
+    """Minor page faults of these processes so far (copy-on-write copies among them)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
+                total += int(handle.read().rsplit(")", 1)[1].split()[7])
+        except OSError:
+            continue
     return total
 
 

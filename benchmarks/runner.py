@@ -1,0 +1,495 @@
+"""The benchmark run: every figure of issue 4 in one run, printed as Markdown.
+
+    python -m benchmarks                   # full run (about 10 minutes on 2 cores)
+    python -m benchmarks --smoke           # seconds: checks the harness works, not how fast
+    python -m benchmarks --write-results   # also record the output in benchmarks/RESULTS.md
+
+Phases: start-up time and idle memory; throughput and latency of each scenario
+on each server, next to the bare-Flask baseline on the same server; memory and
+lookup latency with 100 / 100k / 1M Relay customers; an in-process profile of
+moveCustomer. Nothing is written into the repository unless --write-results
+is given; fixtures and logs go to a temporary directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import resource
+import shlex
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+from benchmarks import load, machine, servers
+from benchmarks.fixturegen import write_fixture, write_state_file
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+SERVERS = ("granian", "waitress")
+MOVE_CUSTOMERS = 1024  # split between the load threads: a customer comes round every 1024/threads requests
+MERGE_RATE_CEILING = 15_000  # merges/s the stream of fresh pairs is sized for (x duration); the table says if it ran out
+QUIET = 0.15  # cores used by other processes below which a load run starts
+DISTURBED = 0.2  # cores used by other processes during a run from which the summary warns
+TARGETS = {
+    "throughput": 0.7,  # validated moveCustomer req/s vs bare Flask on the same server, at least
+    "startup_s": 0.5,  # spawn to first valid response, at most
+    "rss_idle_mb": 80,  # at most
+    "p50_1m_vs_100": 1.15,  # at most
+}
+
+
+@dataclass
+class Config:
+    duration: float
+    scale_duration: float
+    threads: int
+    connections: int
+    startup_repeats: int
+    sizes: tuple[int, ...]
+    servers: tuple[str, ...]
+    client: str
+    load_timeout: float
+    profile_requests: int
+    merge_pairs: int
+    one_ccid: bool
+    smoke: bool
+    settle: float = 1.0  # seconds between the first answer and reading memory
+    quiet_wait: float = 0.0  # seconds a load run may wait for other processes to leave the CPU
+
+
+@dataclass
+class Report:
+    sections: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    targets: list[tuple[str, str, str, str]] = field(default_factory=list)  # target, measured, limit, verdict
+
+    def add(self, text: str) -> None:
+        self.sections.append(text)
+        print(text, flush=True)
+
+    def target(self, name: str, measured: float | None, limit: float, at_least: bool, unit: str = "") -> None:
+        if measured is None:
+            self.targets.append((name, "not measured", f"{'≥' if at_least else '≤'} {limit:g}{unit}", "—"))
+            return
+        met = measured >= limit if at_least else measured <= limit
+        shown = f"{measured:.2f}{unit}" if unit != " MB" else f"{measured:.0f}{unit}"
+        self.targets.append((name, shown, f"{'≥' if at_least else '≤'} {limit:g}{unit}", "met" if met else "**missed**"))
+
+
+def progress(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _table(header: list[str], rows: list[list[str]], align: str | None = None) -> str:
+    align = align or "l" + "r" * (len(header) - 1)
+    marks = ["---:" if a == "r" else "---" for a in align]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(marks) + " |"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}x" if a is not None and b else "—"
+
+
+# ---------------------------------------------------------------- phases
+
+
+def phase_startup(cfg: Config, tmp: Path, report: Report) -> None:
+    """Spawn to first valid 200, median of N, and memory idle right after, for mockserver and the baseline."""
+    rows = []
+    for server in cfg.servers:
+        figures: dict[str, tuple[float, servers.Memory]] = {}
+        for app in ("mockserver", "bare Flask"):
+            times, memory = [], None
+            for attempt in range(cfg.startup_repeats):
+                port = servers.free_port()
+                argv = servers.mockserver_argv(server, port) if app == "mockserver" else servers.baseline_argv(server, port)
+                probe = servers.mockserver_probe if app == "mockserver" else servers.baseline_probe
+                with servers.ServerProcess(f"startup-{app}-{server}-{attempt}", argv, tmp) as proc:
+                    times.append(proc.wait_ready(partial(probe, port), 60))
+                    if attempt == cfg.startup_repeats - 1:
+                        time.sleep(cfg.settle)  # let the worker settle (granian forks it before the first answer)
+                        memory = proc.memory()
+            assert memory is not None
+            figures[app] = (statistics.median(times), memory)
+            progress(f"startup {app} on {server}: {figures[app][0]:.3f} s, RSS {memory.rss_mb:.0f} MB")
+        (ms_t, ms_m), (bl_t, bl_m) = figures["mockserver"], figures["bare Flask"]
+        rows.append(
+            [
+                server,
+                "mockserver",
+                f"{ms_t:.3f}",
+                f"{ms_m.rss_mb:.1f}",
+                f"{ms_m.pss_mb:.1f}",
+                str(ms_m.processes),
+                _ratio(ms_t, bl_t),
+                _ratio(ms_m.rss_mb, bl_m.rss_mb),
+            ]
+        )
+        rows.append(
+            [server, "bare Flask", f"{bl_t:.3f}", f"{bl_m.rss_mb:.1f}", f"{bl_m.pss_mb:.1f}", str(bl_m.processes), "1.00x", "1.00x"]
+        )
+        if server == cfg.servers[0]:
+            report.target(f"start to first valid response ({server}, default fixtures)", ms_t, TARGETS["startup_s"], False, " s")
+            report.target(f"RSS idle ({server}, sum over the process tree)", ms_m.rss_mb, TARGETS["rss_idle_mb"], False, " MB")
+    header = [
+        "server",
+        "app",
+        "start → first valid 200 (s)",
+        "RSS idle (MB)",
+        "PSS idle (MB)",
+        "processes",
+        "start vs baseline",
+        "RSS vs baseline",
+    ]
+    report.add(
+        f"## Start-up and idle memory (default fixtures, median of {cfg.startup_repeats})\n\n"
+        "Start: from spawning the process to the first valid answer (mockserver: a 200 retrieveCustomer with the demo record;\n"
+        "polled every 10 ms). RSS: VmRSS summed over the server's process tree (granian's master and its forked worker share\n"
+        "copy-on-write pages, counted in both); PSS splits shared pages, so it is the memory actually used.\n\n"
+        + _table(header, rows, "llrrrrrr")
+    )
+
+
+def phase_throughput(cfg: Config, tmp: Path, report: Report) -> None:
+    # the data of the mockserver runs, restored from a state file (JSON: 100k merge pairs load in seconds, not minutes)
+    pristine = write_state_file(tmp / "bench-state.json", move_customers=MOVE_CUSTOMERS, merge_pairs=cfg.merge_pairs)
+    scenarios = [load.move_scenario(MOVE_CUSTOMERS)]
+    if cfg.one_ccid:
+        scenarios.append(load.move_one_ccid_scenario())
+    scenarios += [load.retrieve_scenario(), load.get_by_ids_scenario(), load.merge_scenario()]
+    baseline_scenarios = {"PUT": load.move_scenario(MOVE_CUSTOMERS), "GET": load.retrieve_scenario()}
+    for server in cfg.servers:
+        base: dict[str, load.LoadResult] = {}
+        port = servers.free_port()
+        with servers.ServerProcess(f"baseline-{server}", servers.baseline_argv(server, port), tmp) as proc:
+            proc.wait_ready(partial(servers.baseline_probe, port), 60)
+            _warm_up(cfg, port, tmp)
+            for method, scenario in baseline_scenarios.items():
+                base[method] = _measured_load(proc, scenario, port, cfg.duration, cfg, tmp, report, f"bare Flask on {server}")
+                progress(f"baseline {server} {method}: {base[method].rps:.0f} req/s")
+        results = []
+        port = servers.free_port()
+        state = shutil.copyfile(pristine, tmp / f"state-{server}.json")  # the server saves its state back at exit
+        with servers.ServerProcess(f"mockserver-{server}", servers.mockserver_argv(server, port, state_file=state), tmp) as proc:
+            loaded = proc.wait_ready(partial(servers.mockserver_probe, port), cfg.load_timeout)
+            progress(f"mockserver {server} ready in {loaded:.1f} s with the benchmark state ({cfg.merge_pairs:,} merge pairs)")
+            _warm_up(cfg, port, tmp)
+            for scenario in scenarios:
+                result = _measured_load(proc, scenario, port, cfg.duration, cfg, tmp, report, f"mockserver on {server}")
+                progress(f"mockserver {server} {scenario.name}: {result.rps:.0f} req/s, {result.status_mix()}")
+                results.append((scenario, result))
+        rows = []
+        for scenario, result in results:
+            ref = base[scenario.method]
+            note = ""
+            if scenario.name == "mergeCustomer" and result.requests > cfg.merge_pairs:
+                note = f" (stream of {cfg.merge_pairs:,} fresh pairs ran out: later merges are 400s)"
+            rows.append(_load_row("mockserver", scenario.name, result, ref, note))
+        for method, result in base.items():
+            rows.append(_load_row("bare Flask", f"baseline {method}", result, result, ""))
+        move = next(r for s, r in results if s.name == "moveCustomer")
+        report.target(
+            f"validated moveCustomer throughput vs bare Flask ({server})", move.rps / base["PUT"].rps, TARGETS["throughput"], True, "x"
+        )
+        header = [
+            "app",
+            "scenario",
+            "req/s",
+            "p50 (ms)",
+            "p99 (ms)",
+            "non-2xx",
+            "socket errors",
+            "statuses",
+            "req/s vs baseline",
+            "p50 vs baseline",
+            "other CPU (cores)",
+        ]
+        client = (
+            f"wrk -t{cfg.threads} -c{cfg.connections} -d{max(1, round(cfg.duration))}s"
+            if cfg.client == "wrk"
+            else f"Python client, {cfg.connections} connections, {cfg.duration:g} s"
+        )
+        report.add(
+            f"## Throughput and latency on {server} ({client})\n\n"
+            f"Baseline: the bare-Flask app (benchmarks/baseline_app.py) on {server} with the same settings, sent the same requests;\n"
+            "each mockserver scenario is compared with the baseline run of the same HTTP method (PUT or GET).\n"
+            f"mockserver: `serve --state-file` restoring the default data, {MOVE_CUSTOMERS:,} customers to move"
+            f" and {cfg.merge_pairs:,} merge pairs;\n"
+            "moveCustomer: each wrk thread moves its own customers round robin (no races); moveCustomer 1 ccid: every thread\n"
+            "moves BAK-11984-007 back and forth, so concurrent moves race and 409s are expected; mergeCustomer: each request\n"
+            "merges a fresh source into a fresh target.\n"
+            "Other CPU: cores kept busy during the run by processes other than the server, wrk and this runner (0 on an idle machine).\n\n"
+            + _table(header, rows, "llrrrrrlrrr")
+        )
+
+
+def _measured_load(
+    proc: servers.ServerProcess, scenario: load.Scenario, port: int, seconds: float, cfg: Config, tmp: Path, report: Report, where: str
+) -> load.LoadResult:
+    """A load run, with the CPU other processes used meanwhile (the machine may be shared): busy minus ours."""
+    assert proc.proc is not None
+    _wait_quiet(cfg)
+    tree = servers.process_tree(proc.proc.pid)
+    before = (servers.busy_ticks(), servers.cpu_ticks(tree), _own_ticks())
+    started = time.perf_counter()
+    result = load.run_load(scenario, port, seconds, cfg.threads, cfg.connections, tmp, cfg.client)
+    elapsed = time.perf_counter() - started
+    after = (servers.busy_ticks(), servers.cpu_ticks(tree), _own_ticks())
+    others = (after[0] - before[0]) - (after[1] - before[1]) - (after[2] - before[2])
+    result.other_cpu = max(0.0, others / os.sysconf("SC_CLK_TCK") / elapsed)
+    if result.other_cpu >= DISTURBED:
+        report.warnings.append(f"{where} {scenario.name}: other processes kept {result.other_cpu:.2f} cores busy during the run")
+    return result
+
+
+def _wait_quiet(cfg: Config) -> None:
+    """Wait, at most cfg.quiet_wait seconds, until other processes leave the CPU (sampled over 0.5 s)."""
+    deadline = time.perf_counter() + cfg.quiet_wait
+    told = False
+    while True:
+        busy, own, started = servers.busy_ticks(), _own_ticks(), time.perf_counter()
+        time.sleep(0.5)
+        others = (servers.busy_ticks() - busy - (_own_ticks() - own)) / os.sysconf("SC_CLK_TCK") / (time.perf_counter() - started)
+        if others < QUIET or time.perf_counter() >= deadline:
+            return
+        if not told:
+            progress(f"other processes keep {others:.2f} cores busy; waiting up to {cfg.quiet_wait:.0f} s for them")
+            told = True
+
+
+def _own_ticks() -> int:
+    """This runner's CPU and that of its finished children (wrk), in clock ticks."""
+    hz = os.sysconf("SC_CLK_TCK")
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return round((own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime) * hz)
+
+
+def _warm_up(cfg: Config, port: int, tmp: Path) -> None:
+    """One unrecorded second of GETs, so no measured run pays for first-request costs (lazy imports, caches)."""
+    if not cfg.smoke:
+        load.run_load(load.retrieve_scenario(), port, 1, cfg.threads, cfg.connections, tmp, cfg.client)
+
+
+def _load_row(app: str, name: str, result: load.LoadResult, ref: load.LoadResult, note: str) -> list[str]:
+    return [
+        app,
+        name + note,
+        f"{result.rps:,.0f}",
+        f"{result.p50_ms:.2f}",
+        f"{result.p99_ms:.2f}",
+        f"{result.non_2xx:,}",
+        f"{result.socket_errors:,}",
+        result.status_mix(),
+        _ratio(result.rps, ref.rps),
+        _ratio(result.p50_ms, ref.p50_ms),
+        _other(result),
+    ]
+
+
+def _other(result: load.LoadResult) -> str:
+    return "—" if result.other_cpu is None else f"{result.other_cpu:.2f}"
+
+
+def phase_scale(cfg: Config, tmp: Path, report: Report) -> None:
+    """Memory and retrieveCustomer latency with N generated Relay customers, on the first server.
+
+    Two passes walk the same ccids: the first touches every record for the first time since granian forked
+    its worker from the process that loaded them (copy-on-write page faults: a one-off per memory page); the
+    second sees the steady state, where only the lookup itself can depend on N.
+    """
+    server = cfg.servers[0]
+    memory_rows, latency_rows = [], []
+    p50s: dict[tuple[int, int], float] = {}
+    for size in cfg.sizes:
+        started = time.perf_counter()
+        fixture = write_fixture(tmp / f"relay-{size}.yaml", relay_customers=size)
+        generated = time.perf_counter() - started
+        megabytes = fixture.stat().st_size / 1e6
+        port = servers.free_port()
+        progress(
+            f"scale {size:,}: fixture {megabytes:.0f} MB written in {generated:.1f} s; starting mockserver (bound {cfg.load_timeout:.0f} s)"
+        )
+        passes: list[tuple[load.LoadResult, float]] = []
+        try:
+            with servers.ServerProcess(f"scale-{size}-{server}", servers.mockserver_argv(server, port, fixture), tmp) as proc:
+                loaded = proc.wait_ready(partial(servers.mockserver_probe, port), cfg.load_timeout, interval=0.05)
+                time.sleep(cfg.settle)
+                idle = proc.memory()
+                progress(f"scale {size:,}: ready in {loaded:.1f} s, RSS {idle.rss_mb:.0f} MB")
+                assert proc.proc is not None
+                for _ in range(2):
+                    faults = servers.minor_faults(servers.process_tree(proc.proc.pid))
+                    result = _measured_load(proc, load.retrieve_spread_scenario(size), port, cfg.scale_duration, cfg, tmp, report, "scale")
+                    faults = servers.minor_faults(servers.process_tree(proc.proc.pid)) - faults
+                    passes.append((result, faults / result.requests if result.requests else 0.0))
+                after = proc.memory()
+        except (TimeoutError, RuntimeError) as exc:
+            first_line = str(exc).splitlines()[0]
+            report.failures.append(f"scale {size:,}: {first_line}")
+            stopped = f"> {cfg.load_timeout:.0f} (stopped)" if isinstance(exc, TimeoutError) else "failed"
+            memory_rows.append([f"{size:,}", f"{megabytes:.0f}", stopped, "—", "—", "—"])
+            progress(f"scale {size:,}: {first_line}")
+            continue
+        memory_rows.append(
+            [f"{size:,}", f"{megabytes:.0f}", f"{loaded:.1f}", f"{idle.rss_mb:,.0f}", f"{idle.pss_mb:,.0f}", f"{after.rss_mb:,.0f}"]
+        )
+        for number, (result, faults) in enumerate(passes, 1):
+            p50s[(size, number)] = result.p50_ms
+            latency_rows.append(
+                [
+                    f"{size:,}",
+                    "first" if number == 1 else "second",
+                    f"{result.rps:,.0f}",
+                    f"{result.p50_ms:.2f}",
+                    f"{result.p99_ms:.2f}",
+                    f"{faults:.2f}",
+                    result.status_mix(),
+                    _other(result),
+                ]
+            )
+    smallest = cfg.sizes[0]
+    for row in latency_rows:
+        size, number = int(row[0].replace(",", "")), 1 if row[1] == "first" else 2
+        row.append(_ratio(p50s.get((size, number)), p50s.get((smallest, number))))
+    if not cfg.smoke:
+        for number, label in ((2, "second pass: steady state"), (1, "first pass: first touch after the fork")):
+            big, small = p50s.get((1_000_000, number)), p50s.get((smallest, number))
+            report.target(
+                f"p50 retrieveCustomer with 1,000,000 vs {smallest} customers ({server}, {label})",
+                big / small if big and small else None,
+                TARGETS["p50_1m_vs_100"],
+                False,
+                "x",
+            )
+    duration = f"{max(1, round(cfg.scale_duration))} s" if cfg.client == "wrk" else f"{cfg.scale_duration:g} s"
+    memory_header = [
+        "Relay customers",
+        "fixture (MB)",
+        "start → first valid 200 (s)",
+        "RSS idle (MB)",
+        "PSS idle (MB)",
+        "RSS after load (MB)",
+    ]
+    latency_header = ["Relay customers", "pass", "req/s", "p50 (ms)", "p99 (ms)", "page faults/request", "statuses", "other CPU (cores)"]
+    latency_header.append(f"p50 vs {smallest} (same pass)")
+    report.add(
+        f"## Memory and lookup latency vs number of customers ({server})\n\n"
+        "Fixtures: the default data plus N generated Relay customers of client `demo` (ccid, product group, first and last name),\n"
+        "as a YAML fixture file. Start includes loading and checking it. RSS and PSS as above (granian: master and worker).\n\n"
+        + _table(memory_header, memory_rows, "lrrrrr")
+        + f"\n\nLoad: retrieveCustomer walking all N ccids in a fixed scattered order, {duration} a pass, twice over the same ccids.\n"
+        "First pass: the worker touches each record for the first time since granian forked it from the process that loaded\n"
+        "the fixtures, so pages are copied on write (page faults/request: minor faults of the server's processes).\n"
+        "Second pass: the same requests again, steady state.\n\n" + _table(latency_header, latency_rows, "llrrrrlrr")
+    )
+
+
+def phase_profile(cfg: Config, report: Report) -> None:
+    from benchmarks.profiling import profile
+
+    report.add("## Profile\n\n" + profile("moveCustomer", cfg.profile_requests, 20))
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Config]:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description="mockserver vs bare Flask, in one bounded run (issue 4).")
+    parser.add_argument(
+        "--smoke", action="store_true", help="a few seconds: 1 s runs, small fixtures, no 1M (CI checks the harness, not the speed)"
+    )
+    parser.add_argument("--duration", type=float, default=None, help="seconds per load run (default 10; smoke 1)")
+    parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated WSGI servers to measure (default: granian,waitress)")
+    parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto", help="load generator (auto: wrk when installed)")
+    parser.add_argument("--threads", type=int, default=2, help="load-generator threads (wrk -t)")
+    parser.add_argument("--connections", type=int, default=16, help="connections (wrk -c)")
+    parser.add_argument("--skip-1m", action="store_true", help="leave out the 1M-customer step (its fixture takes minutes to load)")
+    parser.add_argument(
+        "--load-timeout", type=float, default=None, help="seconds to wait for a server to load its fixtures (default 600; smoke 60)"
+    )
+    parser.add_argument(
+        "--quiet-wait", type=float, default=120, help="seconds each load run may wait for other processes to leave the CPU (default 120)"
+    )
+    parser.add_argument("--no-profile", action="store_true", help="leave out the in-process profile")
+    parser.add_argument(
+        "--write-results",
+        action="store_true",
+        help=f"record the output and a machine description in {RESULTS.relative_to(RESULTS.parent.parent)}",
+    )
+    args = parser.parse_args(argv)
+    chosen = tuple(s.strip() for s in args.servers.split(",") if s.strip())
+    unknown = [s for s in chosen if s not in SERVERS]
+    if unknown or not chosen:
+        parser.error(f"--servers: choose from {', '.join(SERVERS)}")
+    client = args.client if args.client != "auto" else ("wrk" if load.have_wrk() else "python")
+    pairs = math.ceil(max(1, round(args.duration or (1.0 if args.smoke else 10.0))) * MERGE_RATE_CEILING)
+    common = {"threads": args.threads, "connections": args.connections, "servers": chosen, "client": client}
+    if args.smoke:
+        duration = args.duration or 1.0
+        cfg = Config(
+            duration=duration, scale_duration=duration, startup_repeats=1, sizes=(100, 1_000), load_timeout=args.load_timeout or 60,
+            profile_requests=300, merge_pairs=pairs, one_ccid=False, smoke=True, settle=0.3, **common,
+        )  # fmt: skip
+    else:
+        duration = args.duration or 10.0
+        cfg = Config(
+            duration=duration, scale_duration=min(5.0, duration), startup_repeats=3,
+            sizes=(100, 100_000) if args.skip_1m else (100, 100_000, 1_000_000), load_timeout=args.load_timeout or 600,
+            profile_requests=5000, merge_pairs=pairs, one_ccid=True, smoke=False, quiet_wait=args.quiet_wait,
+            **common,
+        )  # fmt: skip
+    return args, cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, cfg = parse(argv)
+    started = time.perf_counter()
+    report = Report()
+    load_generator = machine.wrk_version() if cfg.client == "wrk" else "bounded Python client (benchmarks/load.py): wrk not found"
+    description = machine.describe(load_generator)
+    load_before = machine.load_average()
+    others = machine.busy_processes()
+    description.append(("load average at start (1/5/15 min)", " / ".join(f"{x:.2f}" for x in load_before)))
+    description.append(("other processes using CPU at start", "; ".join(f"`{o}`" for o in others) if others else "none over 5% of a core"))
+    command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    report.add(
+        f"# mockserver benchmark{' (smoke: checks the harness, not the speed)' if cfg.smoke else ''}\n\n"
+        f"`{command.strip()}` — {time.strftime('%Y-%m-%d %H:%M %Z')}\n\n" + _table(["", ""], [[k, v] for k, v in description], "ll")
+    )
+    phases = [("start-up", lambda: phase_startup(cfg, tmp_path, report)), ("throughput", lambda: phase_throughput(cfg, tmp_path, report))]
+    phases.append(("scale", lambda: phase_scale(cfg, tmp_path, report)))
+    if not args.no_profile:
+        phases.append(("profile", lambda: phase_profile(cfg, report)))
+    with tempfile.TemporaryDirectory(prefix="mockserver-bench-") as tmp:
+        tmp_path = Path(tmp)
+        for name, run in phases:
+            progress(f"phase {name}")
+            try:
+                run()
+            except Exception as exc:  # noqa: BLE001 - one failed phase must not hide the others
+                report.failures.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                traceback.print_exc()
+    if others:
+        report.warnings.append("other processes were using the CPU at the start (see above): check the other-CPU column of each run")
+    rows = [list(t) for t in report.targets]
+    summary = "## Targets (issue 4)\n\n" + _table(["target", "measured", "limit", "verdict"], rows, "lrrl")
+    if report.failures:
+        summary += "\n\nFailures:\n\n" + "\n".join(f"- {f}" for f in report.failures)
+    if report.warnings:
+        summary += "\n\nWarnings:\n\n" + "\n".join(f"- {w}" for w in report.warnings)
+    summary += f"\n\nTotal benchmark time: {time.perf_counter() - started:.0f} s."
+    report.add(summary)
+    if args.write_results:
+        RESULTS.write_text("\n\n".join(report.sections) + "\n", encoding="utf-8")
+        progress(f"wrote {RESULTS}")
+    return 1 if report.failures else 0
