@@ -40,9 +40,9 @@ class Pipeline:
         try:
             operation, path_values = self.contract.match(raw.method, raw.path)
         except RouteNotFound:
-            return self._unrouted(raw, ApiError(404, f"No route matches {raw.method} {raw.path}."), {})
+            return self._unrouted(raw, ApiError(404, f"No route matches {_shown(raw.method)} {_shown(raw.path)}."), {})
         except MethodNotAllowed as exc:
-            error = ApiError(405, f"Method {raw.method} is not allowed on {raw.path}; allowed: {', '.join(exc.allowed)}.")
+            error = ApiError(405, f"Method {_shown(raw.method)} is not allowed on {_shown(raw.path)}; allowed: {', '.join(exc.allowed)}.")
             return self._unrouted(raw, error, {"Allow": ", ".join(exc.allowed)})
         family = self.families[operation.family]
         mimetype = family.negotiate(raw)
@@ -55,9 +55,8 @@ class Pipeline:
     def _answer(self, operation: Operation, family: Family, raw: RawRequest, path_values: dict[str, str], mimetype: str | None) -> Reply:
         family.authenticate(self.store, operation, raw, path_values)
         if mimetype is None:
-            accept = raw.headers.get("accept", "")
-            shown = accept if len(accept) <= 60 else accept[:60] + "…"
-            raise ApiError(406, f"Accept '{shown}' is not supported; use application/json or application/xml.", "406-101")
+            accept = _shown(raw.headers.get("accept", ""))
+            raise ApiError(406, f"Accept '{accept}' is not supported; use application/json or application/xml.", "406-101")
         forced = self._forced_status(operation, family, raw)
         if forced is not None:
             return Reply(forced, operation.example(forced, mimetype))
@@ -68,7 +67,7 @@ class Pipeline:
         return family.handlers[operation.operation_id](Call(request, self.store))
 
     def _forced_status(self, operation: Operation, family: Family, raw: RawRequest) -> int | None:
-        code = "400-119" if family.name == "egain" else None
+        code = render.EGAIN_PREFER_CODE if family.name == "egain" else None
         try:
             status = requested_status(raw.headers.get("prefer"))
         except PreferInvalid as exc:
@@ -94,3 +93,8 @@ class Pipeline:
         """404/405 outside every operation: no spec entry to check against, JSON in the family's format."""
         family = self.contract.family_of_path(raw.path)
         return render.wire(None, error.status, render.error_payload(family, error), JSON, headers)
+
+
+def _shown(text: str, limit: int = 120) -> str:
+    """A client's value as echoed in an error message: never a huge one whole."""
+    return text if len(text) <= limit else text[:limit] + "…"
