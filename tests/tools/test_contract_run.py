@@ -148,6 +148,7 @@ def _answer(status: int, url_length: int = 10):
         (_case("negative", "application/json"), _answer(200), ("negative_data_rejection",), True),
         (_case("negative"), _answer(414, MAX_PLAIN_URI + 1), ("status_code_conformance",), False),
         (_case("negative"), _answer(414, MAX_PLAIN_URI + 1), ("negative_data_rejection",), False),
+        (_case("negative"), _answer(431, MAX_PLAIN_URI + 1), ("status_code_conformance",), False),  # head over 32 KiB
         (_case("negative"), _answer(414, 100), ("status_code_conformance",), True),  # a short URL has no excuse
         (_case("positive"), _answer(414, MAX_PLAIN_URI + 1), ("status_code_conformance",), True),  # the spec promises it works
         (
