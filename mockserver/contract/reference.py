@@ -63,21 +63,14 @@ class Reference:
 
     def __init__(self, document: dict):
         schemas = dereference(document).get("components", {}).get("schemas", {})
-        self._xml_roots = {xmlcodec.root_name(s): s for s in schemas.values() if xmlcodec.root_name(s)}
+        self._read_xml = xmlcodec.DocumentReader(schemas)
         config = Config(spec_validator_cls=None, extra_media_type_deserializers={XML: self._xml_loads})
         self.openapi = OpenAPI.from_dict(document, config=config)
 
     def _xml_loads(self, value: bytes, **parameters: str) -> Any:
         try:
-            root = xmlcodec.parse(value)
-        except (xmlcodec.XmlForbidden, xmlcodec.XmlMalformed) as exc:
-            raise ValueError(str(exc)) from exc
-        schema = self._xml_roots.get(root.tag)
-        if schema is None:
-            raise ValueError(f"no schema has the XML root element <{root.tag}>")
-        try:
-            return xmlcodec.decode(value, schema)
-        except xmlcodec.XmlMisshapen as exc:
+            return self._read_xml(value)
+        except (xmlcodec.XmlForbidden, xmlcodec.XmlMalformed, xmlcodec.XmlMisshapen) as exc:
             raise ValueError(str(exc)) from exc
 
     def request_errors(self, raw: RawRequest) -> list[Exception]:

@@ -319,14 +319,10 @@ def _register_xml_deserializer(document: dict) -> None:
     from mockserver.contract import xmlcodec
     from mockserver.contract.spec import dereference
 
-    schemas = dereference(document).get("components", {}).get("schemas", {})
-    roots = {xmlcodec.root_name(s): s for s in schemas.values() if xmlcodec.root_name(s)}
+    read_xml = xmlcodec.DocumentReader(dereference(document).get("components", {}).get("schemas", {}))
 
     def spec_xml(ctx: Any, response: Any) -> Any:
-        root = xmlcodec.parse(response.content).tag
-        if root not in roots:
-            raise ValueError(f"no schema of the spec has the XML root element <{root}>")
-        return xmlcodec.decode(response.content, roots[root])
+        return read_xml(response.content)
 
     schemathesis.deserializer("application/xml")(spec_xml)
 

@@ -14,13 +14,7 @@ REPO_CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "schemathesis.
 EXAMPLES = int(os.environ.get("MOCKSERVER_FUZZ_EXAMPLES", "25"))
 STATEFUL_EXAMPLES = int(os.environ.get("MOCKSERVER_STATEFUL_EXAMPLES", str(max(60, EXAMPLES // 2))))
 
-_SCHEMAS = dereference(load_document())["components"]["schemas"]
-_XML_ROOTS = {xmlcodec.root_name(s): s for s in _SCHEMAS.values() if xmlcodec.root_name(s)}
-
-
-def decode_xml(content: bytes):
-    """An XML body as the JSON-shaped value its schema (found by root element) describes."""
-    return xmlcodec.decode(content, _XML_ROOTS[xmlcodec.parse(content).tag])
+decode_xml = xmlcodec.DocumentReader(dereference(load_document())["components"]["schemas"])
 
 
 @schemathesis.deserializer("application/xml")
