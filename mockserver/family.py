@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from mockserver.contract.compiled import Operation, RawRequest, ValidatedRequest
@@ -24,7 +24,6 @@ class Reply:
 
     status: int
     payload: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

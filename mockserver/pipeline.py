@@ -87,7 +87,7 @@ class Pipeline:
                 log.error("contract violation by the mock itself: %s", exc)
                 error = ApiError(500, f"The mock produced a response its contract does not document: {exc}.")
                 reply = Reply(500, render.error_payload(family.name, error))
-        return render.wire(operation, reply.status, reply.payload, mimetype, reply.headers)
+        return render.wire(operation, reply.status, reply.payload, mimetype)
 
     def _unrouted(self, raw: RawRequest, error: ApiError, headers: dict[str, str]) -> render.WireResponse:
         """404/405 outside every operation: no spec entry to check against, JSON in the family's format."""

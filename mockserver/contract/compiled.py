@@ -112,13 +112,11 @@ class Operation:
     family: str
     method: str
     template: str
-    summary: str
     parameters: list[Parameter]
     body_required: bool
     body_media: dict[str, SchemaCheck]
     responses: dict[str, dict[str, SchemaCheck]]
     examples: dict[tuple[str, str], Any]
-    security: list[dict]
     query_names: frozenset[str] = frozenset()
 
     def validate(self, request: RawRequest, path_values: dict[str, str]) -> ValidatedRequest:
@@ -253,7 +251,7 @@ class Contract:
             item_params = item.get("parameters", [])
             for method in HTTP_METHODS:
                 if method in item:
-                    op = _compile_operation(method, template, item_params, item[method], resolved)
+                    op = _compile_operation(method, template, item_params, item[method])
                     self.operations[op.operation_id] = op
                     by_method[method.upper()] = op
             family = next(iter(by_method.values())).family
@@ -290,7 +288,7 @@ def _path_regex(template: str) -> re.Pattern:
     return re.compile(f"^{pattern}$")
 
 
-def _compile_operation(method: str, template: str, item_params: list, spec: dict, document: dict) -> Operation:
+def _compile_operation(method: str, template: str, item_params: list, spec: dict) -> Operation:
     params = {(p["name"], p["in"]): p for p in item_params}
     params.update({(p["name"], p["in"]): p for p in spec.get("parameters", [])})
     parameters = []
@@ -309,20 +307,16 @@ def _compile_operation(method: str, template: str, item_params: list, spec: dict
             check = SchemaCheck(media.get("schema", {}))
             responses[status][mt] = check
             examples[(status, mt)] = _example(media, mt, check.schema)
-    security = spec.get("security", document.get("security", []))
-    schemes = document.get("components", {}).get("securitySchemes", {})
     return Operation(
         operation_id=spec["operationId"],
         family=(spec.get("tags") or ["default"])[0],
         method=method.upper(),
         template=template,
-        summary=spec.get("summary", ""),
         parameters=sorted(parameters, key=lambda p: ("header", "path", "query").index(p.location)),
         body_required=bool(body.get("required")),
         body_media=body_media,
         responses=responses,
         examples=examples,
-        security=[schemes[name] for requirement in security for name in requirement],
         query_names=frozenset(p.name for p in parameters if p.location == "query"),
     )
 
