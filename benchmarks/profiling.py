@@ -137,18 +137,11 @@ def profile(scenario_name: str = "moveCustomer", requests: int = 5000, top: int 
         share = cumulative / whole * 100 if whole else 0.0
         depth = (len(label) - len(label.lstrip())) // 2
         out.write(f"| {'· ' * depth}{label.strip()} | {cumulative / requests * 1e6:.0f} | {share:.0f}% |\n")
-    out.write(f"\nTop {top} by cumulative time:\n\n```\n")
-    buffer = io.StringIO()
-    stats.stream = buffer
-    stats.sort_stats("cumulative").print_stats(top)
-    out.write(_trim(buffer.getvalue()))
-    out.write("```\n\n")
-    out.write(f"Top {top} by own time (tottime):\n\n```\n")
-    buffer = io.StringIO()
-    stats.stream = buffer
-    stats.sort_stats("tottime").print_stats(top)
-    out.write(_trim(buffer.getvalue()))
-    out.write("```\n")
+    for key, title in (("cumulative", "cumulative time"), ("tottime", "own time (tottime)")):
+        buffer = io.StringIO()
+        stats.stream = buffer
+        stats.sort_stats(key).print_stats(top)
+        out.write(f"\nTop {top} by {title}:\n\n```\n{_trim(buffer.getvalue())}```\n")
     return out.getvalue()
 
 
