@@ -56,7 +56,7 @@ class Pipeline:
         family.authenticate(self.store, operation, raw, path_values)
         if mimetype is None:
             accept = _shown(raw.headers.get("accept", ""))
-            raise ApiError(406, f"Accept '{accept}' is not supported; use application/json or application/xml.", "406-101")
+            raise ApiError(406, f"Accept '{accept}' is not supported; use application/json or application/xml.")
         forced = self._forced_status(operation, family, raw)
         if forced is not None:
             return Reply(forced, operation.example(forced, mimetype))
@@ -67,17 +67,18 @@ class Pipeline:
         return family.handlers[operation.operation_id](Call(request, self.store))
 
     def _forced_status(self, operation: Operation, family: Family, raw: RawRequest) -> int | None:
-        code = render.EGAIN_PREFER_CODE if family.name == "egain" else None
         try:
             status = requested_status(raw.headers.get("prefer"))
         except PreferInvalid as exc:
-            raise ApiError(400, str(exc), code) from exc
+            raise render.contract_error(family.name, RequestInvalid("prefer", str(exc), "header", "Prefer")) from exc
         if status is not None and not operation.documents(status):
             documented = ", ".join(operation.responses)
-            raise ApiError(400, f"Prefer: code={status} is not documented for {operation.operation_id}; documented: {documented}.", code)
+            message = f"Prefer: code={status} is not documented for {operation.operation_id}; documented: {documented}."
+            raise render.contract_error(family.name, RequestInvalid("prefer", message, "header", "Prefer"))
         return status
 
-    def _render(self, operation: Operation, family: Family, reply: Reply, mimetype: str) -> render.WireResponse:
+    def _render(self, operation: Operation, family: Family, reply: Reply, negotiated: str) -> render.WireResponse:
+        mimetype = operation.media_type_for(reply.status, negotiated)
         if self.check_responses:
             try:
                 operation.check_response(reply.status, mimetype if reply.payload is not None else None, reply.payload)
@@ -87,6 +88,7 @@ class Pipeline:
                 log.error("contract violation by the mock itself: %s", exc)
                 error = ApiError(500, f"The mock produced a response its contract does not document: {exc}.")
                 reply = Reply(500, render.error_payload(family.name, error))
+                mimetype = operation.media_type_for(500, negotiated)
         return render.wire(operation, reply.status, reply.payload, mimetype)
 
     def _unrouted(self, raw: RawRequest, error: ApiError, headers: dict[str, str]) -> render.WireResponse:

@@ -26,9 +26,9 @@ EGAIN_CONTRACT_CODES = {
     "content_type": "400-105",
     "body_forbidden": "400-118",
     "body_too_large": "400-121",
+    "prefer": "400-119",
 }
 EGAIN_PARAMETER_CODES = {"header": "400-106", "path": "400-116", "query": "400-117"}
-EGAIN_PREFER_CODE = "400-119"
 
 
 @dataclass(frozen=True)

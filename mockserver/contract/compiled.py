@@ -181,11 +181,15 @@ class Operation:
     def documents(self, status: int) -> bool:
         return str(status) in self.responses
 
+    def media_type_for(self, status: int, wanted: str) -> str:
+        """The negotiated media type if this status documents it, else the first it does (eGain's 406 is JSON only)."""
+        media = self.responses.get(str(status)) or {}
+        return wanted if wanted in media or not media else next(iter(media))
+
     def example(self, status: int, mimetype: str) -> Any:
-        media = self.responses[str(status)]
-        if not media:
+        if not self.responses[str(status)]:
             return None
-        return self.examples[(str(status), mimetype if mimetype in media else next(iter(media)))]
+        return self.examples[(str(status), self.media_type_for(status, mimetype))]
 
     def response_schema(self, status: int, mimetype: str) -> dict:
         return self.responses[str(status)][mimetype].schema

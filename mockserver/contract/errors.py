@@ -24,7 +24,8 @@ class RequestInvalid(Exception):
 
     `kind` says which rule broke, so each API family can map it to its own
     documented error code: unknown_query, parameter, content_type,
-    body_missing, body_malformed, body_forbidden, body_too_large, body_schema.
+    body_missing, body_malformed, body_forbidden, body_too_large, body_schema,
+    prefer (the `Prefer: code=` control).
     """
 
     def __init__(self, kind: str, message: str, location: str = "", name: str = ""):

@@ -75,3 +75,9 @@ def test_a_response_the_spec_does_not_document_is_a_logged_500(app, caplog, monk
     assert response.status_code == 500
     assert "does not document" in response.json["message"] and "product_group_id" in response.json["message"]
     assert "contract violation" in caplog.text
+
+
+def test_prefer_a_json_only_status_while_asking_for_xml_answers_json(client, state):
+    """eGain documents its 406 in JSON only: forcing it with Accept: application/xml must not become a 500."""
+    response = client.get("/core/customermgr/v3/customer/1005", headers={**USER, "Prefer": "code=406", "Accept": "application/xml"})
+    assert response.status_code == 406 and response.mimetype == "application/json" and response.json["code"] == "406-101"
