@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 from mockserver import persistence
 from mockserver.admin import admin_blueprint
 from mockserver.contract.compiled import Contract
-from mockserver.contract.spec import dereference, load_document
+from mockserver.contract.spec import load_document
 from mockserver.egain.api import FAMILY as EGAIN
 from mockserver.fixtures import Fixtures
 from mockserver.pipeline import Pipeline
@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings()
     document = load_document(settings.spec)
     contract = Contract(document)
-    schemas = dereference(document)["components"]["schemas"]
+    schemas = contract.schemas
     fixtures = Fixtures.load(settings.fixtures, schemas)
     saved = persistence.read(settings.state_file, schemas) if settings.state_file else None
     store = MemoryStore(fixtures.build, initial=saved.build() if saved else None)

@@ -21,6 +21,7 @@ from jsonschema import FormatChecker
 
 from mockserver.contract import xmlcodec
 from mockserver.contract.errors import MethodNotAllowed, RequestInvalid, ResponseInvalid, RouteNotFound
+from mockserver.contract.spec import dereference
 
 JSON = "application/json"
 XML = "application/xml"
@@ -242,13 +243,11 @@ class Contract:
     """Every operation of the spec, compiled, with a router in front."""
 
     def __init__(self, document: dict):
-        from mockserver.contract.spec import dereference
-
-        self.document = document
         resolved = dereference(document)
+        self.schemas: dict[str, dict] = resolved.get("components", {}).get("schemas", {})
         self.operations: dict[str, Operation] = {}
         self._routes: list[tuple[re.Pattern, dict[str, Operation]]] = []
-        self._family_prefixes: list[tuple[str, str]] = []
+        self._family_prefixes: dict[str, str] = {}  # first path segment(s), e.g. "/cdm/" -> family
         top_servers = resolved.get("servers") or [{"url": "/"}]
         for template, item in sorted(resolved["paths"].items(), key=_concrete_first):
             by_method: dict[str, Operation] = {}
@@ -262,7 +261,7 @@ class Contract:
             for server in item.get("servers") or top_servers:
                 prefix = server["url"].rstrip("/")
                 self._routes.append((_path_regex(prefix + template), by_method))
-                self._family_prefixes.append((prefix + "/".join(template.split("/")[:2]), family))
+                self._family_prefixes[prefix + "/".join(template.split("/")[:2]) + "/"] = family
 
     def match(self, method: str, path: str) -> tuple[Operation, dict[str, str]]:
         """Find the operation for a request; raise RouteNotFound or MethodNotAllowed."""
@@ -279,7 +278,7 @@ class Contract:
 
     def family_of_path(self, path: str) -> str | None:
         """The API family whose paths start like `path`, for errors on unknown routes."""
-        return next((family for prefix, family in self._family_prefixes if path.startswith(prefix)), None)
+        return next((family for prefix, family in self._family_prefixes.items() if path.startswith(prefix)), None)
 
 
 def _concrete_first(entry: tuple[str, Any]) -> tuple[int, int]:
