@@ -10,6 +10,7 @@ import hmac
 
 from flask import Blueprint, Response, jsonify, request
 
+from mockserver.credentials import bearer_token
 from mockserver.store import Store
 
 
@@ -20,8 +21,8 @@ def admin_blueprint(store: Store, token: str | None = None) -> Blueprint:
     def require_token() -> Response | None:
         if token is None:
             return None
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+        given = bearer_token(request.headers.get("Authorization"))
+        if given is not None and hmac.compare_digest(given.encode(), token.encode()):
             return None
         response = jsonify(message="The admin API needs 'Authorization: Bearer <admin token>'.")
         response.status_code = 401

@@ -8,17 +8,17 @@ Flask serves the admin API.
 
 from __future__ import annotations
 
-import json
 import logging
 
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from mockserver import persistence
+from mockserver import persistence, render
 from mockserver.admin import admin_blueprint
-from mockserver.contract.compiled import Contract
+from mockserver.contract.compiled import JSON, Contract
 from mockserver.contract.spec import load_document
 from mockserver.egain.api import FAMILY as EGAIN
+from mockserver.errors import UNEXPECTED
 from mockserver.fixtures import Fixtures
 from mockserver.pipeline import Pipeline
 from mockserver.relay.api import FAMILY as RELAY
@@ -58,11 +58,12 @@ def create_app(settings: Settings | None = None) -> Flask:
         if settings.strict_responses:
             raise error
         log.exception("unexpected error")
-        return _json_error(500, "An unexpected server error occurred. Please retry your request.")
+        return _json_error(500, UNEXPECTED)
 
     app.wsgi_app = ApiMiddleware(app.wsgi_app, pipeline, settings)  # type: ignore[method-assign]
     return app
 
 
 def _json_error(status: int, message: str) -> Response:
-    return Response(json.dumps({"message": message}), status, {"Content-Type": "application/json"})
+    answer = render.wire(None, status, {"message": message}, JSON)
+    return Response(answer.body, answer.status, answer.headers)

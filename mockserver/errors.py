@@ -15,3 +15,6 @@ class ApiError(Exception):
         self.status = status
         self.message = message
         self.code = code
+
+
+UNEXPECTED = "An unexpected server error occurred. Please retry your request."

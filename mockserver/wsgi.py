@@ -17,9 +17,9 @@ from typing import Any
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Request
 
-from mockserver.contract.compiled import RawRequest
-from mockserver.errors import ApiError
-from mockserver.masking import mask
+from mockserver.contract.compiled import JSON, RawRequest
+from mockserver.credentials import bearer_token, mask
+from mockserver.errors import UNEXPECTED, ApiError
 from mockserver.pipeline import Pipeline
 from mockserver.render import WireResponse, error_payload, wire
 from mockserver.settings import Settings
@@ -48,11 +48,10 @@ class ApiMiddleware:
             if self.settings.strict_responses:
                 raise
             log.exception("unexpected error on %s %s", raw.method, raw.path)
-            error = ApiError(500, "An unexpected server error occurred. Please retry your request.")
-            answer = wire(None, 500, error_payload(self.pipeline.contract.family_of_path(raw.path), error), "application/json")
+            answer = wire(None, 500, error_payload(self.pipeline.contract.family_of_path(raw.path), ApiError(500, UNEXPECTED)), JSON)
         if self.settings.access_log:
             seconds = time.perf_counter() - started
-            credential = raw.headers.get("xx-relay-api-key") or raw.headers.get("authorization", "").partition(" ")[2]
+            credential = raw.headers.get("xx-relay-api-key") or bearer_token(raw.headers.get("authorization"))
             access_log.info("%s %s %d %.1fms credential=%s", raw.method, raw.path, answer.status, seconds * 1000, mask(credential))
         return _send(answer, start_response)
 

@@ -8,14 +8,10 @@ from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
 
 from mockserver.contract.compiled import JSON, XML, Operation, RawRequest
+from mockserver.credentials import bearer_token
 from mockserver.egain import domain
 from mockserver.family import Call, Family, Reply
 from mockserver.store import State, Store
-
-
-def _bearer_token(authorization: str | None) -> str | None:
-    scheme, _, token = (authorization or "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 def _authorize_command(state: State, token: str | None, operation_id: str) -> None:
@@ -23,7 +19,7 @@ def _authorize_command(state: State, token: str | None, operation_id: str) -> No
 
 
 def authenticate(store: Store, operation: Operation, raw: RawRequest, path_values: dict[str, str]) -> None:
-    store.run(_authorize_command, _bearer_token(raw.headers.get("authorization")), operation.operation_id)
+    store.run(_authorize_command, bearer_token(raw.headers.get("authorization")), operation.operation_id)
 
 
 @lru_cache(maxsize=256)

@@ -2,7 +2,7 @@
 
 import logging
 
-from mockserver.masking import SecretFilter, mask, mask_text
+from mockserver.credentials import SecretFilter, mask, mask_text
 
 
 def test_mask_keeps_a_hint_only():

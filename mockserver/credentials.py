@@ -1,4 +1,4 @@
-"""Keeping credentials out of logs: API keys and bearer tokens are shown masked.
+"""Reading credentials from headers, and keeping them out of logs (shown masked).
 
 `mask` is applied where a credential is logged on purpose (the access log
 names which key called); `SecretFilter` is a second guard on the log handler
@@ -33,3 +33,9 @@ class SecretFilter(logging.Filter):
         if masked != message:
             record.msg, record.args = masked, None
         return True
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (scheme case-insensitive), else None."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
