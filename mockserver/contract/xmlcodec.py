@@ -48,7 +48,10 @@ def decode(data: bytes, schema: dict) -> Any:
     Elements or attributes the schema does not know are kept (as text) so that
     the schema's `additionalProperties: false` rejects them by name.
     """
-    element = parse(data)
+    return _decode_root(parse(data), schema)
+
+
+def _decode_root(element: Element, schema: dict) -> Any:
     expected = root_name(schema)
     tag = _local(element.tag)
     if expected is not None and tag != expected:
@@ -68,10 +71,11 @@ class DocumentReader:
         self._by_root = {root_name(s): s for s in schemas.values() if root_name(s)}
 
     def __call__(self, data: bytes) -> Any:
-        tag = _local(parse(data).tag)
+        root = parse(data)
+        tag = _local(root.tag)
         if tag not in self._by_root:
             raise XmlMisshapen(f"no schema of the spec has the XML root element <{tag}>")
-        return decode(data, self._by_root[tag])
+        return _decode_root(root, self._by_root[tag])
 
 
 def encode(value: Any, schema: dict, name: str | None = None) -> bytes:
