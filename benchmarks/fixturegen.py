@@ -99,7 +99,7 @@ def write_fixture(path: Path, relay_customers: int = 0, move_customers: int = 0,
 
 def write_state_file(path: Path, relay_customers: int = 0, move_customers: int = 0, merge_pairs: int = 0) -> Path:
     """The same data as a saved state (`mockserver serve --state-file`), which is JSON; returns `path`."""
-    from mockserver.persistence import MARKER, VERSION
+    from mockserver.state.persistence import MARKER, VERSION
 
     data = _default()
     for client in data["relay"]["clients"]:

@@ -9,10 +9,10 @@ from pathlib import Path
 import click
 
 from mockserver.credentials import SecretFilter
-from mockserver.fixtures import FixtureError
+from mockserver.http.serving import DEFAULT_THREADS, SERVERS, available_server, is_loopback, serve
 from mockserver.resources import default_fixtures_path
-from mockserver.serving import DEFAULT_THREADS, SERVERS, available_server, is_loopback, serve
 from mockserver.settings import Settings
+from mockserver.state.fixtures import FixtureError
 
 
 @click.group()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mockserver.contract.compiled import Operation, RawRequest, ValidatedRequest
-from mockserver.store import Store
+from mockserver.state.store import Store
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from flask.testing import FlaskClient
 
-from mockserver.app import create_app
 from mockserver.contract.compiled import RawRequest
 from mockserver.contract.errors import ResponseInvalid
 from mockserver.contract.reference import Reference
 from mockserver.contract.spec import load_document
+from mockserver.http.app import create_app
 from mockserver.settings import Settings
 
 RELAY_KEY = {"xx-relay-api-key": "demo-key"}

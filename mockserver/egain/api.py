@@ -11,7 +11,7 @@ from mockserver.contract.compiled import JSON, XML, Operation, RawRequest
 from mockserver.credentials import bearer_token
 from mockserver.egain import domain
 from mockserver.family import Call, Family, Reply
-from mockserver.store import State, Store
+from mockserver.state.store import State, Store
 
 
 def _authorize_command(state: State, token: str | None, operation_id: str) -> None:

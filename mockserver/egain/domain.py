@@ -10,8 +10,8 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-from mockserver.clock import Clock, IdSequence
 from mockserver.errors import ApiError
+from mockserver.state.clock import Clock, IdSequence
 
 CONTACT_POINTS = ("email", "phone", "postal", "social", "website")
 CONTACT_ATTRIBUTES = ("salutation", "firstName", "middleName", "lastName")

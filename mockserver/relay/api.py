@@ -8,7 +8,7 @@ from typing import Any
 from mockserver.contract.compiled import JSON, Operation, RawRequest
 from mockserver.family import Call, Family, Reply
 from mockserver.relay import domain
-from mockserver.store import State, Store
+from mockserver.state.store import State, Store
 
 API_KEY_HEADER = "xx-relay-api-key"
 

@@ -39,7 +39,7 @@ from typing import Any
 
 import click
 
-from mockserver.serving import is_loopback
+from mockserver.http.serving import is_loopback
 
 log = logging.getLogger("mockserver.proxy")
 
@@ -112,7 +112,7 @@ class ContractProxy:
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         from werkzeug.wrappers import Request
 
-        from mockserver.app import raw_request
+        from mockserver.http.app import raw_request
 
         incoming = Request(environ)
         raw = raw_request(incoming, self.max_body_bytes)

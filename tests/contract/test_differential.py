@@ -28,10 +28,10 @@ from schemathesis import GenerationMode
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from mockserver.app import create_app, raw_request
 from mockserver.contract.compiled import XML, RawRequest
 from mockserver.contract.errors import MethodNotAllowed, RequestInvalid, ResponseInvalid, RouteNotFound
-from mockserver.render import serialize as render_body
+from mockserver.http.app import create_app, raw_request
+from mockserver.http.render import serialize as render_body
 from mockserver.settings import Settings
 from tests.contract.support import decode_xml, load_schema
 

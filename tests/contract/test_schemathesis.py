@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection
 
-from mockserver.app import create_app
+from mockserver.http.app import create_app
 from mockserver.settings import Settings
 from tests.contract.support import STATEFUL_EXAMPLES, load_schema
 

@@ -5,10 +5,10 @@ from datetime import UTC
 
 import pytest
 
-from mockserver.clock import Clock, IdSequence
 from mockserver.egain import domain
 from mockserver.egain.domain import Actor, EgainState
 from mockserver.errors import ApiError
+from mockserver.state.clock import Clock, IdSequence
 
 STAMP = "2021-10-25T11:29:58.000Z"
 

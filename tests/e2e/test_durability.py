@@ -83,7 +83,7 @@ def test_a_damaged_or_foreign_state_file_stops_the_start(tmp_path, content, mess
 
 
 def test_a_failed_write_leaves_the_previous_file_intact(tmp_path, monkeypatch):
-    from mockserver import persistence
+    from mockserver.state import persistence
 
     target = tmp_path / "state.json"
     target.write_text("previous")

@@ -20,8 +20,8 @@ from werkzeug.wrappers import Request
 from mockserver.contract.compiled import JSON, RawRequest
 from mockserver.credentials import bearer_token, mask
 from mockserver.errors import UNEXPECTED, ApiError
-from mockserver.pipeline import Pipeline
-from mockserver.render import WireResponse, error_payload, wire
+from mockserver.http.pipeline import Pipeline
+from mockserver.http.render import WireResponse, error_payload, wire
 from mockserver.settings import Settings
 
 log = logging.getLogger("mockserver")

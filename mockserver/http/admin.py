@@ -11,7 +11,7 @@ import hmac
 from flask import Blueprint, Response, jsonify, request
 
 from mockserver.credentials import bearer_token
-from mockserver.store import Store
+from mockserver.state.store import Store
 
 
 def admin_blueprint(store: Store, token: str | None = None) -> Blueprint:

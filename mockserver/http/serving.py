@@ -22,7 +22,7 @@ from typing import Any
 
 from flask import Flask
 
-from mockserver.app import create_app
+from mockserver.http.app import create_app
 from mockserver.settings import Settings
 
 log = logging.getLogger("mockserver")

@@ -1,6 +1,6 @@
 """The Flask app factory: wires contract, store, families and admin into one WSGI app.
 
-The vendor APIs are answered by `ApiMiddleware` (mockserver/wsgi.py) in
+The vendor APIs are answered by `ApiMiddleware` (mockserver/http/wsgi.py) in
 front of Flask: routing is the contract's, so an unknown path or method,
 even one Flask does not know, is answered in the API's JSON error format.
 Flask serves the admin API.
@@ -13,18 +13,19 @@ import logging
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from mockserver import persistence, render
-from mockserver.admin import admin_blueprint
 from mockserver.contract.compiled import JSON, Contract
 from mockserver.contract.spec import load_document
 from mockserver.egain.api import FAMILY as EGAIN
 from mockserver.errors import UNEXPECTED
-from mockserver.fixtures import Fixtures
-from mockserver.pipeline import Pipeline
+from mockserver.http import render
+from mockserver.http.admin import admin_blueprint
+from mockserver.http.pipeline import Pipeline
+from mockserver.http.wsgi import ApiMiddleware, raw_request  # noqa: F401 - raw_request is used by tools and tests
 from mockserver.relay.api import FAMILY as RELAY
 from mockserver.settings import Settings
-from mockserver.store import MemoryStore
-from mockserver.wsgi import ApiMiddleware, raw_request  # noqa: F401 - raw_request is used by tools and tests
+from mockserver.state import persistence
+from mockserver.state.fixtures import Fixtures
+from mockserver.state.store import MemoryStore
 
 log = logging.getLogger("mockserver")
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import logging
 
-from mockserver import render
 from mockserver.contract.compiled import JSON, Contract, Operation, RawRequest
 from mockserver.contract.errors import MethodNotAllowed, RequestInvalid, ResponseInvalid, RouteNotFound
 from mockserver.errors import ApiError
 from mockserver.family import Call, Family, Reply
-from mockserver.prefer import PreferInvalid, requested_status
-from mockserver.store import Store
+from mockserver.http import render
+from mockserver.http.prefer import PreferInvalid, requested_status
+from mockserver.state.store import Store
 
 log = logging.getLogger("mockserver")
 

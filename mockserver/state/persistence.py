@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mockserver.fixtures import FixtureError, Fixtures
-from mockserver.store import MemoryStore, State
+from mockserver.state.fixtures import FixtureError, Fixtures
+from mockserver.state.store import MemoryStore, State
 
 log = logging.getLogger("mockserver")
 MARKER = "mockserver_state"

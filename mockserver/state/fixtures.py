@@ -14,11 +14,11 @@ from typing import Any
 import jsonschema_rs
 import yaml
 
-from mockserver.clock import Clock, IdSequence
 from mockserver.contract.compiled import SchemaCheck
 from mockserver.egain.domain import Actor, EgainState
 from mockserver.relay.domain import MAX_CCIDS_PER_PHONE, RelayClient, RelayState, phones_of
-from mockserver.store import State
+from mockserver.state.clock import Clock, IdSequence
+from mockserver.state.store import State
 
 # libyaml's C parser when PyYAML was built with it: about ten times faster on large files.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -1,0 +1,1 @@
+"""Serving: the HTTP apps, the request pipeline, rendering, the servers that run them."""
