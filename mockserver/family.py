@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from mockserver.contract.compiled import Operation, RawRequest, ValidatedRequest
+from mockserver.contract.errors import RequestInvalid
+from mockserver.errors import ApiError
+from mockserver.state.model import Config
 from mockserver.state.store import Store
 
 
@@ -28,14 +31,19 @@ class Reply:
 
 @dataclass(frozen=True)
 class Family:
-    """One vendor API: how it authenticates, which formats it answers in, its handlers.
+    """One vendor API: how it authenticates, which formats it answers in, its handlers, its errors.
 
-    `authenticate(store, operation, raw, path_values)` raises ApiError (401/403);
+    `authenticate(config, operation, raw, path_values)` raises ApiError (401/403);
+    it reads the fixed configuration only, never the store;
     `negotiate(raw)` gives the response media type, or None for a 406;
-    `handlers` maps every operationId of the family to its function.
+    `handlers` maps every operationId of the family to its function;
+    `error_body(error)` is the API's own error format, and
+    `contract_error(invalid)` the documented 400 for a broken contract rule.
     """
 
     name: str
-    authenticate: Callable[[Store, Operation, RawRequest, dict[str, str]], None]
+    authenticate: Callable[[Config, Operation, RawRequest, dict[str, str]], None]
     negotiate: Callable[[RawRequest], str | None]
     handlers: dict[str, Callable[[Call], Reply]]
+    error_body: Callable[[ApiError], dict]
+    contract_error: Callable[[RequestInvalid], ApiError]

@@ -9,17 +9,13 @@ from werkzeug.http import parse_accept_header
 
 from mockserver.contract.compiled import JSON, XML, Operation, RawRequest
 from mockserver.credentials import bearer_token
-from mockserver.egain import domain
+from mockserver.egain import domain, errors
 from mockserver.family import Call, Family, Reply
-from mockserver.state.store import State, Store
+from mockserver.state.model import Config, State
 
 
-def _authorize_command(state: State, token: str | None, operation_id: str) -> None:
-    domain.authorize(state.egain, token, operation_id)
-
-
-def authenticate(store: Store, operation: Operation, raw: RawRequest, path_values: dict[str, str]) -> None:
-    store.run(_authorize_command, bearer_token(raw.headers.get("authorization")), operation.operation_id)
+def authenticate(config: Config, operation: Operation, raw: RawRequest, path_values: dict[str, str]) -> None:
+    domain.authorize(config.egain, bearer_token(raw.headers.get("authorization")), operation.operation_id)
 
 
 @lru_cache(maxsize=256)
@@ -58,4 +54,6 @@ FAMILY = Family(
     authenticate=authenticate,
     negotiate=negotiate,
     handlers={"mergeCustomer": mergeCustomer, "getCustomersByIds": getCustomersByIds},
+    error_body=errors.error_body,
+    contract_error=errors.contract_error,
 )

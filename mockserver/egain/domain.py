@@ -11,7 +11,7 @@ import copy
 from dataclasses import dataclass
 
 from mockserver.errors import ApiError
-from mockserver.state.clock import Clock, IdSequence
+from mockserver.state.sources import Sources
 
 CONTACT_POINTS = ("email", "phone", "postal", "social", "website")
 CONTACT_ATTRIBUTES = ("salutation", "firstName", "middleName", "lastName")
@@ -36,18 +36,26 @@ class Actor:
         return self.kind == "application" or permission in self.permissions
 
 
+@dataclass(frozen=True)
+class EgainConfig:
+    """Bearer tokens and the rules of the tenant; shared by all sessions, never changed."""
+
+    actors: dict[str, Actor]  # bearer token -> actor
+    departmentalization: bool = False
+
+
 @dataclass
 class EgainState:
+    """The customers of one session, the config they live under, and where new ids and times come from."""
+
+    config: EgainConfig
     customers: dict[str, dict]  # id -> Customer (spec shape)
-    actors: dict[str, Actor]  # bearer token -> actor
-    departmentalization: bool
-    clock: Clock
-    ids: IdSequence
+    sources: Sources
 
 
-def authorize(state: EgainState, token: str | None, operation_id: str) -> Actor:
+def authorize(config: EgainConfig, token: str | None, operation_id: str) -> Actor:
     """401 for a missing or unknown token, 403 for a user without the operation's permission."""
-    actor = state.actors.get(token or "")
+    actor = config.actors.get(token or "")
     if actor is None:
         raise ApiError(401, "Authentication is required; the bearer token is missing or unknown.", "401-101")
     permission = REQUIRED_PERMISSION[operation_id]
@@ -78,7 +86,7 @@ def merge_customers(state: EgainState, merge: dict) -> None:
     sent_contacts = wanted["contacts"]["contact"]
     _check_merge(state, merge["sourceCustomer"]["id"], source, wanted, target, sent_contacts)
 
-    now = state.clock.stamp_after(target["lastModified"])
+    now = state.sources.clock.stamp_after(target["lastModified"])
     moved_points = {kind: [{**p, "lastModified": now} for c in _contacts(source) for p in c.get(kind, [])] for kind in CONTACT_POINTS}
     merged = {k: v for k, v in target.items() if k not in CUSTOMER_ATTRIBUTES}
     merged.update({k: copy.deepcopy(wanted[k]) for k in CUSTOMER_ATTRIBUTES if k in wanted})
@@ -86,9 +94,9 @@ def merge_customers(state: EgainState, merge: dict) -> None:
     contacts = {c["id"]: c for c in copy.deepcopy(_contacts(target))}
     for position, sent in enumerate(sent_contacts):
         if _is_individual(target):
-            contact_id = _contacts(target)[0]["id"] if _contacts(target) else state.ids.next()
+            contact_id = _contacts(target)[0]["id"] if _contacts(target) else state.sources.ids.next()
         else:
-            contact_id = sent.get("id") or state.ids.next()
+            contact_id = sent.get("id") or state.sources.ids.next()
         old = contacts.get(contact_id, {"id": contact_id, "systemCreated": False})
         contact = {k: v for k, v in old.items() if k not in CONTACT_ATTRIBUTES}
         contact.update({k: sent[k] for k in CONTACT_ATTRIBUTES if k in sent})
@@ -118,7 +126,7 @@ def _check_merge(state: EgainState, source_id: str, source: dict | None, wanted:
             f"targetCustomer.lastModified {wanted['lastModified']} is not the current value {target['lastModified']}; get the customer again.",
             "400-111",
         )
-    if state.departmentalization and source.get("department") != target.get("department"):
+    if state.config.departmentalization and source.get("department") != target.get("department"):
         raise ApiError(400, "Source and target customers belong to different departments.", "400-115")
     if _is_individual(target):
         if any("id" in contact for contact in sent):

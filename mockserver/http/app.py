@@ -37,14 +37,26 @@ def create_app(settings: Settings | None = None) -> Flask:
     schemas = contract.schemas
     fixtures = Fixtures.load(settings.fixtures, schemas)
     saved = persistence.read(settings.state_file, schemas) if settings.state_file else None
-    store = MemoryStore(fixtures.build, initial=saved.build() if saved else None)
-    pipeline = Pipeline(
-        contract, store, {"relay": RELAY, "egain": EGAIN}, check_responses=settings.check_responses, strict=settings.strict_responses
-    )
+    config = fixtures.config
+    if saved is not None and saved.config != config:
+        raise persistence.StateFileError(
+            f"{settings.state_file}: saved under another configuration (API keys, product groups or actors) than {fixtures.source};"
+            " start with the fixtures it was saved with, or move it away"
+        )
+    store = MemoryStore(fixtures.build, initial=saved.build(config) if saved else None)
+    families = {"relay": RELAY, "egain": EGAIN}
+    pipeline = Pipeline(contract, config, store, families, check_responses=settings.check_responses, strict=settings.strict_responses)
 
     app = Flask(__name__)
     state_file = persistence.StateFile(settings.state_file, store) if settings.state_file else None
-    app.extensions["mockserver"] = {"pipeline": pipeline, "store": store, "contract": contract, "settings": settings, "state_file": state_file}
+    app.extensions["mockserver"] = {
+        "pipeline": pipeline,
+        "store": store,
+        "config": config,
+        "contract": contract,
+        "settings": settings,
+        "state_file": state_file,
+    }
     app.register_blueprint(admin_blueprint(store, settings.admin_token))
 
     @app.errorhandler(HTTPException)

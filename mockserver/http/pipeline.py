@@ -19,14 +19,18 @@ from mockserver.errors import ApiError
 from mockserver.family import Call, Family, Reply
 from mockserver.http import render
 from mockserver.http.prefer import PreferInvalid, requested_status
+from mockserver.state.model import Config
 from mockserver.state.store import Store
 
 log = logging.getLogger("mockserver")
 
 
 class Pipeline:
-    def __init__(self, contract: Contract, store: Store, families: dict[str, Family], check_responses: bool = True, strict: bool = False):
+    def __init__(
+        self, contract: Contract, config: Config, store: Store, families: dict[str, Family], check_responses: bool = True, strict: bool = False
+    ):
         self.contract = contract
+        self.config = config
         self.store = store
         self.families = families
         self.check_responses = check_responses
@@ -49,11 +53,11 @@ class Pipeline:
         try:
             reply = self._answer(operation, family, raw, path_values, mimetype)
         except ApiError as error:
-            reply = Reply(error.status, render.error_payload(family.name, error))
+            reply = Reply(error.status, family.error_body(error))
         return self._render(operation, family, reply, mimetype or JSON)
 
     def _answer(self, operation: Operation, family: Family, raw: RawRequest, path_values: dict[str, str], mimetype: str | None) -> Reply:
-        family.authenticate(self.store, operation, raw, path_values)
+        family.authenticate(self.config, operation, raw, path_values)
         if mimetype is None:
             accept = _shown(raw.headers.get("accept", ""))
             raise ApiError(406, f"Accept '{accept}' is not supported; use application/json or application/xml.")
@@ -63,18 +67,18 @@ class Pipeline:
         try:
             request = operation.validate(raw, path_values)
         except RequestInvalid as exc:
-            raise render.contract_error(family.name, exc) from exc
+            raise family.contract_error(exc) from exc
         return family.handlers[operation.operation_id](Call(request, self.store))
 
     def _forced_status(self, operation: Operation, family: Family, raw: RawRequest) -> int | None:
         try:
             status = requested_status(raw.headers.get("prefer"))
         except PreferInvalid as exc:
-            raise render.contract_error(family.name, RequestInvalid("prefer", str(exc), "header", "Prefer")) from exc
+            raise family.contract_error(RequestInvalid("prefer", str(exc), "header", "Prefer")) from exc
         if status is not None and not operation.documents(status):
             documented = ", ".join(operation.responses)
             message = f"Prefer: code={status} is not documented for {operation.operation_id}; documented: {documented}."
-            raise render.contract_error(family.name, RequestInvalid("prefer", message, "header", "Prefer"))
+            raise family.contract_error(RequestInvalid("prefer", message, "header", "Prefer"))
         return status
 
     def _render(self, operation: Operation, family: Family, reply: Reply, negotiated: str) -> render.WireResponse:
@@ -87,14 +91,18 @@ class Pipeline:
                     raise
                 log.error("contract violation by the mock itself: %s", exc)
                 error = ApiError(500, f"The mock produced a response its contract does not document: {exc}.")
-                reply = Reply(500, render.error_payload(family.name, error))
+                reply = Reply(500, family.error_body(error))
                 mimetype = operation.media_type_for(500, negotiated)
         return render.wire(operation, reply.status, reply.payload, mimetype)
 
     def _unrouted(self, raw: RawRequest, error: ApiError, headers: dict[str, str]) -> render.WireResponse:
         """404/405 outside every operation: no spec entry to check against, JSON in the family's format."""
-        family = self.contract.family_of_path(raw.path)
-        return render.wire(None, error.status, render.error_payload(family, error), JSON, headers)
+        return render.wire(None, error.status, self.error_body_for_path(raw.path, error), JSON, headers)
+
+    def error_body_for_path(self, path: str, error: ApiError) -> dict:
+        """The error format of the family whose prefix `path` starts with, or the generic one."""
+        family = self.families.get(self.contract.family_of_path(path) or "")
+        return family.error_body(error) if family else render.generic_error_body(error)
 
 
 def _shown(text: str, limit: int = 120) -> str:

@@ -1,9 +1,7 @@
-"""The one place that decides how answers look on the wire.
+"""How answers look on the wire: a status, headers and bytes, in JSON or XML as negotiated.
 
-Every error, whether raised by the domain (ApiError) or by the contract stage
-(RequestInvalid), becomes the documented error body of its API family here:
-Relay `{"message": ...}`, eGain `{"code": "NNN-NNN", "developerMessage": ...}`,
-in JSON or XML as negotiated.
+What an error body holds is each family's own business (`relay/errors.py`,
+`egain/errors.py`); this module only serializes what the pipeline hands it.
 """
 
 from __future__ import annotations
@@ -14,21 +12,7 @@ from typing import Any
 
 from mockserver.contract import xmlcodec
 from mockserver.contract.compiled import JSON, XML, Operation
-from mockserver.contract.errors import RequestInvalid
 from mockserver.errors import ApiError
-
-# eGain's 400 code for each contract rule (listed in the spec's EgainError description).
-EGAIN_CONTRACT_CODES = {
-    "unknown_query": "400-101",
-    "body_missing": "400-102",
-    "body_malformed": "400-103",
-    "body_schema": "400-104",
-    "content_type": "400-105",
-    "body_forbidden": "400-118",
-    "body_too_large": "400-121",
-    "prefer": "400-119",
-}
-EGAIN_PARAMETER_CODES = {"header": "400-106", "path": "400-116", "query": "400-117"}
 
 
 @dataclass(frozen=True)
@@ -38,17 +22,8 @@ class WireResponse:
     body: bytes
 
 
-def contract_error(family: str, error: RequestInvalid) -> ApiError:
-    """The documented 400 for a request that breaks the contract."""
-    if family != "egain":
-        return ApiError(400, error.message)
-    code = EGAIN_PARAMETER_CODES[error.location] if error.kind == "parameter" else EGAIN_CONTRACT_CODES[error.kind]
-    return ApiError(400, error.message, code)
-
-
-def error_payload(family: str | None, error: ApiError) -> dict:
-    if family == "egain":
-        return {"code": error.code or f"{error.status}-101", "developerMessage": error.message}
+def generic_error_body(error: ApiError) -> dict:
+    """The error body outside every API family (admin, unknown prefixes): `{"message": ...}`."""
     return {"message": error.message}
 
 

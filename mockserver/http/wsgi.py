@@ -21,7 +21,7 @@ from mockserver.contract.compiled import JSON, RawRequest
 from mockserver.credentials import bearer_token, mask
 from mockserver.errors import UNEXPECTED, ApiError
 from mockserver.http.pipeline import Pipeline
-from mockserver.http.render import WireResponse, error_payload, wire
+from mockserver.http.render import WireResponse, wire
 from mockserver.settings import Settings
 
 log = logging.getLogger("mockserver")
@@ -48,7 +48,7 @@ class ApiMiddleware:
             if self.settings.strict_responses:
                 raise
             log.exception("unexpected error on %s %s", raw.method, raw.path)
-            answer = wire(None, 500, error_payload(self.pipeline.contract.family_of_path(raw.path), ApiError(500, UNEXPECTED)), JSON)
+            answer = wire(None, 500, self.pipeline.error_body_for_path(raw.path, ApiError(500, UNEXPECTED)), JSON)
         if self.settings.access_log:
             seconds = time.perf_counter() - started
             credential = raw.headers.get("xx-relay-api-key") or bearer_token(raw.headers.get("authorization"))

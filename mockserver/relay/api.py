@@ -7,27 +7,23 @@ from typing import Any
 
 from mockserver.contract.compiled import JSON, Operation, RawRequest
 from mockserver.family import Call, Family, Reply
-from mockserver.relay import domain
-from mockserver.state.store import State, Store
+from mockserver.relay import domain, errors
+from mockserver.state.model import Config, State
 
 API_KEY_HEADER = "xx-relay-api-key"
 
 
 def _for_client(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Run a domain command on the client named by id, resolved inside the store's lock."""
+    """Run a domain command on the customers of the client named by id, resolved inside the store's lock."""
 
     def run(state: State, client_id: str, *args: Any) -> Any:
-        return command(state.relay.clients[client_id], *args)
+        return command(state.relay.books[client_id], *args)
 
     return run
 
 
-def _authenticate_command(state: State, client_id: str, api_key: str | None) -> None:
-    domain.authenticate(state.relay, client_id, api_key)
-
-
-def authenticate(store: Store, operation: Operation, raw: RawRequest, path_values: dict[str, str]) -> None:
-    store.run(_authenticate_command, path_values.get("client_id", ""), raw.headers.get(API_KEY_HEADER))
+def authenticate(config: Config, operation: Operation, raw: RawRequest, path_values: dict[str, str]) -> None:
+    domain.authenticate(config.relay, path_values.get("client_id", ""), raw.headers.get(API_KEY_HEADER))
 
 
 def negotiate(raw: RawRequest) -> str:
@@ -64,4 +60,6 @@ FAMILY = Family(
     authenticate=authenticate,
     negotiate=negotiate,
     handlers={"moveCustomer": moveCustomer, "loadCustomerRecord": loadCustomerRecord, "retrieveCustomer": retrieveCustomer},
+    error_body=errors.error_body,
+    contract_error=errors.contract_error,
 )

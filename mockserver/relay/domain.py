@@ -1,7 +1,10 @@
 """Relay state and the commands on it. No HTTP here: plain arguments in, values out.
 
-Every function takes the client it acts for, already authenticated, and
-raises ApiError with the status the spec documents for that cause.
+Fixed configuration (clients, their keys and product groups) is kept apart
+from the customers commands change, so every session shares the first and
+owns its copy of the second. Every command takes the customer book of the
+client it acts for, already authenticated, and raises ApiError with the
+status the spec documents for that cause.
 """
 
 from __future__ import annotations
@@ -16,11 +19,33 @@ MAX_CCIDS_PER_PHONE = 50
 UNAUTHORIZED = "The API token does not have authorization to the requested resource."
 
 
-@dataclass
+@dataclass(frozen=True)
 class RelayClient:
+    """A client's fixed configuration: who may call for it and which groups it has."""
+
     client_id: str
     api_keys: frozenset[str]
     product_groups: frozenset[str]
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    """Every client and which client each API key opens; shared by all sessions, never changed."""
+
+    clients: dict[str, RelayClient]
+    key_owners: dict[str, str]  # API key -> client_id
+
+    @classmethod
+    def build(cls, clients: list[RelayClient]) -> RelayConfig:
+        owners = {key: client.client_id for client in clients for key in client.api_keys}
+        return cls({client.client_id: client for client in clients}, owners)
+
+
+@dataclass
+class CustomerBook:
+    """One client's customers: the mutable part, one per session."""
+
+    client: RelayClient
     customers: dict[str, dict] = field(default_factory=dict)  # ccid -> record with product_group_id
     phone_ccids: dict[str, set[str]] = field(default_factory=dict)  # phone number -> ccids using it
 
@@ -34,55 +59,53 @@ class RelayClient:
 
 @dataclass
 class RelayState:
-    clients: dict[str, RelayClient]
-    key_owners: dict[str, str]  # API key -> client_id
+    books: dict[str, CustomerBook]  # client_id -> its customers
 
     @classmethod
-    def build(cls, clients: list[RelayClient]) -> RelayState:
-        owners = {key: client.client_id for client in clients for key in client.api_keys}
-        return cls({client.client_id: client for client in clients}, owners)
+    def empty(cls, config: RelayConfig) -> RelayState:
+        return cls({client_id: CustomerBook(client) for client_id, client in config.clients.items()})
 
 
 def phones_of(record: dict) -> set[str]:
     return {c["channel_address"] for c in record.get("notification_channels", []) if c.get("channel_type") in PHONE_CHANNELS}
 
 
-def authenticate(state: RelayState, client_id: str, api_key: str | None) -> RelayClient:
+def authenticate(config: RelayConfig, client_id: str, api_key: str | None) -> RelayClient:
     """The client the key opens; a missing, unknown or other client's key is a 401."""
-    if not api_key or state.key_owners.get(api_key) != client_id:
+    if not api_key or config.key_owners.get(api_key) != client_id:
         raise ApiError(401, UNAUTHORIZED)
-    return state.clients[client_id]
+    return config.clients[client_id]
 
 
-def move_customer(client: RelayClient, ccid: str, product_group_id: str) -> str:
-    record = _customer(client, ccid)
-    _require_group(client, product_group_id)
+def move_customer(book: CustomerBook, ccid: str, product_group_id: str) -> str:
+    record = _customer(book, ccid)
+    _require_group(book.client, product_group_id)
     if record["product_group_id"] == product_group_id:
         raise ApiError(409, f"Customer {ccid} is already in product group {product_group_id}.")
     record["product_group_id"] = product_group_id
-    return move_message(ccid, product_group_id, client.client_id)
+    return move_message(ccid, product_group_id, book.client.client_id)
 
 
-def load_customer(client: RelayClient, product_group_id: str, customer: dict) -> bool:
+def load_customer(book: CustomerBook, product_group_id: str, customer: dict) -> bool:
     """Create the record, or update it in place; True when it was created."""
-    _require_group(client, product_group_id)
+    _require_group(book.client, product_group_id)
     ccid = customer["ccid"]
-    existing = client.customers.get(ccid)
+    existing = book.customers.get(ccid)
     if existing is not None and existing["product_group_id"] != product_group_id:
         raise ApiError(
             409,
             f"Customer {ccid} already exists in product group {existing['product_group_id']}; use move to change its group.",
         )
     for phone in phones_of(customer):
-        if len(client.phone_ccids.get(phone, set()) - {ccid}) >= MAX_CCIDS_PER_PHONE:
+        if len(book.phone_ccids.get(phone, set()) - {ccid}) >= MAX_CCIDS_PER_PHONE:
             raise ApiError(409, f"notification_channels: phone number {phone} already belongs to {MAX_CCIDS_PER_PHONE} customers.")
-    client.customers[ccid] = {**customer, "product_group_id": product_group_id}
-    client.index_phones(ccid, existing, customer)
+    book.customers[ccid] = {**customer, "product_group_id": product_group_id}
+    book.index_phones(ccid, existing, customer)
     return existing is None
 
 
-def retrieve_customer(client: RelayClient, ccid: str) -> dict:
-    return dict(_customer(client, ccid))
+def retrieve_customer(book: CustomerBook, ccid: str) -> dict:
+    return dict(_customer(book, ccid))
 
 
 def move_message(ccid: str, product_group_id: str, client_id: str) -> str:
@@ -100,10 +123,10 @@ def move_message(ccid: str, product_group_id: str, client_id: str) -> str:
     return render()
 
 
-def _customer(client: RelayClient, ccid: str) -> dict:
-    record = client.customers.get(ccid)
+def _customer(book: CustomerBook, ccid: str) -> dict:
+    record = book.customers.get(ccid)
     if record is None:
-        raise ApiError(404, f"Customer {ccid} not found for client {client.client_id}.")
+        raise ApiError(404, f"Customer {ccid} not found for client {book.client.client_id}.")
     return record
 
 

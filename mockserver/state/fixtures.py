@@ -15,10 +15,10 @@ import jsonschema_rs
 import yaml
 
 from mockserver.contract.compiled import SchemaCheck
-from mockserver.egain.domain import Actor, EgainState
-from mockserver.relay.domain import MAX_CCIDS_PER_PHONE, RelayClient, RelayState, phones_of
-from mockserver.state.clock import Clock, IdSequence
-from mockserver.state.store import State
+from mockserver.egain.domain import Actor, EgainConfig, EgainState
+from mockserver.relay.domain import MAX_CCIDS_PER_PHONE, RelayClient, RelayConfig, RelayState, phones_of
+from mockserver.state.model import Config, State
+from mockserver.state.sources import Sources
 
 # libyaml's C parser when PyYAML was built with it: about ten times faster on large files.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -81,17 +81,23 @@ class FixtureError(ValueError):
 
 
 class Fixtures:
-    """A checked fixture file; `build()` makes a fresh, independent state from it.
+    """A checked fixture file: its fixed `config`, and `build()` for a fresh, independent state.
 
-    The data is kept pickled: one compact copy for every reset, so a large
-    fixture costs its live state plus a few bytes a record, and unpickling
-    builds a fresh state several times faster than a deep copy.
+    The records are kept pickled: one compact copy for every reset, so a
+    large fixture costs its live state plus a few bytes a record, and
+    unpickling builds a fresh state several times faster than a deep copy.
     """
 
     def __init__(self, data: dict, source: str, schemas: dict[str, dict]):
         self.source = source
         _check(data, source, schemas)
-        self._pickled = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+        self.config = _config(data)
+        records = {
+            "relay": {entry["client_id"]: entry.get("customers", []) for entry in data["relay"]["clients"]},
+            "egain": data["egain"].get("customers", []),
+        }
+        self._first_id = _next_id(records["egain"])
+        self._pickled = pickle.dumps(records, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
     def load(cls, path: Path, schemas: dict[str, dict]) -> Fixtures:
@@ -105,32 +111,32 @@ class Fixtures:
             raise FixtureError(f"{path}: not valid YAML: {exc}") from exc
         return cls(data, str(path), schemas)
 
-    def build(self) -> State:
-        data = pickle.loads(self._pickled)
-        return State(relay=_relay_state(data["relay"]), egain=_egain_state(data["egain"]))
+    def build(self, config: Config | None = None, seed: int | str | None = None) -> State:
+        """A fresh state of these records under `config` (this file's own unless given; it must be equal)."""
+        config = config or self.config
+        records = pickle.loads(self._pickled)
+        relay = RelayState.empty(config.relay)
+        for client_id, customers in records["relay"].items():
+            book = relay.books[client_id]
+            for record in customers:
+                book.customers[record["ccid"]] = record
+                book.index_phones(record["ccid"], None, record)
+        sources = Sources(self._first_id, seed)
+        egain = EgainState(config.egain, {c["id"]: c for c in records["egain"]}, sources)
+        return State(relay=relay, egain=egain, sources=sources)
 
 
-def _relay_state(relay: dict) -> RelayState:
-    clients = []
-    for entry in relay["clients"]:
-        client = RelayClient(entry["client_id"], frozenset(entry["api_keys"]), frozenset(entry["product_groups"]))
-        for record in entry.get("customers", []):
-            client.customers[record["ccid"]] = record
-            client.index_phones(record["ccid"], None, record)
-        clients.append(client)
-    return RelayState.build(clients)
-
-
-def _egain_state(egain: dict) -> EgainState:
-    customers = {c["id"]: c for c in egain.get("customers", [])}
+def _config(data: dict) -> Config:
+    clients = [RelayClient(e["client_id"], frozenset(e["api_keys"]), frozenset(e["product_groups"])) for e in data["relay"]["clients"]]
+    egain = data["egain"]
     actors = {a["token"]: Actor(a["name"], a["kind"], frozenset(a.get("permissions", []))) for a in egain["actors"]}
-    return EgainState(customers, actors, egain.get("departmentalization", False), Clock(), IdSequence(_next_id(customers)))
+    return Config(RelayConfig.build(clients), EgainConfig(actors, egain.get("departmentalization", False)))
 
 
-def _next_id(customers: dict[str, dict]) -> int:
+def _next_id(customers: list[dict]) -> int:
     """One above every numeric id in use (customers, contacts, contact points), at least 10000."""
     highest = 9999
-    stack: list[Any] = list(customers.values())
+    stack: list[Any] = list(customers)
     while stack:
         node = stack.pop()
         if isinstance(node, dict):

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from mockserver.state.fixtures import FixtureError, Fixtures
-from mockserver.state.store import MemoryStore, State
+from mockserver.state.model import State
+from mockserver.state.store import MemoryStore
 
 log = logging.getLogger("mockserver")
 MARKER = "mockserver_state"
@@ -35,25 +36,24 @@ class StateFileError(FixtureError):
 
 def snapshot(state: State) -> dict[str, Any]:
     """The state as fixture-format data (what `Fixtures` loads back)."""
-    relay = state.relay
     egain = state.egain
     return {
         "relay": {
             "clients": [
                 {
-                    "client_id": client.client_id,
-                    "api_keys": sorted(client.api_keys),
-                    "product_groups": sorted(client.product_groups),
-                    "customers": list(client.customers.values()),
+                    "client_id": book.client.client_id,
+                    "api_keys": sorted(book.client.api_keys),
+                    "product_groups": sorted(book.client.product_groups),
+                    "customers": list(book.customers.values()),
                 }
-                for client in relay.clients.values()
+                for book in state.relay.books.values()
             ]
         },
         "egain": {
-            "departmentalization": egain.departmentalization,
+            "departmentalization": egain.config.departmentalization,
             "actors": [
                 {"token": token, "name": actor.name, "kind": actor.kind, "permissions": sorted(actor.permissions)}
-                for token, actor in egain.actors.items()
+                for token, actor in egain.config.actors.items()
             ],
             "customers": list(egain.customers.values()),
         },

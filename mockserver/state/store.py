@@ -11,20 +11,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from mockserver.egain.domain import EgainState
-from mockserver.relay.domain import RelayState
+from mockserver.state.model import State
 
 T = TypeVar("T")
-
-
-@dataclass
-class State:
-    relay: RelayState
-    egain: EgainState
-
 
 class Store(Protocol):
     """What the HTTP layer needs of a store; a shared backend could implement it later."""

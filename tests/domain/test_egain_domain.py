@@ -6,9 +6,9 @@ from datetime import UTC
 import pytest
 
 from mockserver.egain import domain
-from mockserver.egain.domain import Actor, EgainState
+from mockserver.egain.domain import Actor, EgainConfig, EgainState
 from mockserver.errors import ApiError
-from mockserver.state.clock import Clock, IdSequence
+from mockserver.state.sources import Clock, Sources
 
 STAMP = "2021-10-25T11:29:58.000Z"
 
@@ -45,7 +45,7 @@ def make_state(departmentalization=False) -> EgainState:
         "app": Actor("a", "application"),
         "viewer": Actor("v", "user", frozenset({"View Agent Console"})),
     }
-    return EgainState(customers, actors, departmentalization, Clock(), IdSequence(5000))
+    return EgainState(EgainConfig(actors, departmentalization), customers, Sources(5000))
 
 
 def merge_body(source="1", target="2", stamp=STAMP, contacts=None):
@@ -138,13 +138,13 @@ def test_every_merge_changes_the_target_timestamp():
 )
 def test_authorize_refuses(token, operation, status):
     with pytest.raises(ApiError) as caught:
-        domain.authorize(make_state(), token, operation)
+        domain.authorize(make_state().config, token, operation)
     assert caught.value.status == status
 
 
 @pytest.mark.parametrize("token", ["user", "app"])
 def test_authorize_allows_users_with_permission_and_applications(token):
-    domain.authorize(make_state(), token, "mergeCustomer")
+    domain.authorize(make_state().config, token, "mergeCustomer")
 
 
 def test_get_customers_skips_missing_sorts_and_projects():

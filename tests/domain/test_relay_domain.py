@@ -4,30 +4,36 @@ import pytest
 
 from mockserver.errors import ApiError
 from mockserver.relay import domain
-from mockserver.relay.domain import RelayClient, RelayState
+from mockserver.relay.domain import RelayClient, RelayConfig, RelayState
+
+CONFIG = RelayConfig.build(
+    [
+        RelayClient("demo", frozenset({"demo-key"}), frozenset({"default", "test-2"})),
+        RelayClient("other", frozenset({"other-key"}), frozenset({"default"})),
+    ]
+)
 
 
 def make_state() -> RelayState:
-    demo = RelayClient("demo", frozenset({"demo-key"}), frozenset({"default", "test-2"}))
-    other = RelayClient("other", frozenset({"other-key"}), frozenset({"default"}))
-    demo.customers["C1"] = {"ccid": "C1", "product_group_id": "default"}
-    other.customers["O1"] = {"ccid": "O1", "product_group_id": "default"}
-    return RelayState.build([demo, other])
+    state = RelayState.empty(CONFIG)
+    state.books["demo"].customers["C1"] = {"ccid": "C1", "product_group_id": "default"}
+    state.books["other"].customers["O1"] = {"ccid": "O1", "product_group_id": "default"}
+    return state
 
 
 @pytest.mark.parametrize("key", [None, "", "unknown", "other-key"])
 def test_only_the_clients_own_key_authenticates(key):
     with pytest.raises(ApiError) as caught:
-        domain.authenticate(make_state(), "demo", key)
+        domain.authenticate(CONFIG, "demo", key)
     assert caught.value.status == 401
 
 
 def test_own_key_authenticates():
-    assert domain.authenticate(make_state(), "demo", "demo-key").client_id == "demo"
+    assert domain.authenticate(CONFIG, "demo", "demo-key").client_id == "demo"
 
 
 def test_move_changes_group_then_conflicts():
-    client = make_state().clients["demo"]
+    client = make_state().books["demo"]
     assert domain.move_customer(client, "C1", "test-2") == "Customer C1 moved to test-2 for client demo."
     assert client.customers["C1"]["product_group_id"] == "test-2"
     with pytest.raises(ApiError) as caught:
@@ -38,7 +44,7 @@ def test_move_changes_group_then_conflicts():
 
 @pytest.mark.parametrize("ccid, group", [("NOPE", "test-2"), ("C1", "no-such-group")])
 def test_move_unknown_customer_or_group_is_404_and_changes_nothing(ccid, group):
-    client = make_state().clients["demo"]
+    client = make_state().books["demo"]
     with pytest.raises(ApiError) as caught:
         domain.move_customer(client, ccid, group)
     assert caught.value.status == 404
@@ -53,14 +59,14 @@ def test_move_message_never_exceeds_the_documented_cap():
 
 
 def test_load_creates_then_updates_in_place():
-    client = make_state().clients["demo"]
+    client = make_state().books["demo"]
     assert domain.load_customer(client, "default", {"ccid": "N1", "first_name": "A"}) is True
     assert domain.load_customer(client, "default", {"ccid": "N1", "first_name": "B"}) is False
     assert client.customers["N1"] == {"ccid": "N1", "first_name": "B", "product_group_id": "default"}
 
 
 def test_load_into_another_group_is_409_and_changes_nothing():
-    client = make_state().clients["demo"]
+    client = make_state().books["demo"]
     with pytest.raises(ApiError) as caught:
         domain.load_customer(client, "test-2", {"ccid": "C1", "first_name": "Changed"})
     assert caught.value.status == 409
@@ -69,12 +75,12 @@ def test_load_into_another_group_is_409_and_changes_nothing():
 
 def test_load_unknown_group_is_404():
     with pytest.raises(ApiError) as caught:
-        domain.load_customer(make_state().clients["demo"], "nope", {"ccid": "N1"})
+        domain.load_customer(make_state().books["demo"], "nope", {"ccid": "N1"})
     assert caught.value.status == 404
 
 
 def test_a_phone_number_belongs_to_at_most_50_customers():
-    client = make_state().clients["demo"]
+    client = make_state().books["demo"]
     sms = [{"channel_type": "sms", "channel_address": "+1555"}]
     for i in range(50):
         domain.load_customer(client, "default", {"ccid": f"P{i}", "notification_channels": sms})
@@ -88,7 +94,7 @@ def test_a_phone_number_belongs_to_at_most_50_customers():
 
 
 def test_retrieve_returns_a_copy_with_the_group():
-    client = make_state().clients["demo"]
+    client = make_state().books["demo"]
     record = domain.retrieve_customer(client, "C1")
     record["product_group_id"] = "tampered"
     assert domain.retrieve_customer(client, "C1")["product_group_id"] == "default"

@@ -12,7 +12,7 @@ MERGE = "/core/customermgr/v3/customer/merge"
 def test_prefer_answers_the_documented_example_and_changes_nothing(client, state, status):
     response = client.put(MOVE, headers={**RELAY_KEY, "Prefer": f"code={status}"})
     assert response.status_code == status and "message" in response.json
-    assert state.relay.clients["demo"].customers["BAK-11984-007"]["product_group_id"] == "default"
+    assert state.relay.books["demo"].customers["BAK-11984-007"]["product_group_id"] == "default"
 
 
 def test_prefer_on_egain_in_xml_and_204(client, state):

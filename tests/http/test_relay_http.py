@@ -1,8 +1,12 @@
 """Relay over HTTP, through the Flask test client; every answer is also judged by openapi-core."""
 
 import pytest
+import yaml
 
-from tests.conftest import RELAY_KEY
+from mockserver.http.app import create_app
+from mockserver.resources import default_fixtures_path
+from mockserver.settings import Settings
+from tests.conftest import RELAY_KEY, CheckedClient
 
 MOVE = "/cdm/client/demo/customer/BAK-11984-007/move/product-group-test-2"
 RETRIEVE = "/cdm/client/demo/customer/BAK-11984-007"
@@ -32,7 +36,7 @@ def test_bad_key_is_401_before_any_other_check(client, state, headers):
         response = getattr(client, method)(url, headers=headers, data="{not json", content_type="application/json")
         assert response.status_code == 401, (method, url)
         assert response.json == {"message": "The API token does not have authorization to the requested resource."}
-    assert state.relay.clients["demo"].customers["BAK-11984-007"]["product_group_id"] == "default"
+    assert state.relay.books["demo"].customers["BAK-11984-007"]["product_group_id"] == "default"
 
 
 def test_other_clients_key_works_on_its_own_client_only(client):
@@ -90,11 +94,11 @@ def test_load_creates_updates_and_refuses_another_group(client):
     ],
 )
 def test_bad_load_bodies_are_400_naming_the_problem_and_change_nothing(client, state, body, content_type, fragment):
-    before = dict(state.relay.clients["demo"].customers)
+    before = dict(state.relay.books["demo"].customers)
     response = client.post(LOAD, headers=RELAY_KEY, data=body, content_type=content_type)
     assert response.status_code == 400
     assert fragment in response.json["message"]
-    assert state.relay.clients["demo"].customers == before
+    assert state.relay.books["demo"].customers == before
 
 
 def test_oversized_body_is_refused_with_the_documented_400(client):
@@ -103,11 +107,15 @@ def test_oversized_body_is_refused_with_the_documented_400(client):
     assert "too large" in response.json["message"]
 
 
-def test_long_ids_keep_the_move_message_within_100_characters(client):
+def test_long_ids_keep_the_move_message_within_100_characters(tmp_path, reference):
     ccid, group = "c" * 100, "g" * 100
+    fixtures = yaml.safe_load(default_fixtures_path().read_text())
+    fixtures["relay"]["clients"][0]["product_groups"].append(group)
+    (tmp_path / "long.yaml").write_text(yaml.safe_dump(fixtures))
+    app = create_app(Settings(fixtures=tmp_path / "long.yaml", strict_responses=True))
+    app.test_client_class, CheckedClient.reference = CheckedClient, reference
+    client = app.test_client()
     body = {"product_group_id": "default", "customer": {"ccid": ccid}}
     assert client.post(LOAD, headers=RELAY_KEY, json=body).status_code == 200
-    app_state = client.application.extensions["mockserver"]["store"].state
-    app_state.relay.clients["demo"].product_groups |= {group}
     response = client.put(f"/cdm/client/demo/customer/{ccid}/move/{group}", headers=RELAY_KEY)
     assert response.status_code == 200 and len(response.json["message"]) <= 100

@@ -1,7 +1,13 @@
-"""Timestamps and ids: one source each, so state changes are ordered and reproducible."""
+"""Ids, time and randomness: one seedable source of each per state (moto's lesson).
+
+Every value a command invents comes from the `Sources` of the state it runs
+on, so two sessions never share a counter, and a seeded run (fixed start
+time, seeded random) gives the same ids, timestamps and choices every time.
+"""
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -50,3 +56,16 @@ class IdSequence:
             value = self._next
             self._next += 1
             return str(value)
+
+
+class Sources:
+    """Where one state's new ids, timestamps and random choices come from.
+
+    `now` is the wall clock unless given; `seed` makes `random` reproducible
+    (None seeds from the operating system).
+    """
+
+    def __init__(self, first_id: int, seed: int | str | None = None, now: Callable[[], datetime] | None = None):
+        self.clock = Clock(now) if now is not None else Clock()
+        self.ids = IdSequence(first_id)
+        self.random = random.Random(seed)

@@ -1,0 +1,51 @@
+"""Fixed configuration shared, mutable state owned: what every session will rely on (no HTTP)."""
+
+import json
+
+import pytest
+
+from mockserver.contract.compiled import Contract
+from mockserver.contract.spec import load_document
+from mockserver.http.app import create_app
+from mockserver.settings import Settings
+from mockserver.state.fixtures import Fixtures
+from mockserver.state.persistence import MARKER, VERSION, StateFileError, snapshot
+from mockserver.state.sources import Sources
+
+
+@pytest.fixture(scope="module")
+def fixtures() -> Fixtures:
+    schemas = Contract(load_document()).schemas
+    return Fixtures.load(Settings().fixtures, schemas)
+
+
+def test_states_share_the_config_and_nothing_they_change(fixtures):
+    first, second = fixtures.build(), fixtures.build()
+    assert first.relay.books["demo"].client is second.relay.books["demo"].client is fixtures.config.relay.clients["demo"]
+    assert first.egain.config is second.egain.config is fixtures.config.egain
+    first.relay.books["demo"].customers["BAK-11984-007"]["product_group_id"] = "vip"
+    first.egain.customers.pop("1002")
+    assert second.relay.books["demo"].customers["BAK-11984-007"]["product_group_id"] == "default"
+    assert "1002" in second.egain.customers
+    assert first.sources is not second.sources and first.egain.sources is first.sources
+
+
+def test_a_seed_makes_ids_and_random_choices_reproducible(fixtures):
+    one, two = fixtures.build(seed=7), fixtures.build(seed=7)
+    assert [one.sources.ids.next() for _ in range(3)] == [two.sources.ids.next() for _ in range(3)]
+    assert [one.sources.random.random() for _ in range(3)] == [two.sources.random.random() for _ in range(3)]
+    assert fixtures.build(seed=8).sources.random.random() != fixtures.build(seed=7).sources.random.random()
+
+
+def test_ids_start_above_every_id_the_fixtures_use(fixtures):
+    assert int(fixtures.build().sources.ids.next()) >= 10000
+    assert int(Sources(12345).ids.next()) == 12345
+
+
+def test_a_state_file_saved_under_other_keys_is_refused(fixtures, tmp_path):
+    data = snapshot(fixtures.build())
+    data["relay"]["clients"][0]["api_keys"] = ["rotated-key"]
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps({MARKER: VERSION, "state": data}))
+    with pytest.raises(StateFileError, match="another configuration"):
+        create_app(Settings(state_file=path))
