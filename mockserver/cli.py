@@ -9,10 +9,16 @@ from pathlib import Path
 import click
 
 from mockserver.credentials import SecretFilter
-from mockserver.http.serving import DEFAULT_THREADS, SERVERS, available_server, is_loopback, serve
+from mockserver.http.serving import SERVERS, available_server, is_loopback, serve
 from mockserver.resources import default_fixtures_path
 from mockserver.settings import Settings
 from mockserver.state.fixtures import FixtureError
+
+
+def _option_with_env(flag: str, default: float, kind: click.ParamType, help: str):  # noqa: A002 - click's own name
+    """An option with its `MOCKSERVER_*` environment twin, both shown in --help."""
+    envvar = "MOCKSERVER_" + flag.lstrip("-").upper().replace("-", "_")
+    return click.option(flag, envvar=envvar, show_envvar=True, default=default, show_default=True, type=kind, help=help)
 
 
 @click.group()
@@ -30,12 +36,42 @@ def main() -> None:
     default=None,
     help="Fixture file to load (default: the bundled demo data).",
 )
-@click.option("--server", type=click.Choice(SERVERS), default=None, help="WSGI server (default: granian if installed, else waitress).")
+@click.option(
+    "--server",
+    type=click.Choice(SERVERS),
+    default=None,
+    help="granian (an event loop: waiting holds no thread) if installed, else waitress (WSGI, a thread per request).",
+)
 @click.option(
     "--threads",
-    default=None,
+    default=8,
+    show_default=True,
     type=click.IntRange(1, 1024),
-    help="Request threads (default: 64 for granian, where a request waiting for its body holds one; 8 for waitress).",
+    help="waitress: request threads; granian: threads of the admin API's pool (the vendor APIs use none).",
+)
+@_option_with_env(
+    "--head-timeout",
+    30.0,
+    click.FloatRange(0.1, 3600),
+    "Seconds for a request head to arrive, and for an idle keep-alive connection to stay open (granian).",
+)
+@_option_with_env(
+    "--body-timeout",
+    30.0,
+    click.FloatRange(0.1, 3600),
+    "Seconds for a request body to arrive; then 408 and the connection is closed (granian).",
+)
+@_option_with_env(
+    "--max-connections",
+    8192,
+    click.IntRange(16, 1_000_000),
+    "Connections served at once; more wait in the listen backlog until one closes (granian).",
+)
+@_option_with_env(
+    "--max-waits",
+    2000,
+    click.IntRange(1, 1_000_000),
+    "Requests waiting at once (delays, long polls); past it, the API's 500 saying so (granian).",
 )
 @click.option("--no-check-responses", is_flag=True, help="Skip checking each answer against the spec (faster, less safe).")
 @click.option(
@@ -58,7 +94,11 @@ def serve_command(
     port: int,
     fixtures: Path | None,
     server: str | None,
-    threads: int | None,
+    threads: int,
+    head_timeout: float,
+    body_timeout: float,
+    max_connections: int,
+    max_waits: int,
     no_check_responses: bool,
     state_file: Path | None,
     save_interval: float,
@@ -78,10 +118,18 @@ def serve_command(
         state_file=state_file,
         admin_token=admin_token,
         access_log=access_log,
+        host=host,
+        port=port,
+        server=server or available_server(),
+        threads=threads,
+        save_interval=save_interval,
+        head_timeout=head_timeout,
+        body_timeout=body_timeout,
+        max_connections=max_connections,
+        max_waits=max_waits,
     )
     try:
-        kind = server or available_server()
-        serve(settings, host, port, kind, threads or DEFAULT_THREADS[kind], save_interval)
+        serve(settings)
     except FixtureError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

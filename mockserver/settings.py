@@ -24,3 +24,20 @@ class Settings:
     admin_token: str | None = None
     # Log one line per request (credentials masked).
     access_log: bool = False
+
+    # Serving (`mockserver serve`); see mockserver/http/serving.py.
+    host: str = "127.0.0.1"
+    port: int = 8080
+    server: str = "granian"  # or "waitress"
+    # waitress: request threads; granian: the admin API's thread pool (the vendor APIs need none).
+    threads: int = 8
+    # Seconds between state-file saves.
+    save_interval: float = 30.0
+    # A request head (or the next one on an idle keep-alive connection) must arrive within this many seconds.
+    head_timeout: float = 30.0
+    # A request body must arrive within this many seconds, else 408 and the connection is closed.
+    body_timeout: float = 30.0
+    # Open connections served at once; more wait in the listen backlog until one closes.
+    max_connections: int = 8192
+    # Requests waiting at once on the event loop (delays, long polls); past it, the API's documented 500.
+    max_waits: int = 2000

@@ -1,43 +1,38 @@
-"""Running the app under a production WSGI server, in one process (state is in memory).
+"""Running the mock: granian on an event loop in this very process, or waitress as the fallback.
 
-Granian (a Rust HTTP server) is the default: it serves the same Flask app
-about twice as fast as waitress here (see benchmarks/RESULTS.md). Waitress,
-pure Python, is the fallback where granian cannot be installed or started.
+granian (Rust HTTP) runs embedded on our own event loop (uvloop when
+installed) with the ASGI app of `asgi.py`: idle connections, slow bodies and
+delays wait on the loop and hold no thread, and the state lives in the one
+process that serves it (no fork, no second copy). Its deadlines are ours:
+`header_read_timeout` for request heads and idle keep-alive connections, the
+body deadline in `asgi.py`, `backpressure` as the cap on open connections.
+
+Waitress (pure Python, WSGI, a thread per request) is the fallback where
+granian is not available; it buffers whole requests before the app sees
+them, but a delay holds one of its threads (see the README).
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import ipaddress
-import json
 import logging
 import signal
 import socket
 import sys
-from dataclasses import asdict
-from functools import partial
-from multiprocessing.util import Finalize
-from pathlib import Path
 from typing import Any
 
 from flask import Flask
 
 from mockserver.http.app import create_app
+from mockserver.http.asgi import AsgiApp, admin_app
 from mockserver.settings import Settings
 
 log = logging.getLogger("mockserver")
 SERVERS = ("granian", "waitress")
-# Granian hands a request to a thread before its body has arrived, so a slow
-# client holds a thread: many cheap idle threads keep others served. Waitress
-# buffers whole requests first and needs few.
-DEFAULT_THREADS = {"granian": 64, "waitress": 8}
 # Request line and headers larger than this are refused (431) by either server.
 MAX_HEADER_BYTES = 32 * 1024
-
-# The app built in the parent before granian forks its worker; the worker
-# reuses it instead of loading everything again (see `_worker_app`).
-_prebuilt: Flask | None = None
-_save_interval = 30.0
 
 
 def is_loopback(host: str) -> bool:
@@ -58,44 +53,84 @@ def available_server() -> str:
     return "granian"
 
 
-def serve(settings: Settings, host: str, port: int, server: str, threads: int, save_interval: float = 30.0) -> None:
+def serve(settings: Settings) -> None:
     """Build the app (so a bad fixture fails here, in the foreground) and serve it until stopped."""
-    global _prebuilt, _save_interval
     app = create_app(settings)
     # The loaded state lives as long as the process and holds no reference
-    # cycles: keep it out of the cyclic collector's sweeps (which grow with
-    # the heap) and out of copy-on-write faults after granian's fork.
+    # cycles: keep it out of the cyclic collector's sweeps, which grow with the heap.
     gc.freeze()
-    _save_interval = save_interval
-    log.info("mockserver listening on http://%s:%d (%s, fixtures %s)", host, port, server, settings.fixtures)
-    if server == "waitress":
-        import waitress
+    state_file = app.extensions["mockserver"]["state_file"]
+    stop_autosave = state_file.start_autosave(settings.save_interval) if state_file else None
+    try:
+        if settings.server == "waitress":
+            _serve_waitress(app, settings)
+        else:
+            _serve_granian(app, settings)
+    finally:
+        if stop_autosave is not None:
+            stop_autosave.set()
+            _final_save(state_file)
+        log.info("mockserver stopped")
 
-        _keep_state(app)
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # exit cleanly, so the state is saved
+
+def _serve_waitress(app: Flask, settings: Settings) -> None:
+    import waitress
+
+    _log_listening(settings, "waitress")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # unwind, so the state is saved
+    try:
         waitress.serve(
-            app, host=host, port=port, threads=threads, ident="mockserver", max_request_header_size=MAX_HEADER_BYTES, _quiet=True
+            app,
+            host=settings.host,
+            port=settings.port,
+            threads=settings.threads,
+            ident="mockserver",
+            max_request_header_size=MAX_HEADER_BYTES,
+            _quiet=True,
         )
-        return
-    from granian.constants import Interfaces
+    except KeyboardInterrupt:
+        pass
+
+
+def _serve_granian(app: Flask, settings: Settings) -> None:
+    pipeline = app.extensions["mockserver"]["pipeline"]
+    asgi = AsgiApp(pipeline, admin_app(app, settings.threads), settings)
+    _refuse_busy_port(settings.host, settings.port)
+    try:
+        import uvloop
+    except ImportError:  # not on every platform: the standard loop serves too, a little slower
+        asyncio.run(_run_granian(asgi, settings))
+    else:
+        uvloop.run(_run_granian(asgi, settings))
+
+
+async def _run_granian(asgi: AsgiApp, settings: Settings) -> None:
+    from granian.constants import HTTPModes, Interfaces
     from granian.http import HTTP1Settings
-    from granian.server import Server
+    from granian.server.embed import Server
 
-    _refuse_busy_port(host, port)
-
-    _prebuilt = app
-    settings_json = json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()})
-    granian = Server(
-        target="mockserver",
-        address=host,
-        port=port,
-        interface=Interfaces.WSGI,
-        workers=1,
-        blocking_threads=threads,
-        http1_settings=HTTP1Settings(max_buffer_size=MAX_HEADER_BYTES),
+    logging.getLogger("_granian").setLevel(logging.ERROR)  # "embedded server is experimental" and start-up chatter
+    server = Server(
+        target=asgi,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGINL,
+        http=HTTPModes.http1,
+        websockets=False,
+        backlog=settings.max_connections,
+        backpressure=settings.max_connections,
+        http1_settings=HTTP1Settings(header_read_timeout=int(settings.head_timeout * 1000), max_buffer_size=MAX_HEADER_BYTES),
         log_enabled=False,
     )
-    granian.serve(target_loader=partial(_worker_app, settings_json), wrap_loader=False)
+    loop = asyncio.get_running_loop()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(number, server.stop)
+    _log_listening(settings, "granian")
+    await server.serve()
+
+
+def _log_listening(settings: Settings, server: str) -> None:
+    log.info("mockserver listening on http://%s:%d (%s, fixtures %s)", settings.host, settings.port, server, settings.fixtures)
 
 
 def _refuse_busy_port(host: str, port: int) -> None:
@@ -105,32 +140,6 @@ def _refuse_busy_port(host: str, port: int) -> None:
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine, a listener is not
         probe.bind((host, port))  # raises OSError (EADDRINUSE) when another server holds it
-
-
-def _worker_app(settings_json: str) -> Any:
-    """The WSGI app inside granian's worker: inherited when forked, rebuilt when spawned."""
-    app = _prebuilt
-    if app is None:
-        values = json.loads(settings_json)
-        for name in ("fixtures", "spec", "state_file"):
-            values[name] = Path(values[name]) if values[name] else None
-        app = create_app(Settings(**values))
-    _keep_state(app)
-    return app
-
-
-def _keep_state(app: Flask) -> None:
-    """In the process that serves: save the state periodically and when the process ends cleanly.
-
-    Threads do not survive granian's fork, so this runs in the worker itself;
-    multiprocessing's exit finalizers run both in a worker that returns and
-    in the main process at interpreter exit.
-    """
-    state_file = app.extensions["mockserver"]["state_file"]
-    if state_file is None:
-        return
-    state_file.start_autosave(_save_interval)
-    Finalize(None, _final_save, args=(state_file,), exitpriority=100)
 
 
 def _final_save(state_file: Any) -> None:

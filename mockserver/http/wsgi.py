@@ -17,15 +17,13 @@ from typing import Any
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Request
 
-from mockserver.contract.compiled import JSON, RawRequest
-from mockserver.credentials import bearer_token, mask
-from mockserver.errors import UNEXPECTED, ApiError
-from mockserver.http.pipeline import Pipeline
-from mockserver.http.render import WireResponse, wire
+from mockserver.contract.compiled import RawRequest
+from mockserver.http.access import log_access
+from mockserver.http.pipeline import Pending, Pipeline
+from mockserver.http.render import WireResponse
 from mockserver.settings import Settings
 
 log = logging.getLogger("mockserver")
-access_log = logging.getLogger("mockserver.access")
 ADMIN_PREFIX = "/__admin/"
 StartResponse = Callable[..., Any]
 
@@ -43,16 +41,18 @@ class ApiMiddleware:
         started = time.perf_counter()
         raw = raw_request(incoming, self.settings.max_body_bytes)
         try:
-            answer = self.pipeline.handle(raw)
+            step = self.pipeline.prepare(raw)
+            if isinstance(step, Pending):
+                time.sleep(step.delay_s)  # holds this thread: waitress has no event loop (see the README)
+                step = self.pipeline.finish(step)
+            answer = step
         except Exception:
             if self.settings.strict_responses:
                 raise
             log.exception("unexpected error on %s %s", raw.method, raw.path)
-            answer = wire(None, 500, self.pipeline.error_body_for_path(raw.path, ApiError(500, UNEXPECTED)), JSON)
+            answer = self.pipeline.unexpected(raw)
         if self.settings.access_log:
-            seconds = time.perf_counter() - started
-            credential = raw.headers.get("xx-relay-api-key") or bearer_token(raw.headers.get("authorization"))
-            access_log.info("%s %s %d %.1fms credential=%s", raw.method, raw.path, answer.status, seconds * 1000, mask(credential))
+            log_access(raw.method, raw.path, raw.headers, answer.status, time.perf_counter() - started)
         return _send(answer, start_response)
 
 

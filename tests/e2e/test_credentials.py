@@ -323,18 +323,10 @@ def test_credential_values_are_never_echoed(base):
         assert "leaky-secret-value" not in json.dumps(answer.headers)
 
 
-# ---------------------------------------------------------------- a known limit of WSGI under granian (#5)
-
-GRANIAN_UNDERSCORES = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "WSGI maps '-' and '_' in header names to the same HTTP_XX_RELAY_API_KEY key; waitress drops "
-        "underscore headers before the app, granian passes them, and the app cannot tell them apart"
-    ),
-)
+# ---------------------------------------------------------------- look-alike header names (#5)
 
 
-@pytest.mark.parametrize("kind", [pytest.param("granian", marks=GRANIAN_UNDERSCORES), "waitress"])
+@pytest.mark.parametrize("kind", ["granian", "waitress"])
 def test_a_look_alike_header_name_is_not_the_api_key(kind):
     """`xx_relay_api_key` is another header than `xx-relay-api-key`: the vendor ignores it, so must the mock (whatever the server)."""
     retrieve = "/cdm/client/demo/customer/BAK-11984-008"
