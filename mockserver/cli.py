@@ -47,7 +47,7 @@ def main() -> None:
     default=8,
     show_default=True,
     type=click.IntRange(1, 1024),
-    help="waitress: request threads; granian: threads of the admin API's pool (the vendor APIs use none).",
+    help="waitress's request threads (granian needs none: it waits on an event loop).",
 )
 @_option_with_env(
     "--head-timeout",
@@ -72,6 +72,20 @@ def main() -> None:
     2000,
     click.IntRange(1, 1_000_000),
     "Requests waiting at once (delays, long polls); past it, the API's 500 saying so (granian).",
+)
+@_option_with_env("--journal-size", 1000, click.IntRange(1, 1_000_000), "Journal entries kept per session, oldest dropped first.")
+@_option_with_env(
+    "--session-idle", 600.0, click.FloatRange(1, 86400 * 7), "Seconds a test session (X-Mock-Session) may stay idle before it expires."
+)
+@_option_with_env(
+    "--max-sessions", 256, click.IntRange(1, 100_000), "Live test sessions at most; past it a new session id is refused (400)."
+)
+@click.option(
+    "--scenario",
+    envvar="MOCKSERVER_SCENARIO",
+    show_envvar=True,
+    default=None,
+    help="Start the default session in this scenario (see GET /__admin/scenarios): relay-outage, slow-network, ...",
 )
 @click.option("--no-check-responses", is_flag=True, help="Skip checking each answer against the spec (faster, less safe).")
 @click.option(
@@ -99,6 +113,10 @@ def serve_command(
     body_timeout: float,
     max_connections: int,
     max_waits: int,
+    journal_size: int,
+    session_idle: float,
+    max_sessions: int,
+    scenario: str | None,
     no_check_responses: bool,
     state_file: Path | None,
     save_interval: float,
@@ -127,6 +145,10 @@ def serve_command(
         body_timeout=body_timeout,
         max_connections=max_connections,
         max_waits=max_waits,
+        journal_size=journal_size,
+        session_idle=session_idle,
+        max_sessions=max_sessions,
+        scenario=scenario,
     )
     try:
         serve(settings)

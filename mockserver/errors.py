@@ -10,11 +10,14 @@ class ApiError(Exception):
     "developerMessage"}`, JSON or XML) is decided by the renderer alone.
     """
 
-    def __init__(self, status: int, message: str, code: str | None = None):
+    def __init__(self, status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code
+        self.headers = headers or {}
+        # Set when the request broke the contract: the journal's `violations`.
+        self.violation: str | None = None
 
 
 UNEXPECTED = "An unexpected server error occurred. Please retry your request."

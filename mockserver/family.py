@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from mockserver.contract.compiled import Operation, RawRequest, ValidatedRequest
 from mockserver.contract.errors import RequestInvalid
@@ -12,21 +12,43 @@ from mockserver.errors import ApiError
 from mockserver.state.model import Config
 from mockserver.state.store import Store
 
+if TYPE_CHECKING:
+    from mockserver.qa.journal import Journal
+    from mockserver.qa.sessions import Session
+
 
 @dataclass(frozen=True)
 class Call:
-    """A handler's whole input: the validated request and the store to run commands on."""
+    """A handler's whole input: the validated request and the session it acts in."""
 
     request: ValidatedRequest
-    store: Store
+    session: Session
+
+    @property
+    def store(self) -> Store:
+        return self.session.store
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A reply that is not ready yet (a long poll): the server re-asks `poll()` after each change of
+    `journal` until it gives a Reply, or calls `expired()` after `timeout_s`. Nothing is held meanwhile."""
+
+    journal: Journal
+    timeout_s: float
+    poll: Callable[[], Reply | None]
+    expired: Callable[[], Reply]
 
 
 @dataclass
 class Reply:
-    """A handler's answer before rendering: a status and a JSON-shaped payload (or None)."""
+    """A handler's answer before rendering: a status, a JSON-shaped payload (or None), extra headers,
+    or a `wait` to resolve first."""
 
     status: int
     payload: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    wait: Wait | None = None
 
 
 @dataclass(frozen=True)
@@ -47,3 +69,5 @@ class Family:
     handlers: dict[str, Callable[[Call], Reply]]
     error_body: Callable[[ApiError], dict]
     contract_error: Callable[[RequestInvalid], ApiError]
+    # Whether fault rules and `Prefer` act on its requests (the vendor APIs' yes, the admin API's no).
+    controlled: bool = True

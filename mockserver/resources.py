@@ -27,3 +27,12 @@ def spec_path() -> Path:
 
 def default_fixtures_path() -> Path:
     return _find("fixtures", "default.yaml")
+
+
+def admin_spec_path() -> Path:
+    return _find("spec", "admin.yaml")
+
+
+def default_scenarios_path() -> Path:
+    """The bundled scenarios folder (found by one of its files)."""
+    return _find("fixtures", "scenarios", "relay-outage.yaml").parent

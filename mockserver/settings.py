@@ -5,13 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mockserver.resources import default_fixtures_path, spec_path
+from mockserver.resources import admin_spec_path, default_fixtures_path, default_scenarios_path, spec_path
 
 
 @dataclass(frozen=True)
 class Settings:
     fixtures: Path = default_fixtures_path()
     spec: Path = spec_path()
+    admin_spec: Path = admin_spec_path()
+    # Scenario files (`*.yaml`), and the one to apply to the default session at start.
+    scenarios: Path | None = default_scenarios_path()
+    scenario: str | None = None
+    # QA toolkit: journal entries kept per session, idle seconds before a session expires, live sessions at most.
+    journal_size: int = 1000
+    session_idle: float = 600.0
+    max_sessions: int = 256
     # Check every answer against the spec before it leaves (a mismatch is a logged 500).
     check_responses: bool = True
     # Raise on a mismatch instead of answering 500: tests use it so a mismatch fails the test.
@@ -29,7 +37,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     server: str = "granian"  # or "waitress"
-    # waitress: request threads; granian: the admin API's thread pool (the vendor APIs need none).
+    # waitress's request threads (granian needs none).
     threads: int = 8
     # Seconds between state-file saves.
     save_interval: float = 30.0

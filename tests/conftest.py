@@ -10,6 +10,7 @@ from mockserver.contract.errors import ResponseInvalid
 from mockserver.contract.reference import Reference
 from mockserver.contract.spec import load_document
 from mockserver.http.app import create_app
+from mockserver.resources import admin_spec_path
 from mockserver.settings import Settings
 
 RELAY_KEY = {"xx-relay-api-key": "demo-key"}
@@ -27,6 +28,11 @@ def reference() -> Reference:
     return Reference(load_document())
 
 
+@pytest.fixture(scope="session")
+def admin_reference() -> Reference:
+    return Reference(load_document(admin_spec_path()))
+
+
 class CheckedClient(FlaskClient):
     """A test client that fails the test when an answer is not documented by the spec.
 
@@ -36,31 +42,31 @@ class CheckedClient(FlaskClient):
     """
 
     reference: Reference
+    admin_reference: Reference
 
     def open(self, *args, **kwargs):
         response = super().open(*args, **kwargs)
         request = response.request
         raw = RawRequest(request.method, request.path, list(request.args.items(multi=True)), {k.lower(): v for k, v in request.headers.items()})
         contract = self.application.extensions["mockserver"]["contract"]
-        if request.path.startswith("/__admin"):
-            return response
+        judge = self.admin_reference if request.path.startswith("/__admin/") else self.reference
         try:
             contract.match(raw.method, raw.path)
         except Exception:
             assert response.status_code in (404, 405) and response.mimetype == "application/json", response.data
             return response
         try:
-            self.reference.check_response(raw, response.status_code, response.headers.items(), response.get_data())
+            judge.check_response(raw, response.status_code, response.headers.items(), response.get_data())
         except ResponseInvalid as exc:
             pytest.fail(f"{raw.method} {raw.path} -> {response.status_code} is not documented by the spec: {exc}\n{response.data[:500]!r}")
         return response
 
 
 @pytest.fixture
-def app(reference):
+def app(reference, admin_reference):
     application = create_app(Settings(strict_responses=True))
     application.test_client_class = CheckedClient
-    CheckedClient.reference = reference
+    CheckedClient.reference, CheckedClient.admin_reference = reference, admin_reference
     return application
 
 
@@ -71,5 +77,5 @@ def client(app) -> CheckedClient:
 
 @pytest.fixture
 def state(app):
-    """The live state of the app under test, for asserting what changed (or did not)."""
+    """The live state of the app under test (default session), for asserting what changed (or did not)."""
     return app.extensions["mockserver"]["store"].state

@@ -101,7 +101,8 @@ class Parameter:
     location: str  # path, query or header
     required: bool
     check: SchemaCheck
-    default: str | None
+    default: Any
+    type: str = "string"  # string, integer or boolean: what the text is read as before the check
 
     def describe(self) -> str:
         return f"{self.location} parameter '{self.name}'"
@@ -136,10 +137,11 @@ class Operation:
                 if param.default is not None:
                     found[param.location][param.name] = param.default
                 continue
-            problem = param.check.error(value)
+            typed = _typed(param.type, value)
+            problem = param.check.error(typed) if typed is not None else f"'{_shown(value)}' is not {_ARTICLE[param.type]}"
             if problem:
                 raise RequestInvalid("parameter", f"{param.describe()}: {problem}", param.location, param.name)
-            found[param.location][param.name] = value
+            found[param.location][param.name] = typed
         body, media_type = self._decode_body(request)
         return ValidatedRequest(self.operation_id, found["path"], found["query"], found["header"], body, media_type)
 
@@ -196,6 +198,23 @@ class Operation:
         return self.responses[str(status)][mimetype].schema
 
 
+_ARTICLE = {"integer": "an integer", "boolean": "a boolean (true or false)", "string": "a string"}
+
+
+def _typed(kind: str, text: str) -> Any:
+    """The text of a parameter as its schema's type, or None when it cannot be read so."""
+    if kind == "integer":
+        body = text[1:] if text[:1] == "-" else text
+        return int(text) if body.isascii() and body.isdigit() and len(body) <= 18 else None
+    if kind == "boolean":
+        return {"true": True, "false": False}.get(text)
+    return text
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _lookup(param: Parameter, path: dict, query: dict, headers: Mapping[str, str]) -> str | None:
     if param.location == "path":
         return path.get(param.name)
@@ -240,14 +259,19 @@ def _deeper_than(value: Any, limit: int) -> bool:
 
 
 class Contract:
-    """Every operation of the spec, compiled, with a router in front."""
+    """Every operation of the specs (the vendor APIs', the admin API's), compiled, with a router in front."""
 
-    def __init__(self, document: dict):
-        resolved = dereference(document)
-        self.schemas: dict[str, dict] = resolved.get("components", {}).get("schemas", {})
+    def __init__(self, document: dict, *more: dict):
+        self.schemas: dict[str, dict] = {}
         self.operations: dict[str, Operation] = {}
         self._routes: list[tuple[re.Pattern, dict[str, Operation]]] = []
         self._family_prefixes: dict[str, str] = {}  # first path segment(s), e.g. "/cdm/" -> family
+        self.templates: list[tuple[str, Operation]] = []  # every full path template (server prefix included) and its operation
+        for each in (document, *more):
+            self._compile(dereference(each))
+
+    def _compile(self, resolved: dict) -> None:
+        self.schemas.update(resolved.get("components", {}).get("schemas", {}))
         top_servers = resolved.get("servers") or [{"url": "/"}]
         for template, item in sorted(resolved["paths"].items(), key=_concrete_first):
             by_method: dict[str, Operation] = {}
@@ -261,6 +285,7 @@ class Contract:
             for server in item.get("servers") or top_servers:
                 prefix = server["url"].rstrip("/")
                 self._routes.append((_path_regex(prefix + template), by_method))
+                self.templates.extend((prefix + template, op) for op in by_method.values())
                 self._family_prefixes[prefix + "/".join(template.split("/")[:2]) + "/"] = family
 
     def match(self, method: str, path: str) -> tuple[Operation, dict[str, str]]:
@@ -297,9 +322,10 @@ def _compile_operation(method: str, template: str, item_params: list, spec: dict
     parameters = []
     for p in params.values():
         schema = p.get("schema", {})
-        if p["in"] not in ("path", "query", "header") or schema.get("type", "string") != "string":
-            raise ValueError(f"{spec['operationId']}: only string path/query/header parameters are compiled ({p['name']})")
-        parameters.append(Parameter(p["name"], p["in"], bool(p.get("required")), SchemaCheck(schema), schema.get("default")))
+        kind = schema.get("type", "string")
+        if p["in"] not in ("path", "query", "header") or kind not in _ARTICLE:
+            raise ValueError(f"{spec['operationId']}: only string, integer and boolean path/query/header parameters are compiled ({p['name']})")
+        parameters.append(Parameter(p["name"], p["in"], bool(p.get("required")), SchemaCheck(schema), schema.get("default"), kind))
     body = spec.get("requestBody") or {}
     body_media = {mt: SchemaCheck(media.get("schema", {})) for mt, media in body.get("content", {}).items()}
     responses: dict[str, dict[str, SchemaCheck]] = {}

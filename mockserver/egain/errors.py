@@ -18,6 +18,7 @@ CONTRACT_CODES = {
     "body_forbidden": "400-118",
     "body_too_large": "400-121",
     "prefer": "400-119",
+    "session": "400-122",
 }
 PARAMETER_CODES = {"header": "400-106", "path": "400-116", "query": "400-117"}
 

@@ -1,9 +1,9 @@
-"""The Flask app factory: wires contract, store, families and admin into one WSGI app.
+"""The app factory: wires contracts, fixtures, sessions, families and the admin API into one app.
 
-The vendor APIs are answered by `ApiMiddleware` (mockserver/http/wsgi.py) in
-front of Flask: routing is the contract's, so an unknown path or method,
-even one Flask does not know, is answered in the API's JSON error format.
-Flask serves the admin API.
+Every request is answered by the pipeline through `ApiMiddleware`
+(mockserver/http/wsgi.py) in front of Flask, or through the ASGI front
+(mockserver/http/asgi.py) under granian: routing is the contracts', so an
+unknown path or method is answered in the API's JSON error format.
 """
 
 from __future__ import annotations
@@ -13,18 +13,21 @@ import logging
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
+from mockserver.admin.api import Toolkit, admin_family
 from mockserver.contract.compiled import JSON, Contract
 from mockserver.contract.spec import load_document
 from mockserver.egain.api import FAMILY as EGAIN
 from mockserver.errors import UNEXPECTED
-from mockserver.http import render
-from mockserver.http.admin import admin_blueprint
+from mockserver.http import render, wirefaults
+from mockserver.http.front import Front
 from mockserver.http.pipeline import Pipeline
 from mockserver.http.wsgi import ApiMiddleware, raw_request  # noqa: F401 - raw_request is used by tools and tests
+from mockserver.qa.scenarios import Scenarios
+from mockserver.qa.sessions import Sessions
 from mockserver.relay.api import FAMILY as RELAY
 from mockserver.settings import Settings
 from mockserver.state import persistence
-from mockserver.state.fixtures import Fixtures
+from mockserver.state.fixtures import FixtureError, Fixtures
 from mockserver.state.store import MemoryStore
 
 log = logging.getLogger("mockserver")
@@ -32,8 +35,7 @@ log = logging.getLogger("mockserver")
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings()
-    document = load_document(settings.spec)
-    contract = Contract(document)
+    contract = Contract(load_document(settings.spec), load_document(settings.admin_spec))
     schemas = contract.schemas
     fixtures = Fixtures.load(settings.fixtures, schemas)
     saved = persistence.read(settings.state_file, schemas) if settings.state_file else None
@@ -44,24 +46,34 @@ def create_app(settings: Settings | None = None) -> Flask:
             " start with the fixtures it was saved with, or move it away"
         )
     store = MemoryStore(fixtures.build, initial=saved.build(config) if saved else None)
-    families = {"relay": RELAY, "egain": EGAIN}
-    pipeline = Pipeline(contract, config, store, families, check_responses=settings.check_responses, strict=settings.strict_responses)
+    sessions = Sessions(
+        lambda _: MemoryStore(fixtures.build), settings.journal_size, settings.session_idle, settings.max_sessions, default_store=store
+    )
+    vendor_operations = [op for op in contract.operations.values() if op.family != "admin"]
+    scenarios = Scenarios.load(settings.scenarios, vendor_operations, schemas, fixtures.build)
+    toolkit = Toolkit(sessions, scenarios, vendor_operations, contract.templates, wirefaults.SUPPORTED, settings.admin_token)
+    families = {"relay": RELAY, "egain": EGAIN, "admin": admin_family(toolkit)}
+    pipeline = Pipeline(contract, config, families, check_responses=settings.check_responses, strict=settings.strict_responses)
+    front = Front(pipeline, sessions, settings)
+    if settings.scenario:
+        _apply_at_start(settings.scenario, toolkit)
 
     app = Flask(__name__)
     state_file = persistence.StateFile(settings.state_file, store) if settings.state_file else None
     app.extensions["mockserver"] = {
+        "front": front,
         "pipeline": pipeline,
+        "sessions": sessions,
         "store": store,
         "config": config,
         "contract": contract,
         "settings": settings,
         "state_file": state_file,
     }
-    app.register_blueprint(admin_blueprint(store, settings.admin_token))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
-        """Flask's own errors (admin routes only) in JSON, keeping headers such as Allow."""
+        """Flask's own errors in JSON, keeping headers such as Allow."""
         response = _json_error(error.code or 500, error.description or error.name)
         response.headers.extend((k, v) for k, v in error.get_headers() if k.lower() != "content-type")
         return response
@@ -73,8 +85,16 @@ def create_app(settings: Settings | None = None) -> Flask:
         log.exception("unexpected error")
         return _json_error(500, UNEXPECTED)
 
-    app.wsgi_app = ApiMiddleware(app.wsgi_app, pipeline, settings)  # type: ignore[method-assign]
+    app.wsgi_app = ApiMiddleware(app.wsgi_app, front)  # type: ignore[method-assign]
     return app
+
+
+def _apply_at_start(name: str, toolkit: Toolkit) -> None:
+    """`serve --scenario NAME`: the default session starts in that scenario."""
+    scenario = toolkit.scenarios.by_name.get(name)
+    if scenario is None:
+        raise FixtureError(f"--scenario {name}: no such scenario; known: {', '.join(toolkit.scenarios.by_name) or 'none'}")
+    scenario.apply(toolkit.sessions.default, toolkit.vendor_operations, toolkit.faults_supported)
 
 
 def _json_error(status: int, message: str) -> Response:

@@ -1,10 +1,11 @@
-"""The vendor APIs served natively on the event loop (ASGI); Flask serves `/__admin` beside them.
+"""The mock served natively on the event loop (ASGI): the vendor APIs and the admin API.
 
-Waiting costs no thread here: reading a slow body, and any delay, are awaited
-on the loop. The validated request work itself (`Pipeline.handle`) is short
-and synchronous, and runs inline between two awaits: requests on the loop
-never interleave inside a command. The store's lock still guards the state
-against the other threads that can reach it (Flask's admin pool, autosave).
+Waiting costs no thread here: reading a slow body, a delay and a long poll
+are awaited on the loop. The validated request work itself (the pipeline)
+is short and synchronous, and runs inline between two awaits, so requests
+on the loop never interleave inside a command. The store's lock still
+guards the state against the other threads that can reach it (the
+state-file saver).
 
 A body that does not arrive within `Settings.body_timeout` is answered 408
 with `Connection: close` (the server then drops the connection): a client
@@ -17,6 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
@@ -24,16 +26,15 @@ import werkzeug.urls  # noqa: F401 - registers the "werkzeug.url_quote" codec er
 
 from mockserver.contract.compiled import RawRequest
 from mockserver.errors import ApiError
-from mockserver.http.access import log_access
-from mockserver.http.pipeline import Pending, Pipeline
+from mockserver.http.front import Front, now, session_header
+from mockserver.http.pipeline import Pending, Waiting
 from mockserver.http.render import WireResponse
-from mockserver.settings import Settings
+from mockserver.http.wirefaults import break_connection, find_socket
+from mockserver.qa.sessions import Session, SessionRefused
 
 log = logging.getLogger("mockserver")
-ADMIN_PREFIX = "/__admin/"
 Receive = Callable[[], Awaitable[dict]]
 Send = Callable[[dict], Awaitable[None]]
-Asgi = Callable[[dict, Receive, Send], Awaitable[None]]
 
 
 class Waits:
@@ -61,11 +62,11 @@ class BodyTimeout(Exception):
 
 
 class AsgiApp:
-    def __init__(self, pipeline: Pipeline, admin: Asgi, settings: Settings):
-        self.pipeline = pipeline
-        self.admin = admin
-        self.settings = settings
-        self.waits = Waits(settings.max_waits)
+    def __init__(self, front: Front):
+        self.front = front
+        self.pipeline = front.pipeline
+        self.settings = front.settings
+        self.waits = Waits(front.settings.max_waits)
 
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -73,38 +74,51 @@ class AsgiApp:
             return
         if scope["type"] != "http":
             return
-        path = _path(scope)
-        if path.startswith(ADMIN_PREFIX):
-            await self.admin(scope, receive, send)
-            return
-        started = time.perf_counter()
-        headers = _headers(scope)
+        started, received = time.perf_counter(), now()
+        path, headers = _path(scope), _headers(scope)
+        raw = RawRequest(scope["method"], path, _query(scope), headers)
+        query = scope.get("query_string", b"").decode("latin-1")
         try:
-            body, too_large = await self._read_body(receive, headers)
-        except BodyTimeout:
-            message = f"The request body did not arrive within {self.settings.body_timeout:g} s; the connection is closed."
-            answer = self.pipeline.transport_error(scope["method"], path, ApiError(408, message), {"Connection": "close"})
-        else:
-            raw = RawRequest(scope["method"], path, _query(scope), headers, body, too_large)
-            answer = await self._answer(raw)
-        if self.settings.access_log:
-            log_access(scope["method"], path, headers, answer.status, time.perf_counter() - started)
-        await _send(send, answer)
+            with self.front.sessions.using(session_header(raw)) as session:
+                try:
+                    body, too_large = await self._read_body(receive, headers)
+                except BodyTimeout:
+                    message = f"The request body did not arrive within {self.settings.body_timeout:g} s; the connection is closed."
+                    answer = self.pipeline.transport_error(raw.method, path, ApiError(408, message), {"Connection": "close"})
+                else:
+                    raw = replace(raw, body=body, body_too_large=too_large)
+                    answer = await self._answer(raw, session)
+                await self._deliver(scope, send, answer)
+                self.front.record(session, raw, query, answer, received, started)
+        except SessionRefused as exc:
+            answer = self.front.refused(raw, exc)
+            await _send(send, answer)
+            self.front.record(self.front.sessions.default, raw, query, answer, received, started)
 
-    async def _answer(self, raw: RawRequest) -> WireResponse:
+    async def _answer(self, raw: RawRequest, session: Session) -> WireResponse:
         try:
-            step = self.pipeline.prepare(raw)
-            if isinstance(step, Pending) and step.delay_s:
-                step = await self._wait(step)
-            return step if isinstance(step, WireResponse) else self.pipeline.finish(step)
+            step: Any = self.pipeline.prepare(raw, session)
+            if isinstance(step, Pending):
+                if step.delay_s:
+                    refused = await self._sleep(step)
+                    if refused is not None:
+                        return refused
+                step = self.pipeline.malformed(step) if step.fault == "malformed_body" else self._finish_or_break(step)
+            if isinstance(step, Waiting):
+                step = await self._poll(step)
+            return step
         except Exception:
             if self.settings.strict_responses:
                 raise
-            log.exception("unexpected error on %s %s", raw.method, raw.path)
-            return self.pipeline.unexpected(raw)
+            return self.front.unexpected(raw)
 
-    async def _wait(self, pending: Pending) -> Pending | WireResponse:
-        """Sleep on the loop, within the cap on waiting requests; past it, refuse without running anything."""
+    def _finish_or_break(self, pending: Pending) -> WireResponse | Waiting:
+        if pending.fault is not None:  # connection_reset or empty_response: nothing is sent, nothing runs
+            return WireResponse(0, [], b"", pending.operation.operation_id, (), pending.rule, pending.fault)
+        return self.pipeline.finish(pending)
+
+    async def _sleep(self, pending: Pending) -> WireResponse | None:
+        """Wait out the delay on the loop, within the cap on waits; past it, the documented 500 and nothing run."""
         if not self.waits.enter():
             message = f"Too many requests are waiting at once (--max-waits {self.waits.limit}); this one was not run."
             return self.pipeline.refuse(pending, ApiError(500, message))
@@ -112,7 +126,33 @@ class AsgiApp:
             await asyncio.sleep(pending.delay_s)
         finally:
             self.waits.leave()
-        return pending
+        return None
+
+    async def _poll(self, waiting: Waiting) -> WireResponse:
+        """A long poll: re-ask after each journal change until ready or expired, holding nothing."""
+        wait = waiting.wait
+        reply = wait.poll()
+        if reply is None:
+            if not self.waits.enter():
+                message = f"Too many requests are waiting at once (--max-waits {self.waits.limit}); try again later."
+                return self.pipeline.refuse(waiting.pending, ApiError(503, message))
+            try:
+                deadline = time.monotonic() + wait.timeout_s
+                while reply is None and (left := deadline - time.monotonic()) > 0:
+                    await wait.journal.changed(left)
+                    reply = wait.poll()
+            finally:
+                self.waits.leave()
+        return self.pipeline.render_reply(waiting.pending, reply or wait.expired())
+
+    async def _deliver(self, scope: dict, send: Send, answer: WireResponse) -> None:
+        if answer.fault in ("connection_reset", "empty_response"):
+            fd = find_socket(tuple(scope["server"]), tuple(scope["client"]))
+            if fd is not None:
+                break_connection(fd, answer.fault)
+                return
+            log.error("fault %s: the connection's socket was not found; answering instead", answer.fault)
+        await _send(send, answer)
 
     async def _read_body(self, receive: Receive, headers: dict[str, str]) -> tuple[bytes, bool]:
         """The whole body, or (b"", True) past `max_body_bytes` (an announced excess is not read at all)."""
@@ -141,6 +181,8 @@ class AsgiApp:
 
 
 async def _send(send: Send, answer: WireResponse) -> None:
+    if answer.status == 0:  # a wire fault with no socket to break: an empty 500 is the closest honest answer
+        answer = WireResponse(500, [], b"")
     fields = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in answer.headers]
     fields.append((b"content-length", str(len(answer.body)).encode()))
     await send({"type": "http.response.start", "status": answer.status, "headers": fields})
@@ -179,10 +221,3 @@ def _headers(scope: dict) -> dict[str, str]:
         key, text = name.decode("latin-1").lower(), value.decode("latin-1")
         found[key] = f"{found[key]}, {text}" if key in found else text
     return found
-
-
-def admin_app(flask_app: Any, threads: int) -> Asgi:
-    """Flask (the admin API) behind a2wsgi: its own small thread pool, off the API's path."""
-    from a2wsgi import WSGIMiddleware
-
-    return WSGIMiddleware(flask_app, workers=threads)

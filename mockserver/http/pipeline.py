@@ -1,12 +1,17 @@
 """The request pipeline: one direction, one stage after another.
 
-    route -> negotiate -> authenticate -> Prefer -> (wait) -> validate -> handler -> render -> self-check
+    route -> fault rules -> negotiate -> authenticate -> Prefer -> (wait) -> validate -> handler -> render -> self-check
 
 Every stage raises what it finds wrong; the error becomes the documented
 answer of the operation's API family in exactly one place (`render`). The
 self-check compares each answer with the spec before it leaves: a mismatch is
 the mock's own bug, logged and answered with the documented 500 (or raised,
 in strict mode, so a test fails).
+
+The pipeline never waits: `prepare` does every check that needs no state and
+says how long to wait (`Pending.delay_s`); the server awaits that (on its
+event loop, or in a thread under waitress), then calls `finish`. A long poll
+comes back from `finish` as `Waiting`, resolved by the server the same way.
 """
 
 from __future__ import annotations
@@ -17,11 +22,11 @@ from dataclasses import dataclass
 from mockserver.contract.compiled import JSON, Contract, Operation, RawRequest
 from mockserver.contract.errors import MethodNotAllowed, RequestInvalid, ResponseInvalid, RouteNotFound
 from mockserver.errors import UNEXPECTED, ApiError
-from mockserver.family import Call, Family, Reply
+from mockserver.family import Call, Family, Reply, Wait
 from mockserver.http import render
 from mockserver.http.prefer import Preferences, PreferInvalid, parse_prefer
+from mockserver.qa.sessions import Session
 from mockserver.state.model import Config
-from mockserver.state.store import Store
 
 log = logging.getLogger("mockserver")
 
@@ -33,19 +38,27 @@ class Pending:
     operation: Operation
     family: Family
     raw: RawRequest
+    session: Session
     path_values: dict[str, str]
     mimetype: str
-    forced: int | None  # Prefer: code=
-    delay_s: float  # Prefer: delay=
+    forced: int | None  # Prefer: code=, or a fault rule's status
+    delay_s: float  # Prefer: delay=, or a fault rule's delay
+    rule: str | None = None  # the id of the fault rule acting on it
+    fault: str | None = None  # the wire fault that rule asks for
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A long poll: resolve `wait`, then `Pipeline.render_reply` what it gives."""
+
+    pending: Pending
+    wait: Wait
 
 
 class Pipeline:
-    def __init__(
-        self, contract: Contract, config: Config, store: Store, families: dict[str, Family], check_responses: bool = True, strict: bool = False
-    ):
+    def __init__(self, contract: Contract, config: Config, families: dict[str, Family], check_responses: bool = True, strict: bool = False):
         self.contract = contract
         self.config = config
-        self.store = store
         self.families = families
         self.check_responses = check_responses
         self.strict = strict
@@ -54,17 +67,16 @@ class Pipeline:
             if family is None or op.operation_id not in family.handlers:
                 raise LookupError(f"no handler for operationId {op.operation_id} (family {op.family})")
 
-    def handle(self, raw: RawRequest) -> render.WireResponse:
+    def handle(self, raw: RawRequest, session: Session) -> render.WireResponse:
         """The whole pipeline at once, with no wait (in-process callers and tests)."""
-        step = self.prepare(raw)
-        return step if isinstance(step, render.WireResponse) else self.finish(step)
+        step = self.prepare(raw, session)
+        if isinstance(step, render.WireResponse):
+            return step
+        done = self.finish(step)
+        return done if isinstance(done, render.WireResponse) else self.render_reply(done.pending, done.wait.expired())
 
-    def prepare(self, raw: RawRequest) -> render.WireResponse | Pending:
-        """Every check that needs no state: the final answer when one fails, else what is left to do.
-
-        The server awaits `Pending.delay_s` between `prepare` and `finish`, so a
-        delayed request holds no lock and, on the event loop, no thread.
-        """
+    def prepare(self, raw: RawRequest, session: Session) -> render.WireResponse | Pending:
+        """Every check that needs no state: the final answer when one fails, else what is left to do."""
         try:
             operation, path_values = self.contract.match(raw.method, raw.path)
         except RouteNotFound:
@@ -74,28 +86,50 @@ class Pipeline:
             return self._unrouted(raw, error, {"Allow": ", ".join(exc.allowed)})
         family = self.families[operation.family]
         mimetype = family.negotiate(raw)
+        action = session.faults.match(operation, raw) if family.controlled else None
+        if action is not None and (action.status is not None or action.fault is not None):
+            # The rule answers for the request, before authentication; the request is not run.
+            return Pending(operation, family, raw, session, path_values, mimetype or JSON, action.status, action.delay_s, action.rule_id, action.fault)
         try:
             family.authenticate(self.config, operation, raw, path_values)
             if mimetype is None:
                 accept = _shown(raw.headers.get("accept", ""))
-                raise ApiError(406, f"Accept '{accept}' is not supported; use application/json or application/xml.")
-            preferences = self._preferences(operation, family, raw)
+                error = ApiError(406, f"Accept '{accept}' is not supported; use application/json or application/xml.")
+                error.violation = error.message
+                raise error
+            preferences = self._preferences(operation, family, raw) if family.controlled else Preferences()
         except ApiError as error:
-            return self._render(operation, family, Reply(error.status, family.error_body(error)), mimetype or JSON)
-        return Pending(operation, family, raw, path_values, mimetype, preferences.code, preferences.delay_ms / 1000)
+            return self._render(operation, family, _error_reply(family, error), mimetype or JSON, violation=error.violation)
+        delay_s = preferences.delay_ms / 1000 + (action.delay_s if action else 0.0)
+        return Pending(operation, family, raw, session, path_values, mimetype, preferences.code, delay_s, action.rule_id if action else None)
 
-    def finish(self, pending: Pending) -> render.WireResponse:
+    def finish(self, pending: Pending) -> render.WireResponse | Waiting:
         """Validate and run the handler (or answer the forced status), render and self-check."""
-        operation, family = pending.operation, pending.family
         try:
             reply = self._answer(pending)
         except ApiError as error:
-            reply = Reply(error.status, family.error_body(error))
-        return self._render(operation, family, reply, pending.mimetype)
+            return self.render_reply(pending, _error_reply(pending.family, error), error.violation)
+        if reply.wait is not None:
+            return Waiting(pending, reply.wait)
+        return self.render_reply(pending, reply)
+
+    def render_reply(self, pending: Pending, reply: Reply, violation: str | None = None) -> render.WireResponse:
+        answer = self._render(pending.operation, pending.family, reply, pending.mimetype, violation)
+        if pending.rule is None:
+            return answer
+        return render.WireResponse(answer.status, answer.headers, answer.body, answer.operation_id, answer.violations, pending.rule)
 
     def refuse(self, pending: Pending, error: ApiError) -> render.WireResponse:
         """Answer a pending request with a documented error instead of running it (nothing changes)."""
-        return self._render(pending.operation, pending.family, Reply(error.status, pending.family.error_body(error)), pending.mimetype)
+        return self.render_reply(pending, _error_reply(pending.family, error))
+
+    def malformed(self, pending: Pending) -> render.WireResponse:
+        """A documented status and headers with a body cut in half: what a `malformed_body` fault sends."""
+        operation = pending.operation
+        status = pending.forced or next(int(s) for s in operation.responses if operation.responses[s])
+        answer = self._render(operation, pending.family, Reply(status, operation.example(status, pending.mimetype)), pending.mimetype)
+        body = answer.body[: max(1, len(answer.body) // 2)] if answer.body else b"{"
+        return render.WireResponse(answer.status, answer.headers, body, answer.operation_id, (), pending.rule, "malformed_body")
 
     def _answer(self, pending: Pending) -> Reply:
         operation, family = pending.operation, pending.family
@@ -104,22 +138,22 @@ class Pipeline:
         try:
             request = operation.validate(pending.raw, pending.path_values)
         except RequestInvalid as exc:
-            raise family.contract_error(exc) from exc
-        return family.handlers[operation.operation_id](Call(request, self.store))
+            raise _breach(family, exc) from exc
+        return family.handlers[operation.operation_id](Call(request, pending.session))
 
     def _preferences(self, operation: Operation, family: Family, raw: RawRequest) -> Preferences:
         try:
             preferences = parse_prefer(raw.headers.get("prefer"))
         except PreferInvalid as exc:
-            raise family.contract_error(RequestInvalid("prefer", str(exc), "header", "Prefer")) from exc
+            raise _breach(family, RequestInvalid("prefer", str(exc), "header", "Prefer")) from exc
         status = preferences.code
         if status is not None and not operation.documents(status):
             documented = ", ".join(operation.responses)
             message = f"Prefer: code={status} is not documented for {operation.operation_id}; documented: {documented}."
-            raise family.contract_error(RequestInvalid("prefer", message, "header", "Prefer"))
+            raise _breach(family, RequestInvalid("prefer", message, "header", "Prefer"))
         return preferences
 
-    def _render(self, operation: Operation, family: Family, reply: Reply, negotiated: str) -> render.WireResponse:
+    def _render(self, operation: Operation, family: Family, reply: Reply, negotiated: str, violation: str | None = None) -> render.WireResponse:
         mimetype = operation.media_type_for(reply.status, negotiated)
         if self.check_responses:
             try:
@@ -131,21 +165,35 @@ class Pipeline:
                 error = ApiError(500, f"The mock produced a response its contract does not document: {exc}.")
                 reply = Reply(500, family.error_body(error))
                 mimetype = operation.media_type_for(500, negotiated)
-        return render.wire(operation, reply.status, reply.payload, mimetype)
+        answer = render.wire(operation, reply.status, reply.payload, mimetype, reply.headers)
+        return render.WireResponse(answer.status, answer.headers, answer.body, operation.operation_id, (violation,) if violation else ())
 
     def _unrouted(self, raw: RawRequest, error: ApiError, headers: dict[str, str]) -> render.WireResponse:
         """404/405 outside every operation: no spec entry to check against, JSON in the family's format."""
-        return render.wire(None, error.status, self.error_body_for_path(raw.path, error), JSON, headers)
+        answer = render.wire(None, error.status, self.error_body_for_path(raw.path, error), JSON, headers)
+        return render.WireResponse(answer.status, answer.headers, answer.body, None, (error.message,))
 
     def transport_error(self, method: str, path: str, error: ApiError, headers: dict[str, str]) -> render.WireResponse:
-        """An answer of the HTTP layer itself (a body that never came): documented by the operation, if one matches."""
+        """An answer of the HTTP layer itself (a body that never came, a refused session): documented by the operation, if one matches."""
         try:
             operation, _ = self.contract.match(method, path)
         except (RouteNotFound, MethodNotAllowed):
             return render.wire(None, error.status, self.error_body_for_path(path, error), JSON, headers)
         family = self.families[operation.family]
-        answer = self._render(operation, family, Reply(error.status, family.error_body(error)), JSON)
-        return render.WireResponse(answer.status, [*answer.headers, *headers.items()], answer.body)
+        reply = _error_reply(family, error)
+        reply.headers.update(headers)
+        return self._render(operation, family, reply, JSON)
+
+    def contract_refusal(self, raw: RawRequest, invalid: RequestInvalid) -> render.WireResponse:
+        """The operation's documented 400 for a contract rule broken before the pipeline runs (a bad session id)."""
+        try:
+            operation, _ = self.contract.match(raw.method, raw.path)
+        except (RouteNotFound, MethodNotAllowed):
+            answer = render.wire(None, 400, self.error_body_for_path(raw.path, ApiError(400, invalid.message)), JSON)
+            return render.WireResponse(answer.status, answer.headers, answer.body, None, (invalid.message,))
+        family = self.families[operation.family]
+        error = _breach(family, invalid)
+        return self._render(operation, family, _error_reply(family, error), JSON, error.violation)
 
     def unexpected(self, raw: RawRequest) -> render.WireResponse:
         """The documented 500 for a bug of the mock's own (logged by the caller), in the family's format."""
@@ -155,6 +203,17 @@ class Pipeline:
         """The error format of the family whose prefix `path` starts with, or the generic one."""
         family = self.families.get(self.contract.family_of_path(path) or "")
         return family.error_body(error) if family else render.generic_error_body(error)
+
+
+def _error_reply(family: Family, error: ApiError) -> Reply:
+    return Reply(error.status, family.error_body(error), dict(error.headers))
+
+
+def _breach(family: Family, invalid: RequestInvalid) -> ApiError:
+    """The family's documented 400 for a broken contract rule, remembering the rule for the journal."""
+    error = family.contract_error(invalid)
+    error.violation = invalid.message
+    return error
 
 
 def _shown(text: str, limit: int = 120) -> str:

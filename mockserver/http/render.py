@@ -17,9 +17,15 @@ from mockserver.errors import ApiError
 
 @dataclass(frozen=True)
 class WireResponse:
+    """An answer ready for the wire, with what the journal records of it."""
+
     status: int
     headers: list[tuple[str, str]]
     body: bytes
+    operation_id: str | None = None
+    violations: tuple[str, ...] = ()  # how the request broke the contract
+    rule: str | None = None  # the fault rule that acted on it
+    fault: str | None = None  # the wire fault to perform instead of a clean answer
 
 
 def generic_error_body(error: ApiError) -> dict:

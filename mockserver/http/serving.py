@@ -26,7 +26,7 @@ from typing import Any
 from flask import Flask
 
 from mockserver.http.app import create_app
-from mockserver.http.asgi import AsgiApp, admin_app
+from mockserver.http.asgi import AsgiApp
 from mockserver.settings import Settings
 
 log = logging.getLogger("mockserver")
@@ -93,8 +93,7 @@ def _serve_waitress(app: Flask, settings: Settings) -> None:
 
 
 def _serve_granian(app: Flask, settings: Settings) -> None:
-    pipeline = app.extensions["mockserver"]["pipeline"]
-    asgi = AsgiApp(pipeline, admin_app(app, settings.threads), settings)
+    asgi = AsgiApp(app.extensions["mockserver"]["front"])
     _refuse_busy_port(settings.host, settings.port)
     try:
         import uvloop

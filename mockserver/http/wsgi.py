@@ -1,10 +1,11 @@
-"""The vendor APIs served straight from WSGI, in front of the Flask app.
+"""The mock served from WSGI (waitress, and Flask's test client), in front of the Flask app.
 
 Flask's per-request machinery (contexts, URL map, hooks) cost more than the
-whole contract pipeline here; the pipeline needs none of it, so requests
-outside `/__admin/` are answered by this middleware, and Flask serves the
-admin API only. Every answer, whatever its method or path, is JSON or XML in
-the API's own format: Flask's HTML error pages can never be reached.
+whole contract pipeline here; the pipeline needs none of it, so every
+request (vendor and admin APIs) is answered by this middleware. Every answer,
+whatever its method or path, is JSON or XML in the API's own format: Flask's
+HTML error pages can never be reached. Delays and long polls wait in the
+request's thread: WSGI has no event loop.
 """
 
 from __future__ import annotations
@@ -18,45 +19,80 @@ from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Request
 
 from mockserver.contract.compiled import RawRequest
-from mockserver.http.access import log_access
-from mockserver.http.pipeline import Pending, Pipeline
+from mockserver.http.front import Front, now, session_header
+from mockserver.http.pipeline import Pending, Waiting
 from mockserver.http.render import WireResponse
-from mockserver.settings import Settings
+from mockserver.http.wirefaults import break_connection
+from mockserver.qa.sessions import Session, SessionRefused
 
 log = logging.getLogger("mockserver")
-ADMIN_PREFIX = "/__admin/"
 StartResponse = Callable[..., Any]
 
 
 class ApiMiddleware:
-    def __init__(self, flask_app: Callable[..., Iterable[bytes]], pipeline: Pipeline, settings: Settings):
+    """Every request through the pipeline, in the thread the WSGI server gives it (waits hold that thread)."""
+
+    def __init__(self, flask_app: Callable[..., Iterable[bytes]], front: Front):
         self.flask_app = flask_app
-        self.pipeline = pipeline
-        self.settings = settings
+        self.front = front
+        self.pipeline = front.pipeline
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
-        incoming = Request(environ)
-        if incoming.path.startswith(ADMIN_PREFIX):
-            return self.flask_app(environ, start_response)
-        started = time.perf_counter()
-        raw = raw_request(incoming, self.settings.max_body_bytes)
+        started, received = time.perf_counter(), now()
+        raw = raw_request(Request(environ), self.front.settings.max_body_bytes)
+        query = environ.get("QUERY_STRING", "")
         try:
-            step = self.pipeline.prepare(raw)
-            if isinstance(step, Pending):
-                time.sleep(step.delay_s)  # holds this thread: waitress has no event loop (see the README)
-                step = self.pipeline.finish(step)
-            answer = step
-        except Exception:
-            if self.settings.strict_responses:
-                raise
-            log.exception("unexpected error on %s %s", raw.method, raw.path)
-            answer = self.pipeline.unexpected(raw)
-        if self.settings.access_log:
-            log_access(raw.method, raw.path, raw.headers, answer.status, time.perf_counter() - started)
+            with self.front.sessions.using(session_header(raw)) as session:
+                answer = self._answer(raw, session)
+                if answer.fault in ("connection_reset", "empty_response"):
+                    _break(environ, answer.fault)
+                self.front.record(session, raw, query, answer, received, started)
+        except SessionRefused as exc:
+            answer = self.front.refused(raw, exc)
+            self.front.record(self.front.sessions.default, raw, query, answer, received, started)
         return _send(answer, start_response)
+
+    def _answer(self, raw: RawRequest, session: Session) -> WireResponse:
+        try:
+            step: Any = self.pipeline.prepare(raw, session)
+            if isinstance(step, Pending):
+                time.sleep(step.delay_s)  # holds this thread: WSGI has no event loop (see the README)
+                if step.fault == "malformed_body":
+                    return self.pipeline.malformed(step)
+                if step.fault is not None:
+                    return WireResponse(0, [], b"", step.operation.operation_id, (), step.rule, step.fault)
+                step = self.pipeline.finish(step)
+            if isinstance(step, Waiting):
+                step = self._poll(step)
+            return step
+        except Exception:
+            if self.front.settings.strict_responses:
+                raise
+            return self.front.unexpected(raw)
+
+    def _poll(self, waiting: Waiting) -> WireResponse:
+        wait = waiting.wait
+        deadline = time.monotonic() + wait.timeout_s
+        reply = wait.poll()
+        while reply is None and (left := deadline - time.monotonic()) > 0:
+            wait.journal.changed_blocking(left)
+            reply = wait.poll()
+        return self.pipeline.render_reply(waiting.pending, reply or wait.expired())
+
+
+def _break(environ: dict, kind: str) -> None:
+    """Act on waitress's own socket for this request (its channel is reachable from the environ)."""
+    channel = getattr(environ.get("waitress.client_disconnected"), "__self__", None)
+    sock = getattr(channel, "socket", None)
+    if sock is None:
+        log.error("fault %s: this WSGI server does not expose its socket; answering instead", kind)
+        return
+    break_connection(sock.fileno(), kind)
 
 
 def _send(answer: WireResponse, start_response: StartResponse) -> list[bytes]:
+    if answer.status == 0:  # a wire fault already done (or impossible here): an empty 500 for the server to try
+        answer = WireResponse(500, [], b"")
     headers = [*answer.headers, ("Content-Length", str(len(answer.body)))]
     start_response(f"{answer.status} {HTTP_STATUS_CODES.get(answer.status, '')}", headers)
     return [answer.body]

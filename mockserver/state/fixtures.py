@@ -156,7 +156,7 @@ def _check(data: Any, source: str, schemas: dict[str, dict]) -> None:
         raise FixtureError(f"{source}: the file must be a mapping with 'relay' and 'egain' sections")
     error = next(iter(jsonschema_rs.Draft202012Validator(FILE_SCHEMA).iter_errors(data)), None)
     if error is not None:
-        raise FixtureError(f"{source}: {_where(error.instance_path) or 'top level'}: {error.message}")
+        raise FixtureError(f"{source}: {where(error.instance_path) or 'top level'}: {error.message}")
     _check_relay(data["relay"], source, SchemaCheck(schemas["RelayCustomerRecord"]))
     _check_egain(data["egain"], source, SchemaCheck(schemas["Customer"]))
 
@@ -208,7 +208,7 @@ def _check_egain(egain: dict, source: str, customer_check: SchemaCheck) -> None:
         ids.add(customer["id"])
 
 
-def _where(path: Any) -> str:
+def where(path: Any) -> str:
     text = ""
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))

@@ -23,8 +23,20 @@ def spec_xml(ctx, response):
     return decode_xml(response.content)
 
 
-def load_schema():
-    config = schemathesis.Config.from_path(REPO_CONFIG)
-    schema = schemathesis.openapi.from_path(str(spec_path()), config=config)
+def load_schema(path=None, config_path=REPO_CONFIG):
+    """The vendor spec (or `path`), with the repository's schemathesis settings (or `config_path`'s)."""
+    config = schemathesis.Config.from_path(config_path)
+    schema = schemathesis.openapi.from_path(str(path or spec_path()), config=config)
     schema.config.generation.update(max_examples=EXAMPLES)
     return schema
+
+
+def reset_everything(app) -> None:
+    """Back to a fresh start: the default state from the fixtures, no test session, no rule, an empty journal."""
+    sessions = app.extensions["mockserver"]["sessions"]
+    for listed in sessions.listed():
+        if listed["id"] != "default":
+            sessions.delete(listed["id"])
+    sessions.default.faults.clear()
+    sessions.default.journal.clear()
+    sessions.default.store.reset()

@@ -44,7 +44,8 @@ contract = app.extensions["mockserver"]["contract"]
 store = app.extensions["mockserver"]["store"]
 schema = load_schema()
 schema.app = app
-CASES = [(op_id, mode) for op_id in sorted(contract.operations) for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)]
+VENDOR = sorted(op_id for op_id, op in contract.operations.items() if op.family != "admin")  # the schema loaded here is the vendor spec
+CASES = [(op_id, mode) for op_id in VENDOR for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)]
 TALLY: dict[str, int] = {"accepted": 0, "rejected": 0, "responses": 0, "left out (urllib quirk)": 0}
 
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from mockserver.http.app import create_app
-from mockserver.http.asgi import AsgiApp, admin_app
+from mockserver.http.asgi import AsgiApp
 from mockserver.settings import Settings
 from tests.conftest import RELAY_KEY, SEED_MERGE, USER
 
@@ -22,7 +22,7 @@ MERGE = "/core/customermgr/v3/customer/merge"
 def build(**overrides) -> tuple[AsgiApp, object]:
     settings = Settings(strict_responses=True, **overrides)
     flask_app = create_app(settings)
-    return AsgiApp(flask_app.extensions["mockserver"]["pipeline"], admin_app(flask_app, 2), settings), flask_app
+    return AsgiApp(flask_app.extensions["mockserver"]["front"]), flask_app
 
 
 def scope(method: str, target: str, headers: dict[str, str] | None = None) -> dict:
@@ -95,7 +95,7 @@ def test_the_asgi_front_answers_exactly_as_the_wsgi_side():
         assert got["headers"].get("content-type") == expected.headers.get("Content-Type"), (method, target)
 
 
-def test_admin_calls_reach_flask_through_the_adapter():
+def test_admin_calls_are_served_on_the_loop_too():
     app, flask_app = build()
     run(call(app, "PUT", MOVE, RELAY_KEY))
     answer = run(call(app, "POST", "/__admin/reset"))

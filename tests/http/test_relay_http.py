@@ -113,7 +113,7 @@ def test_long_ids_keep_the_move_message_within_100_characters(tmp_path, referenc
     fixtures["relay"]["clients"][0]["product_groups"].append(group)
     (tmp_path / "long.yaml").write_text(yaml.safe_dump(fixtures))
     app = create_app(Settings(fixtures=tmp_path / "long.yaml", strict_responses=True))
-    app.test_client_class, CheckedClient.reference = CheckedClient, reference
+    app.test_client_class = CheckedClient
     client = app.test_client()
     body = {"product_group_id": "default", "customer": {"ccid": ccid}}
     assert client.post(LOAD, headers=RELAY_KEY, json=body).status_code == 200

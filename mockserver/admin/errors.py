@@ -1,0 +1,14 @@
+"""The admin API's one error format: `{"message": ...}` for every status."""
+
+from __future__ import annotations
+
+from mockserver.contract.errors import RequestInvalid
+from mockserver.errors import ApiError
+
+
+def error_body(error: ApiError) -> dict:
+    return {"message": error.message}
+
+
+def contract_error(error: RequestInvalid) -> ApiError:
+    return ApiError(400, error.message)

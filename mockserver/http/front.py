@@ -1,0 +1,88 @@
+"""What both servers do around the pipeline for every request: pick its session, journal it, log it.
+
+The outermost layer (DESIGN.md): a request enters its session (`X-Mock-Session`),
+goes through the pipeline, and leaves one journal entry in that session, the
+admin API's calls included. The ASGI and WSGI adapters differ only in how
+they read, wait and write.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from mockserver.contract.compiled import RawRequest
+from mockserver.contract.errors import RequestInvalid
+from mockserver.credentials import bearer_token, mask
+from mockserver.http.access import log_access
+from mockserver.http.pipeline import Pipeline
+from mockserver.http.render import WireResponse
+from mockserver.qa.journal import BODY_LIMIT, Entry
+from mockserver.qa.sessions import SESSION_HEADER, Session, SessionRefused, Sessions
+from mockserver.settings import Settings
+
+log = logging.getLogger("mockserver")
+ADMIN_PREFIX = "/__admin/"
+
+
+class Front:
+    def __init__(self, pipeline: Pipeline, sessions: Sessions, settings: Settings):
+        self.pipeline = pipeline
+        self.sessions = sessions
+        self.settings = settings
+
+    def refused(self, raw: RawRequest, exc: SessionRefused) -> WireResponse:
+        """The documented 400 of the operation (or a generic one) for a session the request cannot have."""
+        return self.pipeline.contract_refusal(raw, RequestInvalid("session", str(exc), "header", "X-Mock-Session"))
+
+    def unexpected(self, raw: RawRequest) -> WireResponse:
+        """Called from an `except` in the adapters (which re-raise instead in strict mode): logged, a documented 500."""
+        log.exception("unexpected error on %s %s", raw.method, raw.path)
+        return self.pipeline.unexpected(raw)
+
+    def record(self, session: Session, raw: RawRequest, query: str, answer: WireResponse, received: datetime, started: float) -> None:
+        """One journal entry for the request (credentials masked), and the access-log line if asked for."""
+        seconds = time.perf_counter() - started
+        status = None if answer.fault in ("connection_reset", "empty_response") else answer.status
+        session.journal.record(
+            lambda entry_id: Entry(
+                id=entry_id,
+                time=received,
+                method=raw.method,
+                path=raw.path,
+                query=query,
+                operation_id=answer.operation_id,
+                status=status,
+                duration_ms=seconds * 1000,
+                session=session.id,
+                admin=raw.path.startswith(ADMIN_PREFIX),
+                fault=answer.rule,
+                violations=list(answer.violations),
+                headers=masked(raw.headers),
+                body=raw.body[:BODY_LIMIT].decode("utf-8", "replace"),
+            )
+        )
+        if self.settings.access_log:
+            log_access(raw.method, raw.path, raw.headers, status or 0, seconds)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def session_header(raw: RawRequest) -> str | None:
+    return raw.headers.get(SESSION_HEADER)
+
+
+def masked(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers as the journal keeps them: API keys and bearer tokens masked exactly as in the access log."""
+    shown = dict(headers)
+    if "xx-relay-api-key" in shown:
+        shown["xx-relay-api-key"] = mask(shown["xx-relay-api-key"])
+    if "authorization" in shown:
+        token = bearer_token(shown["authorization"])
+        scheme = shown["authorization"].split(" ", 1)[0]
+        shown["authorization"] = f"{scheme} {mask(token)}" if token else mask(shown["authorization"])
+    return shown

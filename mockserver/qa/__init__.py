@@ -1,0 +1,1 @@
+"""The QA toolkit: per-test sessions, fault and latency rules, the request journal, scenarios."""

@@ -1,0 +1,167 @@
+"""Fault and latency rules: data, matched against each vendor API request before it is run.
+
+A rule is the JSON the admin API takes (`FaultRuleInput` in spec/admin.yaml):
+what to match (operationId, method, path and header regexes) and what to do
+(answer a documented status, wait, or break the connection on the wire).
+`times` is counted under the session's rule lock, so N concurrent matches
+never fire a rule more than N times; `seed` makes `probability` and a delay
+range reproducible.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mockserver.contract.compiled import Operation, RawRequest
+
+FAULT_KINDS = ("connection_reset", "empty_response", "malformed_body")
+
+
+class RuleInvalid(ValueError):
+    """A rule that cannot be honoured as written; the message says why."""
+
+
+@dataclass(frozen=True)
+class Action:
+    """What a matched rule does to one request."""
+
+    rule_id: str
+    status: int | None
+    delay_s: float
+    fault: str | None
+
+
+@dataclass
+class FaultRule:
+    id: str
+    spec: dict[str, Any]  # as given (echoed by the admin API)
+    operation_id: str | None
+    method: str | None
+    path: re.Pattern | None
+    headers: dict[str, re.Pattern]
+    status: int | None
+    delay_ms: tuple[float, float] | None
+    fault: str | None
+    probability: float
+    remaining: int | None
+    matched: int = 0
+    random: random.Random = field(default_factory=random.Random)
+
+    def applies_to(self, operation: Operation, raw: RawRequest) -> bool:
+        return (
+            (self.operation_id is None or operation.operation_id == self.operation_id)
+            and (self.method is None or raw.method == self.method)
+            and (self.path is None or self.path.search(raw.path) is not None)
+            and all(name in raw.headers and pattern.search(raw.headers[name]) for name, pattern in self.headers.items())
+            and (self.status is None or operation.documents(self.status))
+        )
+
+    def fire(self) -> Action | None:
+        """Count one match and draw its action (call under the rules' lock); None when probability says no."""
+        if self.probability < 1 and self.random.random() >= self.probability:
+            return None
+        self.matched += 1
+        if self.remaining is not None:
+            self.remaining -= 1
+        low, high = self.delay_ms or (0.0, 0.0)
+        delay = low if low == high else self.random.uniform(low, high)
+        return Action(self.id, self.status, delay / 1000, self.fault)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, **self.spec, "remaining": self.remaining, "matched": self.matched}
+
+
+def parse_rule(rule_id: str, spec: Mapping[str, Any], operations: Iterable[Operation], faults_supported: Iterable[str]) -> FaultRule:
+    """A rule from its (schema-checked) JSON; raise RuleInvalid for what a schema cannot say."""
+    candidates = [op for op in operations if spec.get("operationId") in (None, op.operation_id)]
+    candidates = [op for op in candidates if spec.get("method") is None or op.method == spec["method"].upper()]
+    if "operationId" in spec and not candidates:
+        raise RuleInvalid(f"operationId '{spec['operationId']}' is not an operation of the vendor APIs (with method {spec.get('method')}).")
+    status = spec.get("status")
+    if status is not None:
+        undocumented = [op for op in candidates if not op.documents(status)]
+        if undocumented:
+            named = "; ".join(f"{op.operation_id} documents {', '.join(op.responses)}" for op in undocumented)
+            raise RuleInvalid(f"status {status} is not documented by every operation the rule can match: {named}.")
+    fault = spec.get("fault")
+    if fault is not None and fault not in faults_supported:
+        raise RuleInvalid(f"fault '{fault}' cannot be produced by this server; it can produce: {', '.join(faults_supported) or 'none'}.")
+    delay = spec.get("delay_ms")
+    if isinstance(delay, list):
+        if delay[0] > delay[1]:
+            raise RuleInvalid(f"delay_ms range [{delay[0]}, {delay[1]}] must have min <= max.")
+        delay_range = (float(delay[0]), float(delay[1]))
+    else:
+        delay_range = None if delay is None else (float(delay), float(delay))
+    return FaultRule(
+        id=rule_id,
+        spec=dict(spec),
+        operation_id=spec.get("operationId"),
+        method=spec["method"].upper() if "method" in spec else None,
+        path=_regex("path", spec.get("path")),
+        headers={name.lower(): _regex(f"headers.{name}", pattern) for name, pattern in spec.get("headers", {}).items()},
+        status=status,
+        delay_ms=delay_range,
+        fault=fault,
+        probability=float(spec.get("probability", 1)),
+        remaining=spec.get("times"),
+        random=random.Random(spec.get("seed")),
+    )
+
+
+def _regex(where: str, pattern: str | None) -> re.Pattern | None:
+    if pattern is None:
+        return None
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise RuleInvalid(f"{where}: '{pattern}' is not a regular expression: {exc}.") from exc
+
+
+class FaultRules:
+    """The rules of one session, tried in the order they were added."""
+
+    def __init__(self) -> None:
+        self._rules: list[FaultRule] = []
+        self._lock = threading.Lock()
+        self._next_id = 1
+
+    def add(self, build: Any) -> FaultRule:
+        """Add the rule `build(id)` makes (it may raise RuleInvalid, and then nothing is added)."""
+        with self._lock:
+            rule = build(f"f{self._next_id}")
+            self._next_id += 1
+            self._rules.append(rule)
+            return rule
+
+    def match(self, operation: Operation, raw: RawRequest) -> Action | None:
+        """The action of the first rule that matches and fires; a rule whose `times` ran out stays listed, matching nothing."""
+        if not self._rules:  # the common case, without the lock
+            return None
+        with self._lock:
+            for rule in self._rules:
+                if rule.remaining != 0 and rule.applies_to(operation, raw):
+                    action = rule.fire()
+                    if action is not None:
+                        return action
+        return None
+
+    def listed(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [rule.as_json() for rule in self._rules]
+
+    def delete(self, rule_id: str) -> bool:
+        with self._lock:
+            kept = [rule for rule in self._rules if rule.id != rule_id]
+            found = len(kept) != len(self._rules)
+            self._rules = kept
+            return found
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules = []

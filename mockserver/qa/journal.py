@@ -1,0 +1,156 @@
+"""The request journal of one session: every request, newest kept, oldest dropped (WireMock's lesson).
+
+Entries are appended by whichever thread served the request (the event
+loop's under granian, waitress's request threads otherwise), under a lock
+held for the append only. Long polls wait for a change without holding it:
+on the loop through futures, on threads through a condition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+BODY_LIMIT = 64 * 1024  # bytes of a request body kept in its entry
+
+
+@dataclass
+class Entry:
+    """One request as the mock saw it, in the admin spec's `Entry` shape (see `as_json`)."""
+
+    id: int
+    time: datetime
+    method: str
+    path: str
+    query: str
+    operation_id: str | None
+    status: int | None
+    duration_ms: float
+    session: str
+    admin: bool
+    fault: str | None
+    violations: list[str]
+    headers: dict[str, str]
+    body: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "time": self.time.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "operationId": self.operation_id,
+            "status": self.status,
+            "duration_ms": round(self.duration_ms, 3),
+            "session": self.session,
+            "admin": self.admin,
+            "fault": self.fault,
+            "violations": list(self.violations),
+            "request": {"headers": dict(self.headers), "body": self.body},
+        }
+
+
+@dataclass(frozen=True)
+class RequestFilter:
+    """What `/__admin/requests`, `count` and `wait` select; every field given must hold."""
+
+    operation_id: str | None = None
+    method: str | None = None
+    path: re.Pattern | None = None
+    status: int | None = None
+    since: datetime | None = None
+    invalid: bool | None = None
+
+    def accepts(self, entry: Entry) -> bool:
+        return (
+            (self.operation_id is None or entry.operation_id == self.operation_id)
+            and (self.method is None or entry.method == self.method)
+            and (self.path is None or self.path.search(entry.path) is not None)
+            and (self.status is None or entry.status == self.status)
+            and (self.since is None or entry.time >= self.since)
+            and (self.invalid is None or bool(entry.violations) == self.invalid)
+        )
+
+
+@dataclass
+class Journal:
+    size: int
+    _entries: deque[Entry] = field(init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _changed: threading.Condition = field(init=False)
+    _waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = field(default_factory=set, init=False)
+    _next_id: int = field(default=1, init=False)
+
+    def __post_init__(self) -> None:
+        self._entries = deque(maxlen=self.size)
+        self._changed = threading.Condition(self._lock)
+
+    def record(self, build: Callable[[int], Entry]) -> Entry:
+        """Append the entry `build(id)` makes, and wake every wait."""
+        with self._lock:
+            entry = build(self._next_id)
+            self._next_id += 1
+            self._entries.append(entry)
+            self._changed.notify_all()
+            waiters, self._waiters = self._waiters, set()
+        for loop, future in waiters:
+            loop.call_soon_threadsafe(_wake, future)
+        return entry
+
+    def find(self, wanted: RequestFilter) -> list[Entry]:
+        """Matching entries, newest first."""
+        return self.find_marked(wanted)[0]
+
+    def find_marked(self, wanted: RequestFilter) -> tuple[list[Entry], int]:
+        """Matching entries, newest first, and the id of the last entry they were chosen from."""
+        with self._lock:
+            entries, last = list(self._entries), self._next_id - 1
+        return [entry for entry in reversed(entries) if wanted.accepts(entry)], last
+
+    def find_after(self, last_seen: int, wanted: RequestFilter) -> list[Entry]:
+        """Matching entries newer than id `last_seen`, newest first (what a long poll has not seen yet)."""
+        fresh: list[Entry] = []
+        with self._lock:
+            for entry in reversed(self._entries):
+                if entry.id <= last_seen:
+                    break
+                fresh.append(entry)
+        return [entry for entry in fresh if wanted.accepts(entry)]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def changed(self, timeout: float) -> None:
+        """Return at the next append, or after `timeout` seconds (on the event loop; holds nothing)."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        with self._lock:
+            self._waiters.add((loop, future))
+        try:
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            with self._lock:
+                self._waiters.discard((loop, future))
+
+    def changed_blocking(self, timeout: float) -> None:
+        """The same for a server that waits in threads (waitress)."""
+        with self._changed:
+            self._changed.wait(timeout)
+
+
+def _wake(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -1,0 +1,121 @@
+"""Per-test sessions: `X-Mock-Session: <id>` gives a request its own state, fault rules and journal.
+
+Every session shares the fixed configuration and owns a store built from
+the fixtures on first use (moto's account-per-header, extended to faults and
+journal). Sessions idle longer than `idle_s` are dropped when the registry is
+next touched; a session with a request in flight is never dropped, and past
+`max_sessions` a new id is refused rather than evicting one in use.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from mockserver.qa.faults import FaultRules
+from mockserver.qa.journal import Journal
+from mockserver.state.store import MemoryStore
+
+DEFAULT = "default"
+SESSION_HEADER = "x-mock-session"
+SESSION_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+SWEEP_EVERY_S = 1.0  # at most one idle sweep a second, so the common path stays a dict lookup
+
+
+class SessionRefused(Exception):
+    """The request names a session it cannot have; the message says why (a 400 in the API's format)."""
+
+
+@dataclass
+class Session:
+    id: str
+    store: MemoryStore
+    faults: FaultRules
+    journal: Journal
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
+    last_used: float = field(default_factory=time.monotonic)
+    requests: int = 0
+    in_flight: int = 0
+
+    def as_json(self, now_wall: datetime, now: float) -> dict:
+        used = now_wall.timestamp() - (now - self.last_used)
+        return {
+            "id": self.id,
+            "created": _stamp(self.created),
+            "last_used": _stamp(datetime.fromtimestamp(used, UTC)),
+            "requests": self.requests,
+        }
+
+
+class Sessions:
+    def __init__(self, new_store: Callable[[str], MemoryStore], journal_size: int, idle_s: float, max_sessions: int, default_store: MemoryStore):
+        self._new_store = new_store
+        self._journal_size = journal_size
+        self._idle_s = idle_s
+        self._max = max_sessions
+        self._lock = threading.Lock()
+        self._swept = time.monotonic()
+        self.default = Session(DEFAULT, default_store, FaultRules(), Journal(journal_size))
+        self._sessions: dict[str, Session] = {DEFAULT: self.default}
+
+    @contextmanager
+    def using(self, header: str | None) -> Iterator[Session]:
+        """The session a request names (created on first use), held in use for the request's life."""
+        session = self._enter(header)
+        try:
+            yield session
+        finally:
+            with self._lock:
+                session.in_flight -= 1
+                session.last_used = time.monotonic()
+
+    def _enter(self, header: str | None) -> Session:
+        session_id = DEFAULT if header is None else header.strip()
+        if not SESSION_ID.fullmatch(session_id):
+            shown = session_id if len(session_id) <= 70 else session_id[:70] + "…"
+            raise SessionRefused(f"X-Mock-Session '{shown}' must match ^[A-Za-z0-9._-]{{1,64}}$.")
+        now = time.monotonic()
+        with self._lock:
+            if now - self._swept >= SWEEP_EVERY_S:
+                self._sweep(now)
+            session = self._sessions.get(session_id)
+            if session is None:
+                if len(self._sessions) - 1 >= self._max:
+                    raise SessionRefused(
+                        f"X-Mock-Session '{session_id}': {self._max} sessions are live (--max-sessions); "
+                        "end one with DELETE /__admin/sessions/{id} or let idle ones expire."
+                    )
+                session = Session(session_id, self._new_store(session_id), FaultRules(), Journal(self._journal_size))
+                self._sessions[session_id] = session
+            session.in_flight += 1
+            session.requests += 1
+            session.last_used = now
+            return session
+
+    def _sweep(self, now: float) -> None:
+        self._swept = now
+        idle = [s.id for s in self._sessions.values() if s.id != DEFAULT and not s.in_flight and now - s.last_used > self._idle_s]
+        for session_id in idle:
+            del self._sessions[session_id]
+
+    def listed(self) -> list[dict]:
+        now_wall, now = datetime.now(UTC), time.monotonic()
+        with self._lock:
+            self._sweep(now)
+            return [s.as_json(now_wall, now) for s in self._sessions.values()]
+
+    def delete(self, session_id: str) -> bool:
+        with self._lock:
+            return self._sessions.pop(session_id, None) is not None
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
