@@ -107,13 +107,14 @@ def test_oversized_body_is_refused_with_the_documented_400(client):
     assert "too large" in response.json["message"]
 
 
-def test_long_ids_keep_the_move_message_within_100_characters(tmp_path, reference):
+def test_long_ids_keep_the_move_message_within_100_characters(tmp_path, reference, admin_reference):
     ccid, group = "c" * 100, "g" * 100
     fixtures = yaml.safe_load(default_fixtures_path().read_text())
     fixtures["relay"]["clients"][0]["product_groups"].append(group)
     (tmp_path / "long.yaml").write_text(yaml.safe_dump(fixtures))
     app = create_app(Settings(fixtures=tmp_path / "long.yaml", strict_responses=True))
     app.test_client_class = CheckedClient
+    CheckedClient.reference, CheckedClient.admin_reference = reference, admin_reference
     client = app.test_client()
     body = {"product_group_id": "default", "customer": {"ccid": ccid}}
     assert client.post(LOAD, headers=RELAY_KEY, json=body).status_code == 200
