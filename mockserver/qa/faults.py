@@ -86,7 +86,7 @@ def parse_rule(rule_id: str, spec: Mapping[str, Any], operations: Iterable[Opera
     if status is not None:
         undocumented = [op for op in candidates if not op.documents(status)]
         if undocumented:
-            named = "; ".join(f"{op.operation_id} documents {', '.join(op.responses)}" for op in undocumented)
+            named = "; ".join(f"{op.operation_id} documents {', '.join(sorted(op.responses))}" for op in undocumented)
             raise RuleInvalid(f"status {status} is not documented by every operation the rule can match: {named}.")
     fault = spec.get("fault")
     if fault is not None and fault not in faults_supported:
