@@ -50,6 +50,12 @@ def repeat(template: RequestTemplate | None, count: int) -> list[bytes]:
     return [template(i) if callable(template) else template for i in range(count)]
 
 
+def long_poll_request(base_url: str, timeout_ms: int = 30_000) -> bytes:
+    """A journal long poll that nothing in the held load answers (it waits for a merge): it waits out `timeout_ms`."""
+    body = b'{"operationId": "mergeCustomer", "timeout_ms": ' + str(timeout_ms).encode() + b"}"
+    return raw_request(base_url, "POST", "/__admin/requests/wait", {"Content-Type": "application/json"}, body)
+
+
 def raw_request(base_url: str, method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b"") -> bytes:
     """One complete HTTP/1.1 request as bytes (Host and Content-Length filled in), for the waiting-request templates."""
     lines = [f"{method} {path} HTTP/1.1", f"Host: {urlsplit(base_url).netloc}"]
@@ -64,7 +70,11 @@ class HeldLoad:
     """The shape of the load: how many connections of each kind, and for how long at most.
 
     `delayed_requests` and `long_polls` are complete raw requests, each sent on
-    its own connection, all at once when every connection is open.
+    its own connection, all at once when every connection is open. With
+    `resend_after`, each is sent again on its connection once answered, but
+    no sooner than that many seconds after its previous send, until the
+    release: a hold longer than the delay keeps every one waiting throughout,
+    and a server that answers at once gets the same paced stream, not a flood.
     """
 
     idle_connections: int = 0  # one answered health check each, then silence on a kept-alive connection
@@ -77,6 +87,7 @@ class HeldLoad:
     open_timeout: float = 30.0  # one deadline for all three phases: every connection is open (or given up) within it
     answer_grace: float = 5.0  # on release, how long unanswered waiting requests may still be answered
     settle_seconds: float = 0.5  # between everything sent and the yield: the server takes up the held work
+    resend_after: float | None = None  # seconds: send each waiting request again once answered (None: once only)
 
     @classmethod
     def full(cls, delayed: RequestTemplate | None = None, long_poll: RequestTemplate | None = None) -> HeldLoad:
@@ -101,11 +112,13 @@ class KindReport:
     for trickling bodies an answer the server gave before the body was
     complete, for waiting requests their answer (elapsed from the send).
     `closed_early`: the server ended the connection (answered, closed, reset)
-    before the load was released.
+    before the load was released. `sent`: waiting requests sent (more than
+    `established` when they are resent).
     """
 
     wanted: int = 0
     established: int = 0
+    sent: int = 0
     closed_early: int = 0
     closed_after: list[float] = field(default_factory=list)  # seconds from established to the server's end
     answered: int = 0
@@ -117,7 +130,7 @@ class KindReport:
     @property
     def unanswered(self) -> int:
         """Waiting requests still open when the load was closed (neither answered nor ended by the server)."""
-        return self.established - self.answered - self.closed_early
+        return self.sent - self.answered - self.closed_early
 
     @property
     def closed_after_min(self) -> float:
@@ -370,28 +383,42 @@ class _Holder:
             finally:
                 _signal(opened)
             await self.fire.wait()
-            writer.write(request)
-            sent = loop.time()
             kind.established += 1
-            _signal(written)
-            try:
-                await writer.drain()
-                status = await _read_answer(reader)
-            except asyncio.IncompleteReadError:
-                kind.closed_early += 1
-                kind.closed_after.append(loop.time() - sent)
-                kind.errors["closed without an answer"] += 1
-                return
-            kind.answered += 1
-            kind.answered_late += self.release.is_set()
-            kind.statuses[status] += 1
-            kind.elapsed.append(loop.time() - sent)
+            while True:
+                writer.write(request)
+                sent = loop.time()
+                kind.sent += 1
+                _signal(written)
+                try:
+                    await writer.drain()
+                    status = await _read_answer(reader)
+                except asyncio.IncompleteReadError:
+                    kind.closed_early += 1
+                    kind.closed_after.append(loop.time() - sent)
+                    kind.errors["closed without an answer"] += 1
+                    return
+                kind.answered += 1
+                kind.answered_late += self.release.is_set()
+                kind.statuses[status] += 1
+                kind.elapsed.append(loop.time() - sent)
+                if not await self._resend_due(sent):
+                    return
         except OPEN_ERRORS as exc:
             kind.errors[_why(exc)] += 1
         finally:
             _signal(written)
             if writer is not None:
                 await self._close(writer)
+
+    async def _resend_due(self, sent: float) -> bool:
+        """With `resend_after`, wait until that long after `sent`; False without it or once the load is released."""
+        assert self.release is not None
+        if self.shape.resend_after is None or self.release.is_set():
+            return False
+        remaining = sent + self.shape.resend_after - asyncio.get_running_loop().time()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.release.wait(), max(0.0, remaining))
+        return not self.release.is_set()
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         reader, writer = await asyncio.open_connection(self.ip, self.port)
@@ -607,7 +634,7 @@ def describe(report: HeldReport | ProbeResult) -> str:
             text += f" ({kind.closed_early} ended by the server, {after})"
         if name in ("delayed", "long polls") or (name == "trickling" and kind.answered):
             statuses = ",".join(f"{status}:{count}" for status, count in sorted(kind.statuses.items()))
-            text += f" answered {kind.answered}/{kind.established} [{statuses}]"
+            text += f" answered {kind.answered}/{kind.sent or kind.established} [{statuses}]"
             if kind.elapsed:
                 text += f" in {kind.elapsed_min:.2f}-{kind.elapsed_max:.2f} s"
         if kind.errors:

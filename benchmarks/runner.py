@@ -1,14 +1,16 @@
 """The benchmark run: every figure of issue 4 in one run, printed as Markdown.
 
-    python -m benchmarks                   # full run (about 10 minutes on 2 cores)
+    python -m benchmarks                   # full run (about 15 minutes on 2 cores)
     python -m benchmarks --smoke           # seconds: checks the harness works, not how fast
     python -m benchmarks --write-results   # also record the output in benchmarks/RESULTS.md
+    python -m benchmarks --only serving    # one phase (or a comma-separated few)
 
 Phases: start-up time and idle memory; throughput and latency of each scenario
-on each server, next to the bare-Flask baseline on the same server; memory and
-lookup latency with 100 / 100k / 1M Relay customers; an in-process profile of
-moveCustomer. Nothing is written into the repository unless --write-results
-is given; fixtures and logs go to a temporary directory.
+on each server, next to the bare-Flask baseline on the same server; the serving
+designs of #10 (old granian WSGI vs `mockserver serve`), idle and under held
+load; memory and lookup latency with 100 / 100k / 1M Relay customers; an
+in-process profile of moveCustomer. Nothing is written into the repository
+unless --write-results is given; fixtures and logs go to a temporary directory.
 """
 
 from __future__ import annotations
@@ -24,15 +26,17 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from benchmarks import load, machine, servers
+from benchmarks import designs, load, machine, servers
 from benchmarks.fixturegen import write_fixture, write_state_file
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SERVERS = ("granian", "waitress")
+PHASES = ("start-up", "throughput", "serving", "scale", "profile")
 MOVE_CUSTOMERS = 1024  # split between the load threads: a customer comes round every 1024/threads requests
 MERGE_RATE_CEILING = 15_000  # merges/s the stream of fresh pairs is sized for (x duration); the table says if it ran out
 QUIET = 0.15  # cores used by other processes below which a load run starts
@@ -60,6 +64,7 @@ class Config:
     merge_pairs: int
     one_ccid: bool
     smoke: bool
+    serving_rounds: int = 1  # each serving design, idle and held, measured this many times (interleaved)
     settle: float = 1.0  # seconds between the first answer and reading memory
     quiet_wait: float = 0.0  # seconds a load run may wait for other processes to leave the CPU
 
@@ -236,19 +241,25 @@ def phase_throughput(cfg: Config, tmp: Path, report: Report) -> None:
 def _measured_load(
     proc: servers.ServerProcess, scenario: load.Scenario, port: int, seconds: float, cfg: Config, tmp: Path, report: Report, where: str
 ) -> load.LoadResult:
-    """A load run, with the CPU other processes used meanwhile (the machine may be shared): busy minus ours."""
-    assert proc.proc is not None
+    """A load run once the machine is quiet, with the CPU other processes used meanwhile."""
     _wait_quiet(cfg)
+    run = partial(load.run_load, scenario, port, seconds, cfg.threads, cfg.connections, tmp, cfg.client)
+    return _with_other_cpu(proc, run, report, f"{where} {scenario.name}")
+
+
+def _with_other_cpu(proc: servers.ServerProcess, run: Callable[[], load.LoadResult], report: Report, what: str) -> load.LoadResult:
+    """`run()`, with the CPU other processes used meanwhile (the machine may be shared): busy minus the server's and ours."""
+    assert proc.proc is not None
     tree = servers.process_tree(proc.proc.pid)
     before = (servers.busy_ticks(), servers.cpu_ticks(tree), _own_ticks())
     started = time.perf_counter()
-    result = load.run_load(scenario, port, seconds, cfg.threads, cfg.connections, tmp, cfg.client)
+    result = run()
     elapsed = time.perf_counter() - started
     after = (servers.busy_ticks(), servers.cpu_ticks(tree), _own_ticks())
     others = (after[0] - before[0]) - (after[1] - before[1]) - (after[2] - before[2])
     result.other_cpu = max(0.0, others / os.sysconf("SC_CLK_TCK") / elapsed)
     if result.other_cpu >= DISTURBED:
-        report.warnings.append(f"{where} {scenario.name}: other processes kept {result.other_cpu:.2f} cores busy during the run")
+        report.warnings.append(f"{what}: other processes kept {result.other_cpu:.2f} cores busy during the run")
     return result
 
 
@@ -298,6 +309,75 @@ def _load_row(app: str, name: str, result: load.LoadResult, ref: load.LoadResult
 
 def _other(result: load.LoadResult) -> str:
     return "—" if result.other_cpu is None else f"{result.other_cpu:.2f}"
+
+
+def phase_serving(cfg: Config, tmp: Path, report: Report) -> None:
+    """moveCustomer on the old WSGI design, WSGI with 1 thread and `mockserver serve`, idle and under held load (#10).
+
+    Rounds are interleaved (every design, then again), so slow drift of a shared machine hits all designs alike.
+    """
+    state = write_state_file(tmp / "serving-state.json", move_customers=MOVE_CUSTOMERS)
+    plan = designs.Plan(cfg.duration, cfg.threads, cfg.connections, cfg.client, MOVE_CUSTOMERS, not cfg.smoke, tmp)
+    outcomes: list[designs.Outcome] = []
+    for round_ in range(1, cfg.serving_rounds + 1):
+        for design in designs.DESIGNS:
+            for held in (False, True):
+                _wait_quiet(cfg)
+                what = f"serving round {round_}: {design.name}, {'held' if held else 'idle'}"
+                outcome = designs.measure(design, held, state, plan, round_, partial(_with_other_cpu, report=report, what=what))
+                outcomes.append(outcome)
+                result = outcome.result
+                progress(f"{what}: {f'{result.rps:,.0f} req/s' if result else '—'}; {'; '.join(outcome.failures()) or 'no failure'}")
+                if outcome.error:
+                    report.failures.append(f"{what}: {outcome.error}")
+    _serving_targets(outcomes, report)
+    report.add(_serving_section(cfg, plan, outcomes))
+
+
+def _serving_targets(outcomes: list[designs.Outcome], report: Report) -> None:
+    """The goals of #10 for the new design, each judged on its worst round."""
+    new = [o for o in outcomes if o.design == designs.NEW]
+    for held in (False, True):
+        runs = [o for o in new if o.held == held]
+        goal, what = designs.GOALS[held], f"`mockserver serve` moveCustomer {'under held load' if held else 'idle'}"
+        ratios, p99s = [designs.ratio(o, outcomes) for o in runs], [designs.p99(o) for o in runs]
+        worst_ratio = None if not runs or None in ratios else min(r for r in ratios if r is not None)
+        worst_p99 = None if not runs or None in p99s else max(p for p in p99s if p is not None)
+        report.target(f"{what}: req/s vs old default idle (worst round)", worst_ratio, goal.ratio, True, "x")
+        report.target(f"{what}: p99 (worst round)", worst_p99, goal.p99_ms, False, " ms")
+    held_runs = [o for o in new if o.held]
+    failed = sum(1 for o in held_runs if o.failures())
+    verdict = "met" if held_runs and not failed else "**missed**"
+    report.targets.append(("`mockserver serve` moveCustomer under held load: failed runs", f"{failed} of {len(held_runs)}", "0", verdict))
+
+
+def _serving_section(cfg: Config, plan: designs.Plan, outcomes: list[designs.Outcome]) -> str:
+    if cfg.client == "wrk":
+        client = f"wrk -t{cfg.threads} -c{cfg.connections} -d{max(1, round(cfg.duration))}s --timeout 5s"
+    else:
+        client = f"Python client, {cfg.connections} connections, {cfg.duration:g} s, 5 s socket timeout"
+    goals = "; ".join(f"{'held' if held else 'idle'}: {goal.text(held)}" for held, goal in designs.GOALS.items())
+    delay = f"{designs.DELAY_MS / 1000:g} s"
+    return (
+        f"## Serving designs (#10): moveCustomer, idle and under held load ({client})\n\n"
+        f"Normal client: moveCustomer, each load thread moving its own {MOVE_CUSTOMERS // cfg.threads:,} customers round robin\n"
+        "(no 409 can happen), on a fresh server per run restoring the same state file.\n"
+        f"Designs: the old default is `mockserver serve` before #10: granian's WSGI interface, one forked worker, {designs.OLD_THREADS}\n"
+        "blocking threads (`python -m granian --interface wsgi benchmarks.wsgi_app:app`, granian's defaults otherwise, so at\n"
+        "most 1,024 connections are served at once: backpressure = backlog = 1,024); the same with 1 thread; the new design is\n"
+        "`mockserver serve` (granian embedded on uvloop, ASGI front), with"
+        f" `--head-timeout {designs.HELD_DEADLINE} --body-timeout {designs.HELD_DEADLINE}` for its held runs.\n"
+        f"Held load (benchmarks/held_load.py{', smoke: the CI-sized shape' if cfg.smoke else ''}), opened before wrk starts"
+        " and held until it ends:\n"
+        f"{designs.describe_shape(plan)},\n"
+        f"the delayed requests resent once answered and no sooner than {delay} after their previous send, so they keep waiting\n"
+        "through the run. The WSGI variants drop `Prefer: delay` (the old design had none): their delayed requests are\n"
+        f"answered at once, and resent every {delay}; their long polls hold a thread each.\n"
+        "vs old idle: req/s against the old default's idle run of the same round. A run fails on wrk socket errors or\n"
+        "timeouts, any non-2xx, no answer at all, or a held load the server did not accept or cut short.\n"
+        f"Goals of #10 for the new design, applied to every row: {goals}.\n\n"
+        + _table(designs.HEADER, [designs.row(o, outcomes) for o in outcomes], designs.ALIGN)
+    )
 
 
 def phase_scale(cfg: Config, tmp: Path, report: Report) -> None:
@@ -421,6 +501,10 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Config]:
         "--quiet-wait", type=float, default=120, help="seconds each load run may wait for other processes to leave the CPU (default 120)"
     )
     parser.add_argument("--no-profile", action="store_true", help="leave out the in-process profile")
+    parser.add_argument("--only", default=None, help=f"comma-separated phases to run, of {', '.join(PHASES)} (default: all)")
+    parser.add_argument(
+        "--serving-rounds", type=int, default=None, help="rounds of the serving phase, each design idle and held (default 2; smoke 1)"
+    )
     parser.add_argument(
         "--write-results",
         action="store_true",
@@ -431,6 +515,10 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Config]:
     unknown = [s for s in chosen if s not in SERVERS]
     if unknown or not chosen:
         parser.error(f"--servers: choose from {', '.join(SERVERS)}")
+    only = tuple(p.strip() for p in (args.only or ",".join(PHASES)).split(",") if p.strip())
+    if not only or any(p not in PHASES for p in only):
+        parser.error(f"--only: choose from {', '.join(PHASES)}")
+    args.only = only
     client = args.client if args.client != "auto" else ("wrk" if load.have_wrk() else "python")
     pairs = math.ceil(max(1, round(args.duration or (1.0 if args.smoke else 10.0))) * MERGE_RATE_CEILING)
     common = {"threads": args.threads, "connections": args.connections, "servers": chosen, "client": client}
@@ -438,7 +526,8 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Config]:
         duration = args.duration or 1.0
         cfg = Config(
             duration=duration, scale_duration=duration, startup_repeats=1, sizes=(100, 1_000), load_timeout=args.load_timeout or 60,
-            profile_requests=300, merge_pairs=pairs, one_ccid=False, smoke=True, settle=0.3, **common,
+            profile_requests=300, merge_pairs=pairs, one_ccid=False, smoke=True, settle=0.3, serving_rounds=args.serving_rounds or 1,
+            **common,
         )  # fmt: skip
     else:
         duration = args.duration or 10.0
@@ -446,7 +535,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Config]:
             duration=duration, scale_duration=min(5.0, duration), startup_repeats=3,
             sizes=(100, 100_000) if args.skip_1m else (100, 100_000, 1_000_000), load_timeout=args.load_timeout or 600,
             profile_requests=5000, merge_pairs=pairs, one_ccid=True, smoke=False, quiet_wait=args.quiet_wait,
-            **common,
+            serving_rounds=args.serving_rounds or 2, **common,
         )  # fmt: skip
     return args, cfg
 
@@ -466,10 +555,14 @@ def main(argv: list[str] | None = None) -> int:
         f"# mockserver benchmark{' (smoke: checks the harness, not the speed)' if cfg.smoke else ''}\n\n"
         f"`{command.strip()}` — {time.strftime('%Y-%m-%d %H:%M %Z')}\n\n" + _table(["", ""], [[k, v] for k, v in description], "ll")
     )
-    phases = [("start-up", lambda: phase_startup(cfg, tmp_path, report)), ("throughput", lambda: phase_throughput(cfg, tmp_path, report))]
-    phases.append(("scale", lambda: phase_scale(cfg, tmp_path, report)))
-    if not args.no_profile:
-        phases.append(("profile", lambda: phase_profile(cfg, report)))
+    phases = [
+        ("start-up", lambda: phase_startup(cfg, tmp_path, report)),
+        ("throughput", lambda: phase_throughput(cfg, tmp_path, report)),
+        ("serving", lambda: phase_serving(cfg, tmp_path, report)),
+        ("scale", lambda: phase_scale(cfg, tmp_path, report)),
+        ("profile", lambda: phase_profile(cfg, report)),
+    ]
+    phases = [(name, run) for name, run in phases if name in args.only and not (name == "profile" and args.no_profile)]
     with tempfile.TemporaryDirectory(prefix="mockserver-bench-") as tmp:
         tmp_path = Path(tmp)
         for name, run in phases:
@@ -482,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
     if others:
         report.warnings.append("other processes were using the CPU at the start (see above): check the other-CPU column of each run")
     rows = [list(t) for t in report.targets]
-    summary = "## Targets (issue 4)\n\n" + _table(["target", "measured", "limit", "verdict"], rows, "lrrl")
+    summary = "## Targets (issues 4 and 10)\n\n" + _table(["target", "measured", "limit", "verdict"], rows, "lrrl")
     if report.failures:
         summary += "\n\nFailures:\n\n" + "\n".join(f"- {f}" for f in report.failures)
     if report.warnings:

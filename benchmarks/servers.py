@@ -88,16 +88,17 @@ class Memory:
 
 
 class ServerProcess:
-    def __init__(self, name: str, argv: list[str], logdir: Path):
+    def __init__(self, name: str, argv: list[str], logdir: Path, env: dict[str, str] | None = None):
         self.name = name
         self.argv = argv
+        self.env = env or {}  # added to this process's environment
         self.log_path = logdir / f"{name.replace(' ', '_').replace('/', '_')}.log"
         self.proc: subprocess.Popen | None = None
         self.spawned_at = 0.0
         self.stop_seconds = 0.0
 
     def start(self) -> None:
-        env = dict(os.environ)
+        env = {**os.environ, **self.env}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
         with open(self.log_path, "wb") as log:
             self.spawned_at = time.perf_counter()

@@ -13,7 +13,7 @@ from mockserver.state.model import Config
 from mockserver.state.store import Store
 
 if TYPE_CHECKING:
-    from mockserver.qa.journal import Journal
+    from mockserver.qa.journal import Journal, RequestFilter
     from mockserver.qa.sessions import Session
 
 
@@ -31,10 +31,12 @@ class Call:
 
 @dataclass(frozen=True)
 class Wait:
-    """A reply that is not ready yet (a long poll): the server re-asks `poll()` after each change of
-    `journal` until it gives a Reply, or calls `expired()` after `timeout_s`. Nothing is held meanwhile."""
+    """A reply that is not ready yet (a long poll): the server re-asks `poll()` after each entry of
+    `journal` that `wanted` accepts until it gives a Reply, or calls `expired()` after `timeout_s`.
+    Nothing is held meanwhile."""
 
     journal: Journal
+    wanted: RequestFilter
     timeout_s: float
     poll: Callable[[], Reply | None]
     expired: Callable[[], Reply]

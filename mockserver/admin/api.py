@@ -135,7 +135,7 @@ def _wait_for_requests(call: Call) -> Reply:
     def expired() -> Reply:
         return poll() or Reply(408, {"message": f"{len(matched)} of {count} matching requests arrived within {timeout_ms} ms.", "count": len(matched)})
 
-    return Reply(200, wait=Wait(journal, timeout_ms / 1000, poll, expired))
+    return Reply(200, wait=Wait(journal, wanted, timeout_ms / 1000, poll, expired))
 
 
 def _unmatched(toolkit: Toolkit, call: Call) -> Reply:

@@ -139,7 +139,7 @@ class AsgiApp:
             try:
                 deadline = time.monotonic() + wait.timeout_s
                 while reply is None and (left := deadline - time.monotonic()) > 0:
-                    await wait.journal.changed(left)
+                    await wait.journal.changed(wait.wanted, left)
                     reply = wait.poll()
             finally:
                 self.waits.leave()

@@ -56,7 +56,8 @@ class ApiMiddleware:
         try:
             step: Any = self.pipeline.prepare(raw, session)
             if isinstance(step, Pending):
-                time.sleep(step.delay_s)  # holds this thread: WSGI has no event loop (see the README)
+                if step.delay_s:
+                    time.sleep(step.delay_s)  # holds this thread: WSGI has no event loop (see the README)
                 if step.fault == "malformed_body":
                     return self.pipeline.malformed(step)
                 if step.fault is not None:

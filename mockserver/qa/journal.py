@@ -85,7 +85,7 @@ class Journal:
     _entries: deque[Entry] = field(init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _changed: threading.Condition = field(init=False)
-    _waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = field(default_factory=set, init=False)
+    _waiters: dict[asyncio.Future, tuple[asyncio.AbstractEventLoop, RequestFilter]] = field(default_factory=dict, init=False)
     _next_id: int = field(default=1, init=False)
 
     def __post_init__(self) -> None:
@@ -93,14 +93,16 @@ class Journal:
         self._changed = threading.Condition(self._lock)
 
     def record(self, build: Callable[[int], Entry]) -> Entry:
-        """Append the entry `build(id)` makes, and wake every wait."""
+        """Append the entry `build(id)` makes, and wake the waits it matches (threads: every wait)."""
         with self._lock:
             entry = build(self._next_id)
             self._next_id += 1
             self._entries.append(entry)
             self._changed.notify_all()
-            waiters, self._waiters = self._waiters, set()
-        for loop, future in waiters:
+            woken = [(future, loop) for future, (loop, wanted) in self._waiters.items() if wanted.accepts(entry)] if self._waiters else []
+            for future, _ in woken:
+                del self._waiters[future]
+        for future, loop in woken:
             loop.call_soon_threadsafe(_wake, future)
         return entry
 
@@ -131,19 +133,22 @@ class Journal:
     def __len__(self) -> int:
         return len(self._entries)
 
-    async def changed(self, timeout: float) -> None:
-        """Return at the next append, or after `timeout` seconds (on the event loop; holds nothing)."""
+    async def changed(self, wanted: RequestFilter, timeout: float) -> None:
+        """Return at the next append `wanted` accepts, or after `timeout` seconds (on the event loop; holds nothing).
+
+        Entries it does not accept wake nobody: a long poll on a busy session costs each request one filter check.
+        """
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         with self._lock:
-            self._waiters.add((loop, future))
+            self._waiters[future] = (loop, wanted)
         try:
             await asyncio.wait_for(future, timeout)
         except TimeoutError:
             pass
         finally:
             with self._lock:
-                self._waiters.discard((loop, future))
+                self._waiters.pop(future, None)
 
     def changed_blocking(self, timeout: float) -> None:
         """The same for a server that waits in threads (waitress)."""

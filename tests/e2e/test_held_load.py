@@ -1,8 +1,8 @@
-"""Waiting costs no thread: idle, trickling and delayed clients held at once, a normal client still served (#10).
+"""Waiting costs no thread: idle, trickling, delayed and long-polling clients held at once, a normal client still served (#10).
 
 The light shape runs in CI; `MOCKSERVER_HELD_LOAD=full` runs the issue's
 shape (2,000 idle keep-alive connections, 100 trickling bodies, 200 requests
-inside a 5 s delay, held 30 s). The server's own deadlines are set above the
+inside a 5 s delay and 50 journal long polls, held 30 s). The server's own deadlines are set above the
 hold, so everything stays held for the whole measurement.
 """
 
@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from benchmarks.held_load import HeldLoad, describe, hold, probe_moves, raise_fd_limit, raw_request
+from benchmarks.held_load import HeldLoad, describe, hold, long_poll_request, probe_moves, raise_fd_limit, raw_request
 from tests.e2e.server import running_server
 
 pytestmark = pytest.mark.e2e
@@ -23,7 +23,8 @@ RETRIEVE = "/cdm/client/demo/customer/BAK-11984-008"
 
 def shape_for(base: str) -> HeldLoad:
     delayed = raw_request(base, "GET", RETRIEVE, {"xx-relay-api-key": "demo-key", "Prefer": f"delay={DELAY_MS}"})
-    return HeldLoad.full(delayed) if FULL else HeldLoad.light(delayed)
+    long_poll = long_poll_request(base)
+    return HeldLoad.full(delayed, long_poll) if FULL else HeldLoad.light(delayed, long_poll)
 
 
 def test_a_normal_client_is_served_while_idle_trickling_and_delayed_clients_are_held():
@@ -41,3 +42,5 @@ def test_a_normal_client_is_served_while_idle_trickling_and_delayed_clients_are_
         assert idle.closed_early == 0 and trickling.closed_early == 0, describe(report)
         assert delayed.statuses == {200: len(shape.delayed_requests)}, describe(report)
         assert delayed.elapsed_min >= DELAY_MS / 1000 - 0.05, describe(report)
+        polls = report.long_polls
+        assert polls.closed_early == 0 and set(polls.statuses) <= {408}, describe(report)  # still waiting, or timed out
