@@ -73,7 +73,9 @@ def main() -> None:
     click.IntRange(1, 1_000_000),
     "Requests waiting at once (delays, long polls); past it, the API's 500 saying so (granian).",
 )
-@_option_with_env("--journal-size", 1000, click.IntRange(1, 1_000_000), "Journal entries kept per session, oldest dropped first.")
+@_option_with_env(
+    "--journal-size", 1000, click.IntRange(0, 1_000_000), "Journal entries kept per session, oldest dropped first (0: no journal)."
+)
 @_option_with_env(
     "--session-idle", 600.0, click.FloatRange(1, 86400 * 7), "Seconds a test session (X-Mock-Session) may stay idle before it expires."
 )

@@ -46,6 +46,10 @@ class Front:
         """One journal entry for the request (credentials masked), and the access-log line if asked for."""
         seconds = time.perf_counter() - started
         status = None if answer.fault in ("connection_reset", "empty_response") else answer.status
+        if self.settings.access_log:
+            log_access(raw.method, raw.path, raw.headers, status or 0, seconds)
+        if not self.settings.journal_size:  # --journal-size 0: no journal (and no long poll ever answers early)
+            return
         session.journal.record(
             lambda entry_id: Entry(
                 id=entry_id,
@@ -64,8 +68,6 @@ class Front:
                 body=raw.body[:BODY_LIMIT].decode("utf-8", "replace"),
             )
         )
-        if self.settings.access_log:
-            log_access(raw.method, raw.path, raw.headers, status or 0, seconds)
 
 
 def now() -> datetime:

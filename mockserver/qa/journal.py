@@ -89,7 +89,7 @@ class Journal:
     _next_id: int = field(default=1, init=False)
 
     def __post_init__(self) -> None:
-        self._entries = deque(maxlen=self.size)
+        self._entries = deque(maxlen=max(self.size, 1))
         self._changed = threading.Condition(self._lock)
 
     def record(self, build: Callable[[int], Entry]) -> Entry:
