@@ -118,7 +118,7 @@ class Operation:
     body_required: bool
     body_media: dict[str, SchemaCheck]
     responses: dict[str, dict[str, SchemaCheck]]
-    examples: dict[tuple[str, str], Any]
+    examples: dict[tuple[str, str], dict[str, Any]]  # (status, media type) -> example name -> value ("default" if unnamed)
     query_names: frozenset[str] = frozenset()
 
     def validate(self, request: RawRequest, path_values: dict[str, str]) -> ValidatedRequest:
@@ -189,10 +189,15 @@ class Operation:
         media = self.responses.get(str(status)) or {}
         return wanted if wanted in media or not media else next(iter(media))
 
-    def example(self, status: int, mimetype: str) -> Any:
+    def example_names(self, status: int) -> list[str]:
+        media = self.responses.get(str(status)) or {}
+        return list(self.examples.get((str(status), next(iter(media))), {})) if media else []
+
+    def example(self, status: int, mimetype: str, name: str | None = None) -> Any:
         if not self.responses[str(status)]:
             return None
-        return self.examples[(str(status), self.media_type_for(status, mimetype))]
+        named = self.examples[(str(status), self.media_type_for(status, mimetype))]
+        return named[name] if name is not None else next(iter(named.values()))
 
     def response_schema(self, status: int, mimetype: str) -> dict:
         return self.responses[str(status)][mimetype].schema
@@ -329,13 +334,13 @@ def _compile_operation(method: str, template: str, item_params: list, spec: dict
     body = spec.get("requestBody") or {}
     body_media = {mt: SchemaCheck(media.get("schema", {})) for mt, media in body.get("content", {}).items()}
     responses: dict[str, dict[str, SchemaCheck]] = {}
-    examples: dict[tuple[str, str], Any] = {}
+    examples: dict[tuple[str, str], dict[str, Any]] = {}
     for status, response in spec.get("responses", {}).items():
         responses[status] = {}
         for mt, media in response.get("content", {}).items():
             check = SchemaCheck(media.get("schema", {}))
             responses[status][mt] = check
-            examples[(status, mt)] = _example(media, mt, check.schema)
+            examples[(status, mt)] = _examples(media, mt, check.schema)
     return Operation(
         operation_id=spec["operationId"],
         family=(spec.get("tags") or ["default"])[0],
@@ -350,13 +355,12 @@ def _compile_operation(method: str, template: str, item_params: list, spec: dict
     )
 
 
-def _example(media: dict, mimetype: str, schema: dict) -> Any:
+def _examples(media: dict, mimetype: str, schema: dict) -> dict[str, Any]:
+    """A media type's examples by name: its `examples` map, or its one `example` as "default"."""
     if "example" in media:
-        value = media["example"]
-    elif media.get("examples"):
-        value = next(iter(media["examples"].values())).get("value")
+        values = {"default": media["example"]}
     else:
-        return None
-    if mimetype == XML and isinstance(value, str):
-        return xmlcodec.decode(value.encode("utf-8"), schema)
-    return value
+        values = {name: example.get("value") for name, example in (media.get("examples") or {}).items()}
+    if mimetype == XML:
+        values = {name: xmlcodec.decode(v.encode("utf-8"), schema) if isinstance(v, str) else v for name, v in values.items()}
+    return values or {"default": None}

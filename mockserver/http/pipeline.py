@@ -17,7 +17,7 @@ comes back from `finish` as `Waiting`, resolved by the server the same way.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mockserver.contract.compiled import JSON, Contract, Operation, RawRequest
 from mockserver.contract.errors import MethodNotAllowed, RequestInvalid, ResponseInvalid, RouteNotFound
@@ -45,6 +45,7 @@ class Pending:
     delay_s: float  # Prefer: delay=, or a fault rule's delay
     rule: str | None = None  # the id of the fault rule acting on it
     fault: str | None = None  # the wire fault that rule asks for
+    example: str | None = None  # Prefer: example=, the named example of the forced status
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,8 @@ class Pipeline:
         except ApiError as error:
             return self._render(operation, family, _error_reply(family, error), mimetype or JSON, violation=error.violation)
         delay_s = preferences.delay_ms / 1000 + (action.delay_s if action else 0.0)
-        return Pending(operation, family, raw, session, path_values, mimetype, preferences.code, delay_s, action.rule_id if action else None)
+        rule = action.rule_id if action else None
+        return Pending(operation, family, raw, session, path_values, mimetype, preferences.code, delay_s, rule, None, preferences.example)
 
     def finish(self, pending: Pending) -> render.WireResponse | Waiting:
         """Validate and run the handler (or answer the forced status), render and self-check."""
@@ -134,7 +136,7 @@ class Pipeline:
     def _answer(self, pending: Pending) -> Reply:
         operation, family = pending.operation, pending.family
         if pending.forced is not None:
-            return Reply(pending.forced, operation.example(pending.forced, pending.mimetype))
+            return Reply(pending.forced, operation.example(pending.forced, pending.mimetype, pending.example))
         try:
             request = operation.validate(pending.raw, pending.path_values)
         except RequestInvalid as exc:
@@ -151,7 +153,19 @@ class Pipeline:
             documented = ", ".join(operation.responses)
             message = f"Prefer: code={status} is not documented for {operation.operation_id}; documented: {documented}."
             raise _breach(family, RequestInvalid("prefer", message, "header", "Prefer"))
-        return preferences
+        if preferences.example is not None:
+            status = self._status_of_example(operation, family, status, preferences.example)
+        return replace(preferences, code=status)
+
+    def _status_of_example(self, operation: Operation, family: Family, status: int | None, name: str) -> int:
+        """The status whose documented examples include `name` (the one asked for with `code=`, else the only one)."""
+        statuses = [status] if status is not None else [int(s) for s in operation.responses]
+        having = [s for s in statuses if name in operation.example_names(s)]
+        if not having:
+            known = "; ".join(f"{s}: {', '.join(operation.example_names(s))}" for s in statuses if operation.example_names(s))
+            message = f"Prefer: example={name} is not documented for {operation.operation_id}{f' {status}' if status else ''}; examples: {known}."
+            raise _breach(family, RequestInvalid("prefer", message, "header", "Prefer"))
+        return having[0]
 
     def _render(self, operation: Operation, family: Family, reply: Reply, negotiated: str, violation: str | None = None) -> render.WireResponse:
         mimetype = operation.media_type_for(reply.status, negotiated)

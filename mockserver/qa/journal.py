@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-BODY_LIMIT = 64 * 1024  # bytes of a request body kept in its entry
+BODY_LIMIT = 8 * 1024  # bytes of a request body kept in its entry: 1,000 entries x 256 sessions stay bounded
 
 
 @dataclass

@@ -52,19 +52,24 @@ def test_every_operation_is_documented(path, method, op):
 @pytest.mark.parametrize("operation_id, status, mimetype, media", MEDIA, ids=ids(MEDIA))
 def test_every_example_validates_against_its_schema(operation_id, status, mimetype, media):
     assert "example" in media or "examples" in media, "every body has an example"
-    value = media.get("example", next(iter(media.get("examples", {}).values()), {}).get("value"))
-    if mimetype == "application/xml":
-        value = xmlcodec.decode(value.encode(), media["schema"])
-    OAS31Validator(media["schema"], format_checker=oas31_format_checker).validate(value)
+    values = [media["example"]] if "example" in media else [example["value"] for example in media["examples"].values()]
+    for value in values:
+        if mimetype == "application/xml":
+            value = xmlcodec.decode(value.encode(), media["schema"])
+        OAS31Validator(media["schema"], format_checker=oas31_format_checker).validate(value)
 
 
 @pytest.mark.parametrize("operation_id, status, mimetype, media", [m for m in MEDIA if m[2] == "application/xml"], ids=ids([m for m in MEDIA if m[2] == "application/xml"]))
 def test_xml_examples_say_what_the_json_examples_say(operation_id, status, mimetype, media):
     op = next(o for _, _, o in OPERATIONS if o["operationId"] == operation_id)
     container = op["requestBody"] if status == "request" else op["responses"][status]
-    json_example = container["content"]["application/json"]["example"]
-    assert xmlcodec.decode(media["example"].encode(), media["schema"]) == json_example
-    assert xmlcodec.decode(xmlcodec.encode(json_example, media["schema"]), media["schema"]) == json_example
+    json_media = container["content"]["application/json"]
+    json_examples = {"default": json_media["example"]} if "example" in json_media else {k: v["value"] for k, v in json_media["examples"].items()}
+    xml_examples = {"default": media["example"]} if "example" in media else {k: v["value"] for k, v in media["examples"].items()}
+    assert list(xml_examples) == list(json_examples), "the same example names in JSON and XML"
+    for name, json_example in json_examples.items():
+        assert xmlcodec.decode(xml_examples[name].encode(), media["schema"]) == json_example, name
+        assert xmlcodec.decode(xmlcodec.encode(json_example, media["schema"]), media["schema"]) == json_example, name
 
 
 def test_every_operation_id_names_a_handler():
@@ -83,7 +88,7 @@ def test_links_point_at_real_operations():
 
 def test_the_seed_400_101_example_is_verbatim():
     merge = next(op for _, _, op in OPERATIONS if op["operationId"] == "mergeCustomer")
-    assert merge["responses"]["400"]["content"]["application/json"]["example"] == {
+    assert merge["responses"]["400"]["content"]["application/json"]["examples"]["seed"]["value"] == {
         "code": "400-101",
         "developerMessage": "Unsupported query parameter(s) supplied: '<query_parameter>'.",
     }

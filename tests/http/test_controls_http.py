@@ -34,8 +34,31 @@ def test_prefer_still_requires_credentials(client):
     assert client.put(MOVE, headers={"Prefer": "code=200"}).status_code == 401
 
 
-def test_other_preferences_are_ignored(client):
-    assert client.put(MOVE, headers={**RELAY_KEY, "Prefer": "return=minimal"}).status_code == 200
+@pytest.mark.parametrize(
+    "prefer, fragment",
+    [
+        ("return=minimal", "'return' is not a preference"),
+        ("cod=500", "'cod' is not a preference"),
+        ("code=500, code=404", "given twice"),
+        ("example=no such", "example must be"),
+        ("example=nope", "example=nope is not documented"),
+        ("code=401, example=stale", "example=stale is not documented for mergeCustomer 401"),
+    ],
+)
+def test_unknown_or_malformed_preferences_are_refused_and_change_nothing(client, state, prefer, fragment):
+    egain = client.put(MERGE, headers={**USER, "Prefer": prefer}, json=SEED_MERGE)
+    assert (egain.status_code, egain.json["code"]) == (400, "400-119") and fragment in egain.json["developerMessage"]
+    assert "1002" in state.egain.customers
+
+
+def test_a_named_example_is_answered_with_its_status_and_changes_nothing(client, state):
+    stale = client.put(MERGE, headers={**USER, "Prefer": "example=stale"}, json=SEED_MERGE)
+    assert stale.status_code == 400 and stale.json["code"] == "400-111"
+    xml = client.put(MERGE, headers={**USER, "Prefer": "code=400, example=source-missing", "Accept": "application/xml"}, json=SEED_MERGE)
+    assert xml.status_code == 400 and b"<code>400-107</code>" in xml.data
+    assert "1002" in state.egain.customers
+    default = client.put(MOVE, headers={**RELAY_KEY, "Prefer": "code=409, example=default"})
+    assert default.status_code == 409 and "already in product group" in default.json["message"]
 
 
 @pytest.mark.parametrize(
