@@ -10,7 +10,7 @@ import click
 
 from mockserver.credentials import SecretFilter
 from mockserver.http.serving import SERVERS, available_server, is_loopback, serve
-from mockserver.resources import default_fixtures_path
+from mockserver.resources import default_fixtures_path, default_scenarios_path
 from mockserver.settings import Settings
 from mockserver.state.fixtures import FixtureError
 
@@ -83,6 +83,14 @@ def main() -> None:
     "--max-sessions", 256, click.IntRange(1, 100_000), "Live test sessions at most; past it a new session id is refused (400)."
 )
 @click.option(
+    "--scenarios",
+    envvar="MOCKSERVER_SCENARIOS",
+    show_envvar=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of scenario files (*.yaml) (default: the bundled ones).",
+)
+@click.option(
     "--scenario",
     envvar="MOCKSERVER_SCENARIO",
     show_envvar=True,
@@ -118,6 +126,7 @@ def serve_command(
     journal_size: int,
     session_idle: float,
     max_sessions: int,
+    scenarios: Path | None,
     scenario: str | None,
     no_check_responses: bool,
     state_file: Path | None,
@@ -150,6 +159,7 @@ def serve_command(
         journal_size=journal_size,
         session_idle=session_idle,
         max_sessions=max_sessions,
+        scenarios=scenarios or default_scenarios_path(),
         scenario=scenario,
     )
     try:

@@ -83,8 +83,10 @@ class Scenarios:
     @classmethod
     def load(cls, folder: Path | None, operations: list[Operation], schemas: dict[str, dict], build: Callable[[], State]) -> Scenarios:
         """`build` makes a fresh fixture state, to check every change against (raises FixtureError)."""
-        if folder is None or not folder.is_dir():
+        if folder is None:
             return cls([])
+        if not folder.is_dir():
+            raise FixtureError(f"{folder}: the scenarios folder does not exist")
         found = [_load(path, operations, schemas, build) for path in sorted(folder.glob("*.yaml"))]
         names = [scenario.name for scenario in found]
         for scenario in found:

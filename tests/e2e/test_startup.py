@@ -40,6 +40,28 @@ def test_malformed_fixture_files_are_refused(tmp_path, content, fragment):
     assert done.returncode == 2 and fragment in done.stderr and str(bad) in done.stderr
 
 
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        ("name: bad\ndescription: x\nfaults:\n  - operationId: moveCustomer\n    status: 418\n", "faults[0]: status 418 is not documented"),
+        ("name: bad\ndescription: x\nfaults:\n  - {}\n", "faults[0]:"),
+        ("name: bad\ndescription: x\nstate:\n  relay:\n    demo:\n      - {ccid: BAK-11984-007, product_group_id: nope}\n", "product_group_id"),
+        ("name: bad\ndescription: x\nstate:\n  egain:\n    - {id: '1005', lastModified: yesterday}\n", "state.egain[0] (1005)"),
+        ("name: Bad Name\ndescription: x\n", "name:"),
+        ("description: x\n", "name"),
+    ],
+)
+def test_a_bad_scenario_file_stops_the_start_naming_file_and_field(tmp_path, content, fragment):
+    (tmp_path / "bad.yaml").write_text(content)
+    done = serve("--scenarios", str(tmp_path))
+    assert done.returncode == 2 and str(tmp_path / "bad.yaml") in done.stderr and fragment in done.stderr, done.stderr
+
+
+def test_an_unknown_scenario_at_start_is_refused_naming_the_known_ones():
+    done = serve("--scenario", "nope")
+    assert done.returncode == 2 and "relay-outage" in done.stderr
+
+
 def test_missing_fixture_file_is_refused(tmp_path):
     done = serve("--fixtures", str(tmp_path / "absent.yaml"))
     assert done.returncode == 2 and "absent.yaml" in done.stderr
