@@ -8,7 +8,6 @@ names the registry itself (`/__admin/sessions`).
 from __future__ import annotations
 
 import hmac
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +20,7 @@ from mockserver.errors import ApiError
 from mockserver.family import Call, Family, Reply, Wait
 from mockserver.qa.faults import RuleInvalid, parse_rule
 from mockserver.qa.journal import RequestFilter
+from mockserver.qa.patterns import PatternInvalid, compile_pattern
 from mockserver.qa.scenarios import Scenarios
 from mockserver.qa.sessions import DEFAULT, Sessions
 from mockserver.qa.unmatched import nearest
@@ -43,7 +43,7 @@ class Toolkit:
 
 def admin_family(toolkit: Toolkit) -> Family:
     def authenticate(config: Config, operation: Operation, raw: RawRequest, path_values: dict[str, str]) -> None:
-        if toolkit.admin_token is None:
+        if not toolkit.admin_token:  # none, or an empty one: the admin API is open (only allowed on loopback)
             return
         given = bearer_token(raw.headers.get("authorization"))
         if given is None or not hmac.compare_digest(given.encode(), toolkit.admin_token.encode()):
@@ -170,15 +170,24 @@ def _filter(values: dict[str, Any]) -> RequestFilter:
     """A journal filter from validated query parameters or a validated body (same names)."""
     path = values.get("path")
     try:
-        pattern = re.compile(path) if path is not None else None
-    except re.error as exc:
-        raise ApiError(400, f"path: '{path}' is not a regular expression: {exc}.") from exc
-    since = values.get("since")
+        pattern = compile_pattern(path) if path is not None else None
+    except PatternInvalid as exc:
+        raise ApiError(400, f"path: {exc}.") from exc
     return RequestFilter(
         operation_id=values.get("operationId"),
         method=values["method"].upper() if values.get("method") else None,
         path=pattern,
         status=values.get("status"),
-        since=datetime.fromisoformat(since) if since else None,
+        since=_moment(values.get("since")),
         invalid=values.get("invalid"),
     )
+
+
+def _moment(text: str | None) -> datetime | None:
+    """An RFC 3339 date-time (the schema checked its shape; `t` and `z` may be lower case there)."""
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text.upper())
+    except ValueError as exc:
+        raise ApiError(400, f"since: '{text[:40]}' is not a date-time this mock can read: {exc}.") from exc

@@ -56,6 +56,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     pipeline = Pipeline(contract, config, families, check_responses=settings.check_responses, strict=settings.strict_responses)
     front = Front(pipeline, sessions, settings)
     if settings.scenario:
+        if saved is not None:
+            raise FixtureError(
+                f"--scenario {settings.scenario} resets the default session, which would throw away the state restored from"
+                f" {settings.state_file}; apply it with POST /__admin/scenarios/{settings.scenario} instead, or move the file away"
+            )
         _apply_at_start(settings.scenario, toolkit)
 
     app = Flask(__name__)

@@ -15,11 +15,11 @@ trickling bytes holds one socket and nothing else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 import werkzeug.urls  # noqa: F401 - registers the "werkzeug.url_quote" codec error handler used below
@@ -28,9 +28,9 @@ from mockserver.contract.compiled import RawRequest
 from mockserver.errors import ApiError
 from mockserver.http.front import Front, now, session_header
 from mockserver.http.pipeline import Pending, Waiting
-from mockserver.http.render import WireResponse
+from mockserver.http.render import ABANDONED, WireResponse
 from mockserver.http.wirefaults import break_connection, find_socket
-from mockserver.qa.sessions import Session, SessionRefused
+from mockserver.qa.sessions import SessionRefused, Visit
 
 log = logging.getLogger("mockserver")
 Receive = Callable[[], Awaitable[dict]]
@@ -61,12 +61,19 @@ class BodyTimeout(Exception):
     """The request body did not arrive within the body deadline."""
 
 
+class ClientGone(Exception):
+    """The client closed the connection before its request was whole."""
+
+
 class AsgiApp:
     def __init__(self, front: Front):
         self.front = front
         self.pipeline = front.pipeline
         self.settings = front.settings
         self.waits = Waits(front.settings.max_waits)
+        # Set when the server stops: delays end at once and long polls answer, so shutdown (and the
+        # state file's last save) never waits for them.
+        self.stopping = asyncio.Event()
 
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -75,77 +82,97 @@ class AsgiApp:
         if scope["type"] != "http":
             return
         started, received = time.perf_counter(), now()
-        path, headers = _path(scope), _headers(scope)
-        raw = RawRequest(scope["method"], path, _query(scope), headers)
+        raw = RawRequest(scope["method"], _path(scope), _query(scope), _headers(scope))
         query = scope.get("query_string", b"").decode("latin-1")
         try:
-            with self.front.sessions.using(session_header(raw)) as session:
-                try:
-                    body, too_large = await self._read_body(receive, headers)
-                except BodyTimeout:
-                    message = f"The request body did not arrive within {self.settings.body_timeout:g} s; the connection is closed."
-                    answer = self.pipeline.transport_error(raw.method, path, ApiError(408, message), {"Connection": "close"})
-                else:
-                    raw = replace(raw, body=body, body_too_large=too_large)
-                    answer = await self._answer(raw, session)
-                await self._deliver(scope, send, answer)
-                self.front.record(session, raw, query, answer, received, started)
+            visit = self.front.sessions.visit(session_header(raw))
         except SessionRefused as exc:
             answer = self.front.refused(raw, exc)
             await _send(send, answer)
             self.front.record(self.front.sessions.default, raw, query, answer, received, started)
-
-    async def _answer(self, raw: RawRequest, session: Session) -> WireResponse:
+            return
         try:
-            step: Any = self.pipeline.prepare(raw, session)
-            if isinstance(step, Pending):
-                if step.delay_s:
-                    refused = await self._sleep(step)
-                    if refused is not None:
-                        return refused
-                step = self.pipeline.malformed(step) if step.fault == "malformed_body" else self._finish_or_break(step)
-            if isinstance(step, Waiting):
-                step = await self._poll(step)
-            return step
+            try:
+                raw = await self._with_body(raw, receive)
+            except BodyTimeout:
+                message = f"The request body did not arrive within {self.settings.body_timeout:g} s; the connection is closed."
+                answer = self.pipeline.transport_error(raw.method, raw.path, ApiError(408, message), {"Connection": "close"})
+            except ClientGone:  # nothing runs for a request that never arrived whole, and nobody is left to answer
+                answer = WireResponse(0, [], b"", None, (), None, ABANDONED)
+            else:
+                answer = await self._answer(raw, visit, receive)
+            await self._deliver(scope, send, answer)
+        finally:
+            visit.close()
+        self.front.record(visit.journal_session, raw, query, answer, received, started)
+
+    async def _answer(self, raw: RawRequest, visit: Visit, receive: Receive) -> WireResponse:
+        try:
+            begun = self.front.begin(raw, visit)
+            if isinstance(begun, WireResponse):
+                return begun
+            pending, session = begun
+            if pending.delay_s:
+                refused = await self._sleep(pending)
+                if refused is not None:
+                    return refused
+            done = self.front.conclude(pending, session)
+            return await self._poll(done, receive) if isinstance(done, Waiting) else done
         except Exception:
             if self.settings.strict_responses:
                 raise
             return self.front.unexpected(raw)
 
-    def _finish_or_break(self, pending: Pending) -> WireResponse | Waiting:
-        if pending.fault is not None:  # connection_reset or empty_response: nothing is sent, nothing runs
-            return WireResponse(0, [], b"", pending.operation.operation_id, (), pending.rule, pending.fault)
-        return self.pipeline.finish(pending)
-
     async def _sleep(self, pending: Pending) -> WireResponse | None:
-        """Wait out the delay on the loop, within the cap on waits; past it, the documented 500 and nothing run."""
+        """Wait out the delay on the loop, within the cap on waits; past it, the documented 500 and nothing run.
+
+        The request runs when the delay ends even if its client left meanwhile, as on a slow real server.
+        """
         if not self.waits.enter():
             message = f"Too many requests are waiting at once (--max-waits {self.waits.limit}); this one was not run."
             return self.pipeline.refuse(pending, ApiError(500, message))
         try:
-            await asyncio.sleep(pending.delay_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), pending.delay_s)
         finally:
             self.waits.leave()
         return None
 
-    async def _poll(self, waiting: Waiting) -> WireResponse:
-        """A long poll: re-ask after each journal change until ready or expired, holding nothing."""
+    async def _poll(self, waiting: Waiting, receive: Receive) -> WireResponse:
+        """A long poll: re-ask after each matching journal entry until ready, expired, stopped or abandoned.
+
+        It holds no lock and no thread, and gives its slot back as soon as its client leaves.
+        """
         wait = waiting.wait
+        seen = wait.journal.newest_id()
         reply = wait.poll()
         if reply is None:
             if not self.waits.enter():
                 message = f"Too many requests are waiting at once (--max-waits {self.waits.limit}); try again later."
                 return self.pipeline.refuse(waiting.pending, ApiError(503, message))
+            gone = asyncio.ensure_future(_disconnected(receive))
+            stop = asyncio.ensure_future(self.stopping.wait())
             try:
                 deadline = time.monotonic() + wait.timeout_s
-                while reply is None and (left := deadline - time.monotonic()) > 0:
-                    await wait.journal.changed(wait.wanted, left)
+                while reply is None and (left := deadline - time.monotonic()) > 0 and not (gone.done() or stop.done()):
+                    change = wait.journal.subscribe(wait.wanted, seen)
+                    try:
+                        await asyncio.wait([change, gone, stop], timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        wait.journal.unsubscribe(change)
+                    seen = wait.journal.newest_id()
                     reply = wait.poll()
             finally:
                 self.waits.leave()
+                gone.cancel()
+                stop.cancel()
+            if reply is None and gone.done() and not gone.cancelled():
+                return WireResponse(0, [], b"", waiting.pending.operation.operation_id, (), None, ABANDONED)
         return self.pipeline.render_reply(waiting.pending, reply or wait.expired())
 
     async def _deliver(self, scope: dict, send: Send, answer: WireResponse) -> None:
+        if answer.fault == ABANDONED:
+            return
         if answer.fault in ("connection_reset", "empty_response"):
             fd = find_socket(tuple(scope["server"]), tuple(scope["client"]))
             if fd is not None:
@@ -154,12 +181,12 @@ class AsgiApp:
             log.error("fault %s: the connection's socket was not found; answering instead", answer.fault)
         await _send(send, answer)
 
-    async def _read_body(self, receive: Receive, headers: dict[str, str]) -> tuple[bytes, bool]:
-        """The whole body, or (b"", True) past `max_body_bytes` (an announced excess is not read at all)."""
+    async def _with_body(self, raw: RawRequest, receive: Receive) -> RawRequest:
+        """The request with its whole body, or marked too large past `max_body_bytes` (an announced excess is not read)."""
         limit = self.settings.max_body_bytes
-        declared = headers.get("content-length", "")
+        declared = raw.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            return b"", True
+            return replace(raw, body_too_large=True)
         chunks: list[bytes] = []
         size = 0
         try:
@@ -167,17 +194,22 @@ class AsgiApp:
                 while True:
                     message = await receive()
                     if message["type"] == "http.disconnect":
-                        break
+                        raise ClientGone
                     chunk = message.get("body", b"")
                     size += len(chunk)
                     if size > limit:
-                        return b"", True
+                        return replace(raw, body_too_large=True)
                     chunks.append(chunk)
                     if not message.get("more_body", False):
-                        break
+                        return replace(raw, body=b"".join(chunks))
         except TimeoutError:
             raise BodyTimeout from None
-        return b"".join(chunks), False
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Returns when the client closes the connection (the body was read whole before)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _send(send: Send, answer: WireResponse) -> None:

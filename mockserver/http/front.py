@@ -17,14 +17,19 @@ from mockserver.contract.compiled import RawRequest
 from mockserver.contract.errors import RequestInvalid
 from mockserver.credentials import bearer_token, mask
 from mockserver.http.access import log_access
-from mockserver.http.pipeline import Pipeline
-from mockserver.http.render import WireResponse
+from mockserver.http.pipeline import Pending, Pipeline, Waiting
+from mockserver.http.render import NOT_ANSWERED, WireResponse
 from mockserver.qa.journal import BODY_LIMIT, Entry
-from mockserver.qa.sessions import SESSION_HEADER, Session, SessionRefused, Sessions
+from mockserver.qa.sessions import SESSION_HEADER, Session, SessionRefused, Sessions, Visit
 from mockserver.settings import Settings
 
 log = logging.getLogger("mockserver")
 ADMIN_PREFIX = "/__admin/"
+# What one journal entry keeps at most, so that --journal-size x --max-sessions bounds the memory:
+# about 8 KiB of body + 8 KiB of headers + 4 KiB of path and query, 20 KiB an entry in the worst case.
+TEXT_LIMIT = 2048
+HEADER_LIMIT = 256
+HEADERS_KEPT = 32
 
 
 class Front:
@@ -37,6 +42,24 @@ class Front:
         """The documented 400 of the operation (or a generic one) for a session the request cannot have."""
         return self.pipeline.contract_refusal(raw, RequestInvalid("session", str(exc), "header", "X-Mock-Session"))
 
+    def begin(self, raw: RawRequest, visit: Visit) -> WireResponse | tuple[Pending, Session]:
+        """The pipeline up to its wait: the final answer, or what is left to run and the session to run it in."""
+        step = self.pipeline.prepare(raw, visit.faults)
+        if isinstance(step, WireResponse):
+            return step
+        try:
+            return step, visit.enter()
+        except SessionRefused as exc:
+            return self.refused(raw, exc)
+
+    def conclude(self, pending: Pending, session: Session) -> WireResponse | Waiting:
+        """The pipeline after its wait: a wire fault, or the request run (a long poll comes back as Waiting)."""
+        if pending.fault == "malformed_body":
+            return self.pipeline.malformed(pending)
+        if pending.fault is not None:  # connection_reset or empty_response: nothing is sent, nothing runs
+            return WireResponse(0, [], b"", pending.operation.operation_id, (), pending.rule, pending.fault)
+        return self.pipeline.finish(pending, session)
+
     def unexpected(self, raw: RawRequest) -> WireResponse:
         """Called from an `except` in the adapters (which re-raise instead in strict mode): logged, a documented 500."""
         log.exception("unexpected error on %s %s", raw.method, raw.path)
@@ -45,7 +68,7 @@ class Front:
     def record(self, session: Session, raw: RawRequest, query: str, answer: WireResponse, received: datetime, started: float) -> None:
         """One journal entry for the request (credentials masked), and the access-log line if asked for."""
         seconds = time.perf_counter() - started
-        status = None if answer.fault in ("connection_reset", "empty_response") else answer.status
+        status = None if answer.fault in NOT_ANSWERED else answer.status
         if self.settings.access_log:
             log_access(raw.method, raw.path, raw.headers, status or 0, seconds)
         if not self.settings.journal_size:  # --journal-size 0: no journal (and no long poll ever answers early)
@@ -55,8 +78,8 @@ class Front:
                 id=entry_id,
                 time=received,
                 method=raw.method,
-                path=raw.path,
-                query=query,
+                path=raw.path[:TEXT_LIMIT],
+                query=query[:TEXT_LIMIT],
                 operation_id=answer.operation_id,
                 status=status,
                 duration_ms=seconds * 1000,
@@ -79,12 +102,14 @@ def session_header(raw: RawRequest) -> str | None:
 
 
 def masked(headers: Mapping[str, str]) -> dict[str, str]:
-    """Headers as the journal keeps them: API keys and bearer tokens masked exactly as in the access log."""
-    shown = dict(headers)
-    if "xx-relay-api-key" in shown:
-        shown["xx-relay-api-key"] = mask(shown["xx-relay-api-key"])
-    if "authorization" in shown:
-        token = bearer_token(shown["authorization"])
-        scheme = shown["authorization"].split(" ", 1)[0]
-        shown["authorization"] = f"{scheme} {mask(token)}" if token else mask(shown["authorization"])
+    """Headers as the journal keeps them: API keys and bearer tokens masked exactly as in the access log,
+    at most HEADERS_KEPT of them, each value cut after HEADER_LIMIT characters."""
+    shown = {}
+    for name, value in list(headers.items())[:HEADERS_KEPT]:
+        if name == "xx-relay-api-key":
+            value = mask(value)
+        elif name == "authorization":
+            token = bearer_token(value)
+            value = f"{value.split(' ', 1)[0]} {mask(token)}" if token else mask(value)
+        shown[name] = value[:HEADER_LIMIT]
     return shown

@@ -25,6 +25,7 @@ from mockserver.errors import UNEXPECTED, ApiError
 from mockserver.family import Call, Family, Reply, Wait
 from mockserver.http import render
 from mockserver.http.prefer import Preferences, PreferInvalid, parse_prefer
+from mockserver.qa.faults import FaultRules
 from mockserver.qa.sessions import Session
 from mockserver.state.model import Config
 
@@ -38,7 +39,6 @@ class Pending:
     operation: Operation
     family: Family
     raw: RawRequest
-    session: Session
     path_values: dict[str, str]
     mimetype: str
     forced: int | None  # Prefer: code=, or a fault rule's status
@@ -70,14 +70,19 @@ class Pipeline:
 
     def handle(self, raw: RawRequest, session: Session) -> render.WireResponse:
         """The whole pipeline at once, with no wait (in-process callers and tests)."""
-        step = self.prepare(raw, session)
+        step = self.prepare(raw, session.faults)
         if isinstance(step, render.WireResponse):
             return step
-        done = self.finish(step)
+        done = self.finish(step, session)
         return done if isinstance(done, render.WireResponse) else self.render_reply(done.pending, done.wait.expired())
 
-    def prepare(self, raw: RawRequest, session: Session) -> render.WireResponse | Pending:
-        """Every check that needs no state: the final answer when one fails, else what is left to do."""
+    def prepare(self, raw: RawRequest, faults: FaultRules | None) -> render.WireResponse | Pending:
+        """Every check that needs no state: the final answer when one fails, else what is left to do.
+
+        `faults` are the rules of the request's session (None when it has none yet). A rule that answers
+        (a status or a wire fault) acts before authentication; a delay-only rule counts only requests
+        that pass every check, so `times` is spent on requests it really delayed.
+        """
         try:
             operation, path_values = self.contract.match(raw.method, raw.path)
         except RouteNotFound:
@@ -87,10 +92,10 @@ class Pipeline:
             return self._unrouted(raw, error, {"Allow": ", ".join(exc.allowed)})
         family = self.families[operation.family]
         mimetype = family.negotiate(raw)
-        action = session.faults.match(operation, raw) if family.controlled else None
-        if action is not None and (action.status is not None or action.fault is not None):
-            # The rule answers for the request, before authentication; the request is not run.
-            return Pending(operation, family, raw, session, path_values, mimetype or JSON, action.status, action.delay_s, action.rule_id, action.fault)
+        ruled = faults is not None and family.controlled
+        action = faults.match(operation, raw, answering=True) if ruled else None
+        if action is not None:  # the rule answers for the request, before authentication; the request is not run
+            return Pending(operation, family, raw, path_values, mimetype or JSON, action.status, action.delay_s, action.rule_id, action.fault)
         try:
             family.authenticate(self.config, operation, raw, path_values)
             if mimetype is None:
@@ -101,14 +106,15 @@ class Pipeline:
             preferences = self._preferences(operation, family, raw) if family.controlled else Preferences()
         except ApiError as error:
             return self._render(operation, family, _error_reply(family, error), mimetype or JSON, violation=error.violation)
+        action = faults.match(operation, raw, answering=False) if ruled else None
         delay_s = preferences.delay_ms / 1000 + (action.delay_s if action else 0.0)
         rule = action.rule_id if action else None
-        return Pending(operation, family, raw, session, path_values, mimetype, preferences.code, delay_s, rule, None, preferences.example)
+        return Pending(operation, family, raw, path_values, mimetype, preferences.code, delay_s, rule, None, preferences.example)
 
-    def finish(self, pending: Pending) -> render.WireResponse | Waiting:
-        """Validate and run the handler (or answer the forced status), render and self-check."""
+    def finish(self, pending: Pending, session: Session) -> render.WireResponse | Waiting:
+        """Validate and run the handler in `session` (or answer the forced status), render and self-check."""
         try:
-            reply = self._answer(pending)
+            reply = self._answer(pending, session)
         except ApiError as error:
             return self.render_reply(pending, _error_reply(pending.family, error), error.violation)
         if reply.wait is not None:
@@ -133,7 +139,7 @@ class Pipeline:
         body = answer.body[: max(1, len(answer.body) // 2)] if answer.body else b"{"
         return render.WireResponse(answer.status, answer.headers, body, answer.operation_id, (), pending.rule, "malformed_body")
 
-    def _answer(self, pending: Pending) -> Reply:
+    def _answer(self, pending: Pending, session: Session) -> Reply:
         operation, family = pending.operation, pending.family
         if pending.forced is not None:
             return Reply(pending.forced, operation.example(pending.forced, pending.mimetype, pending.example))
@@ -141,7 +147,7 @@ class Pipeline:
             request = operation.validate(pending.raw, pending.path_values)
         except RequestInvalid as exc:
             raise _breach(family, exc) from exc
-        return family.handlers[operation.operation_id](Call(request, pending.session))
+        return family.handlers[operation.operation_id](Call(request, session))
 
     def _preferences(self, operation: Operation, family: Family, raw: RawRequest) -> Preferences:
         try:

@@ -14,6 +14,9 @@ from mockserver.contract import xmlcodec
 from mockserver.contract.compiled import JSON, XML, Operation
 from mockserver.errors import ApiError
 
+ABANDONED = "abandoned"  # the client left before its request was whole, or while it waited: nothing is sent
+NOT_ANSWERED = ("connection_reset", "empty_response", ABANDONED)  # faults after which the journal has no status
+
 
 @dataclass(frozen=True)
 class WireResponse:

@@ -122,8 +122,13 @@ async def _run_granian(asgi: AsgiApp, settings: Settings) -> None:
         log_enabled=False,
     )
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        asgi.stopping.set()  # pending delays end and long polls answer, so stopping waits for none of them
+        server.stop()
+
     for number in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(number, server.stop)
+        loop.add_signal_handler(number, stop)
     _log_listening(settings, "granian")
     await server.serve()
 

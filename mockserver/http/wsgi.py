@@ -20,10 +20,10 @@ from werkzeug.wrappers import Request
 
 from mockserver.contract.compiled import RawRequest
 from mockserver.http.front import Front, now, session_header
-from mockserver.http.pipeline import Pending, Waiting
+from mockserver.http.pipeline import Waiting
 from mockserver.http.render import WireResponse
 from mockserver.http.wirefaults import break_connection
-from mockserver.qa.sessions import Session, SessionRefused
+from mockserver.qa.sessions import SessionRefused, Visit
 
 log = logging.getLogger("mockserver")
 StartResponse = Callable[..., Any]
@@ -42,30 +42,30 @@ class ApiMiddleware:
         raw = raw_request(Request(environ), self.front.settings.max_body_bytes)
         query = environ.get("QUERY_STRING", "")
         try:
-            with self.front.sessions.using(session_header(raw)) as session:
-                answer = self._answer(raw, session)
-                if answer.fault in ("connection_reset", "empty_response"):
-                    _break(environ, answer.fault)
-                self.front.record(session, raw, query, answer, received, started)
+            visit = self.front.sessions.visit(session_header(raw))
         except SessionRefused as exc:
             answer = self.front.refused(raw, exc)
             self.front.record(self.front.sessions.default, raw, query, answer, received, started)
+            return _send(answer, start_response)
+        try:
+            answer = self._answer(raw, visit)
+            if answer.fault in ("connection_reset", "empty_response"):
+                _break(environ, answer.fault)
+        finally:
+            visit.close()
+        self.front.record(visit.journal_session, raw, query, answer, received, started)
         return _send(answer, start_response)
 
-    def _answer(self, raw: RawRequest, session: Session) -> WireResponse:
+    def _answer(self, raw: RawRequest, visit: Visit) -> WireResponse:
         try:
-            step: Any = self.pipeline.prepare(raw, session)
-            if isinstance(step, Pending):
-                if step.delay_s:
-                    time.sleep(step.delay_s)  # holds this thread: WSGI has no event loop (see the README)
-                if step.fault == "malformed_body":
-                    return self.pipeline.malformed(step)
-                if step.fault is not None:
-                    return WireResponse(0, [], b"", step.operation.operation_id, (), step.rule, step.fault)
-                step = self.pipeline.finish(step)
-            if isinstance(step, Waiting):
-                step = self._poll(step)
-            return step
+            begun = self.front.begin(raw, visit)
+            if isinstance(begun, WireResponse):
+                return begun
+            pending, session = begun
+            if pending.delay_s:
+                time.sleep(pending.delay_s)  # holds this thread: WSGI has no event loop (see the README)
+            done = self.front.conclude(pending, session)
+            return self._poll(done) if isinstance(done, Waiting) else done
         except Exception:
             if self.front.settings.strict_responses:
                 raise
@@ -74,9 +74,11 @@ class ApiMiddleware:
     def _poll(self, waiting: Waiting) -> WireResponse:
         wait = waiting.wait
         deadline = time.monotonic() + wait.timeout_s
+        seen = wait.journal.newest_id()
         reply = wait.poll()
         while reply is None and (left := deadline - time.monotonic()) > 0:
-            wait.journal.changed_blocking(left)
+            wait.journal.changed_blocking(seen, left)
+            seen = wait.journal.newest_id()
             reply = wait.poll()
         return self.pipeline.render_reply(waiting.pending, reply or wait.expired())
 

@@ -11,15 +11,16 @@ range reproducible.
 from __future__ import annotations
 
 import random
-import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from mockserver.contract.compiled import Operation, RawRequest
+from mockserver.qa.patterns import PatternInvalid, compile_pattern
 
 FAULT_KINDS = ("connection_reset", "empty_response", "malformed_body")
+MAX_RULES = 100  # per session: rules are matched on every request, and listed whole
 
 
 class RuleInvalid(ValueError):
@@ -42,8 +43,8 @@ class FaultRule:
     spec: dict[str, Any]  # as given (echoed by the admin API)
     operation_id: str | None
     method: str | None
-    path: re.Pattern | None
-    headers: dict[str, re.Pattern]
+    path: Any  # a compiled RE2 pattern (qa/patterns.py), or None
+    headers: dict[str, Any]
     status: int | None
     delay_ms: tuple[float, float] | None
     fault: str | None
@@ -51,6 +52,11 @@ class FaultRule:
     remaining: int | None
     matched: int = 0
     random: random.Random = field(default_factory=random.Random)
+
+    @property
+    def answers(self) -> bool:
+        """Whether the rule answers for the request (else it only delays it)."""
+        return self.status is not None or self.fault is not None
 
     def applies_to(self, operation: Operation, raw: RawRequest) -> bool:
         return (
@@ -89,6 +95,8 @@ def parse_rule(rule_id: str, spec: Mapping[str, Any], operations: Iterable[Opera
             named = "; ".join(f"{op.operation_id} documents {', '.join(sorted(op.responses))}" for op in undocumented)
             raise RuleInvalid(f"status {status} is not documented by every operation the rule can match: {named}.")
     fault = spec.get("fault")
+    if fault == "malformed_body" and status is not None and any(not op.responses.get(str(status)) for op in candidates):
+        raise RuleInvalid(f"fault 'malformed_body' needs a status with a body; {status} has none.")
     if fault is not None and fault not in faults_supported:
         raise RuleInvalid(f"fault '{fault}' cannot be produced by this server; it can produce: {', '.join(faults_supported) or 'none'}.")
     delay = spec.get("delay_ms")
@@ -114,13 +122,13 @@ def parse_rule(rule_id: str, spec: Mapping[str, Any], operations: Iterable[Opera
     )
 
 
-def _regex(where: str, pattern: str | None) -> re.Pattern | None:
+def _regex(where: str, pattern: str | None) -> Any:
     if pattern is None:
         return None
     try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise RuleInvalid(f"{where}: '{pattern}' is not a regular expression: {exc}.") from exc
+        return compile_pattern(pattern)
+    except PatternInvalid as exc:
+        raise RuleInvalid(f"{where}: {exc}.") from exc
 
 
 class FaultRules:
@@ -134,18 +142,22 @@ class FaultRules:
     def add(self, build: Any) -> FaultRule:
         """Add the rule `build(id)` makes (it may raise RuleInvalid, and then nothing is added)."""
         with self._lock:
+            if len(self._rules) >= MAX_RULES:
+                raise RuleInvalid(f"a session holds at most {MAX_RULES} rules; delete some (DELETE /__admin/faults).")
             rule = build(f"f{self._next_id}")
             self._next_id += 1
             self._rules.append(rule)
             return rule
 
-    def match(self, operation: Operation, raw: RawRequest) -> Action | None:
-        """The action of the first rule that matches and fires; a rule whose `times` ran out stays listed, matching nothing."""
+    def match(self, operation: Operation, raw: RawRequest, answering: bool) -> Action | None:
+        """The action of the first rule of its kind that matches and fires: rules that answer (a status or a
+        wire fault) when `answering`, delay-only rules otherwise. A rule whose `times` ran out stays listed,
+        matching nothing."""
         if not self._rules:  # the common case, without the lock
             return None
         with self._lock:
             for rule in self._rules:
-                if rule.remaining != 0 and rule.applies_to(operation, raw):
+                if rule.answers == answering and rule.remaining != 0 and rule.applies_to(operation, raw):
                     action = rule.fire()
                     if action is not None:
                         return action

@@ -3,13 +3,13 @@
 Entries are appended by whichever thread served the request (the event
 loop's under granian, waitress's request threads otherwise), under a lock
 held for the append only. Long polls wait for a change without holding it:
-on the loop through futures, on threads through a condition.
+on the loop through futures woken only by entries they match, on threads
+through a condition.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-BODY_LIMIT = 8 * 1024  # bytes of a request body kept in its entry: 1,000 entries x 256 sessions stay bounded
+BODY_LIMIT = 8 * 1024  # bytes of a request body kept in its entry (see http/front.py for the rest of an entry's bounds)
 
 
 @dataclass
@@ -63,7 +63,7 @@ class RequestFilter:
 
     operation_id: str | None = None
     method: str | None = None
-    path: re.Pattern | None = None
+    path: Any = None  # a compiled RE2 pattern (qa/patterns.py)
     status: int | None = None
     since: datetime | None = None
     invalid: bool | None = None
@@ -133,27 +133,32 @@ class Journal:
     def __len__(self) -> int:
         return len(self._entries)
 
-    async def changed(self, wanted: RequestFilter, timeout: float) -> None:
-        """Return at the next append `wanted` accepts, or after `timeout` seconds (on the event loop; holds nothing).
+    def newest_id(self) -> int:
+        """The id of the newest entry (0 when none yet): a wait started after reading it misses nothing newer."""
+        return self._next_id - 1
 
-        Entries it does not accept wake nobody: a long poll on a busy session costs each request one filter check.
-        """
+    def subscribe(self, wanted: RequestFilter, after_id: int) -> asyncio.Future:
+        """A future (on the running loop) done at the next entry `wanted` accepts, or at once when an entry
+        newer than `after_id` arrived meanwhile. Entries it does not accept wake nobody: a long poll on a busy
+        session costs each request one filter check."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         with self._lock:
-            self._waiters[future] = (loop, wanted)
-        try:
-            await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            pass
-        finally:
-            with self._lock:
-                self._waiters.pop(future, None)
+            if self._next_id - 1 > after_id:
+                future.set_result(None)
+            else:
+                self._waiters[future] = (loop, wanted)
+        return future
 
-    def changed_blocking(self, timeout: float) -> None:
-        """The same for a server that waits in threads (waitress)."""
+    def unsubscribe(self, future: asyncio.Future) -> None:
+        with self._lock:
+            self._waiters.pop(future, None)
+
+    def changed_blocking(self, after_id: int, timeout: float) -> None:
+        """For a server that waits in threads (waitress): return once an entry newer than `after_id` exists,
+        or after `timeout` seconds. The check and the wait are under one lock, so no entry slips between."""
         with self._changed:
-            self._changed.wait(timeout)
+            self._changed.wait_for(lambda: self._next_id - 1 > after_id, timeout)
 
 
 def _wake(future: asyncio.Future) -> None:

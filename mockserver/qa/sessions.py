@@ -2,7 +2,9 @@
 
 Every session shares the fixed configuration and owns a store built from
 the fixtures on first use (moto's account-per-header, extended to faults and
-journal). Sessions idle longer than `idle_s` are dropped when the registry is
+journal). A session is created by the first request that passes routing and
+authentication (or an admin call), so unauthenticated traffic cannot fill
+the cap. Sessions idle longer than `idle_s` are dropped when the registry is
 next touched; a session with a request in flight is never dropped, and past
 `max_sessions` a new id is refused rather than evicting one in use.
 """
@@ -12,8 +14,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -52,6 +53,35 @@ class Session:
         }
 
 
+class Visit:
+    """One request's stay in its session. A session is created by the first request that needs it (one that
+    passed routing and authentication), so requests refused before that never fill the cap; they are
+    journaled in the default session until then."""
+
+    def __init__(self, sessions: Sessions, session_id: str, session: Session | None):
+        self._sessions = sessions
+        self.session_id = session_id
+        self.session = session
+
+    @property
+    def faults(self) -> FaultRules | None:
+        return self.session.faults if self.session else None
+
+    def enter(self) -> Session:
+        """The session, created now if need be (SessionRefused past the cap)."""
+        if self.session is None:
+            self.session = self._sessions._create(self.session_id)
+        return self.session
+
+    @property
+    def journal_session(self) -> Session:
+        return self.session or self._sessions.default
+
+    def close(self) -> None:
+        if self.session is not None:
+            self._sessions._release(self.session)
+
+
 class Sessions:
     def __init__(self, new_store: Callable[[str], MemoryStore], journal_size: int, idle_s: float, max_sessions: int, default_store: MemoryStore):
         self._new_store = new_store
@@ -63,18 +93,8 @@ class Sessions:
         self.default = Session(DEFAULT, default_store, FaultRules(), Journal(journal_size))
         self._sessions: dict[str, Session] = {DEFAULT: self.default}
 
-    @contextmanager
-    def using(self, header: str | None) -> Iterator[Session]:
-        """The session a request names (created on first use), held in use for the request's life."""
-        session = self._enter(header)
-        try:
-            yield session
-        finally:
-            with self._lock:
-                session.in_flight -= 1
-                session.last_used = time.monotonic()
-
-    def _enter(self, header: str | None) -> Session:
+    def visit(self, header: str | None) -> Visit:
+        """The session a request names, if it exists yet; raise SessionRefused for an id that breaks the pattern."""
         session_id = DEFAULT if header is None else header.strip()
         if not SESSION_ID.fullmatch(session_id):
             shown = session_id if len(session_id) <= 70 else session_id[:70] + "…"
@@ -84,6 +104,14 @@ class Sessions:
             if now - self._swept >= SWEEP_EVERY_S:
                 self._sweep(now)
             session = self._sessions.get(session_id)
+            if session is not None:
+                self._hold(session, now)
+        return Visit(self, session_id, session)
+
+    def _create(self, session_id: str) -> Session:
+        """A new session (or one another request created meanwhile), held in use; SessionRefused past the cap."""
+        with self._lock:
+            session = self._sessions.get(session_id)
             if session is None:
                 if len(self._sessions) - 1 >= self._max:
                     raise SessionRefused(
@@ -92,10 +120,18 @@ class Sessions:
                     )
                 session = Session(session_id, self._new_store(session_id), FaultRules(), Journal(self._journal_size))
                 self._sessions[session_id] = session
-            session.in_flight += 1
-            session.requests += 1
-            session.last_used = now
+            self._hold(session, time.monotonic())
             return session
+
+    def _hold(self, session: Session, now: float) -> None:
+        session.in_flight += 1
+        session.requests += 1
+        session.last_used = now
+
+    def _release(self, session: Session) -> None:
+        with self._lock:
+            session.in_flight -= 1
+            session.last_used = time.monotonic()
 
     def _sweep(self, now: float) -> None:
         self._swept = now

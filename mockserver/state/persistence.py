@@ -60,6 +60,10 @@ def snapshot(state: State) -> dict[str, Any]:
     }
 
 
+def _serialized(state: State) -> str:
+    return json.dumps(snapshot(state), ensure_ascii=False, sort_keys=True)
+
+
 def read(path: Path, schemas: dict[str, dict]) -> Fixtures | None:
     """The saved state as checked fixtures, or None if there is no file yet."""
     try:
@@ -90,14 +94,18 @@ class StateFile:
         self._lock = threading.Lock()
 
     def save(self) -> bool:
-        """Write the state if it changed since the last save; True when written."""
+        """Write the state if it changed since the last save; True when written.
+
+        The state is serialized once, inside the store's lock (commands change records in place), and the
+        change check hashes that same text: what is written is exactly what was compared.
+        """
         with self._lock:
-            data = self.store.run(snapshot)
-            text = json.dumps({MARKER: VERSION, "saved_at": datetime.now(UTC).isoformat(), "state": data}, ensure_ascii=False)
-            digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+            state_json = self.store.run(_serialized)
+            digest = hashlib.sha256(state_json.encode()).hexdigest()
             if digest == self._last_digest:
                 return False
-            _atomic_write(self.path, text)
+            header = json.dumps({MARKER: VERSION, "saved_at": datetime.now(UTC).isoformat()})
+            _atomic_write(self.path, header[:-1] + ', "state": ' + state_json + "}")
             self._last_digest = digest
             return True
 

@@ -165,3 +165,44 @@ def test_scenario_at_start():
     with running_server("--scenario", "relay-outage") as base:
         assert call(base, "PUT", MOVE, RELAY_KEY).status == 500
         assert call(base, "GET", "/__admin/faults").json()["faults"][0]["status"] == 500
+
+
+def test_a_long_poll_whose_client_left_gives_its_slot_back():
+    with running_server("--max-waits", "1") as base:
+        body = b'{"operationId": "mergeCustomer", "timeout_ms": 30000}'
+        request = (
+            f"POST /__admin/requests/wait HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        with socket.create_connection(address(base), timeout=5) as sock:
+            sock.sendall(request)
+            time.sleep(0.3)  # the poll now holds the only wait slot
+            held = call(base, "GET", RETRIEVE, {**RELAY_KEY, "Prefer": "delay=10"})
+            assert held.status == 500 and "--max-waits 1" in held.json()["message"]
+        time.sleep(0.3)  # the client left: its poll ends and frees the slot
+        assert call(base, "GET", RETRIEVE, {**RELAY_KEY, "Prefer": "delay=10"}).status == 200
+
+
+def test_a_request_cut_short_changes_nothing():
+    with running_server() as base:
+        with socket.create_connection(address(base), timeout=5) as sock:
+            sock.sendall(f"PUT {MOVE} HTTP/1.1\r\nHost: x\r\nxx-relay-api-key: demo-key\r\nContent-Length: 100\r\n\r\n{{\"a\"".encode())
+        time.sleep(0.3)
+        assert group(base) == "default"
+        entry = call(base, "GET", "/__admin/requests?method=PUT").json()["requests"][0]
+        assert entry["status"] is None
+
+
+def test_stopping_does_not_wait_for_a_pending_delay(tmp_path):
+    state = tmp_path / "state.json"
+    with running_server("--state-file", str(state)) as base:
+        call(base, "PUT", MOVE, RELAY_KEY)
+        waiting = threading.Thread(target=call, args=(base, "GET", RETRIEVE, {**RELAY_KEY, "Prefer": "delay=60000"}, None, 70))
+        waiting.start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        base.process.terminate()
+        base.process.wait(timeout=10)
+        assert time.monotonic() - started < 5 and base.process.returncode == 0
+        waiting.join(10)
+    saved = json.loads(state.read_text())["state"]["relay"]["clients"][0]["customers"]
+    assert next(c for c in saved if c["ccid"] == "BAK-11984-007")["product_group_id"] == "vip"

@@ -113,3 +113,11 @@ def test_the_wheel_carries_the_spec_and_fixtures_and_serves(tmp_path):
     )
     assert probe.returncode == 0, probe.stderr
     assert all(line.startswith(str(unpacked / "mockserver" / "bundled")) for line in probe.stdout.split())
+
+
+def test_a_scenario_at_start_never_throws_a_state_file_away(tmp_path):
+    state = tmp_path / "state.json"
+    with running_server("--state-file", str(state)):
+        pass  # saves the state on its way out
+    done = serve("--state-file", str(state), "--scenario", "relay-outage")
+    assert done.returncode == 2 and "would throw away the state" in done.stderr

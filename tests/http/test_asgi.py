@@ -10,6 +10,7 @@ import pytest
 
 from mockserver.http.app import create_app
 from mockserver.http.asgi import AsgiApp
+from mockserver.qa.journal import RequestFilter
 from mockserver.settings import Settings
 from tests.conftest import RELAY_KEY, SEED_MERGE, USER
 
@@ -48,9 +49,11 @@ async def call(app, method: str, target: str, headers=None, chunks: list[bytes] 
     sent: list[dict] = []
 
     async def receive() -> dict:
+        if not pending:  # the body was read whole: as a server does, answer only when the client leaves
+            await asyncio.Event().wait()
         if gap:
             await asyncio.sleep(gap)
-        chunk = pending.pop(0) if pending else b""
+        chunk = pending.pop(0)
         return {"type": "http.request", "body": chunk, "more_body": bool(pending)}
 
     async def send(message: dict) -> None:
@@ -171,3 +174,50 @@ def test_a_malformed_delay_is_a_400_in_the_apis_format(prefer):
     assert relay["status"] == 400 and "Prefer: delay" in json.loads(relay["body"])["message"]
     egain = run(call(app, "PUT", MERGE, {**USER, "Prefer": prefer}))
     assert egain["status"] == 400 and json.loads(egain["body"])["code"] == "400-119"
+
+
+def test_a_body_timeout_on_an_admin_call_is_its_documented_408():
+    app, _ = build(body_timeout=0.2)
+    answer = run(call(app, "POST", "/__admin/faults", {"Content-Type": "application/json"}, [b"{", b"}"], gap=0.15))
+    assert answer["status"] == 408 and answer["headers"]["connection"] == "close"
+
+
+def test_a_request_cut_short_by_its_client_does_not_run():
+    app, flask_app = build()
+    sent: list[dict] = []
+    pieces = [{"type": "http.request", "body": b'{"product_group_id"', "more_body": True}, {"type": "http.disconnect"}]
+
+    async def receive() -> dict:
+        return pieces.pop(0)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    headers = {**RELAY_KEY, "Content-Type": "application/json", "Content-Length": "200"}
+    run(app(scope("POST", "/cdm/client/demo/load-customer-record", headers), receive, send))
+    assert sent == []  # nobody is left to answer
+    entry = flask_app.extensions["mockserver"]["sessions"].default.journal.find(RequestFilter())[0]
+    assert entry.status is None and entry.operation_id is None
+
+
+def test_stopping_ends_delays_and_long_polls_at_once():
+    app, _ = build()
+
+    async def scenario():
+        delayed = asyncio.ensure_future(call(app, "GET", RETRIEVE, {**RELAY_KEY, "Prefer": "delay=60000"}))
+        poll = asyncio.ensure_future(
+            call(
+                app,
+                "POST",
+                "/__admin/requests/wait",
+                {"Content-Type": "application/json"},
+                [b'{"operationId": "mergeCustomer", "timeout_ms": 30000}'],
+            )
+        )
+        await asyncio.sleep(0.1)
+        app.stopping.set()
+        return await asyncio.wait_for(asyncio.gather(delayed, poll), 5)
+
+    started = time.monotonic()
+    delayed, poll = run(scenario())
+    assert (delayed["status"], poll["status"]) == (200, 408) and time.monotonic() - started < 5

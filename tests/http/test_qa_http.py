@@ -294,3 +294,56 @@ def test_every_admin_call_needs_the_token_when_one_is_set(reference, admin_refer
         refused = client.open(path, method=method, json={"status": 500})
         assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].startswith("Bearer"), path
     assert client.get("/__admin/faults", headers={"Authorization": "Bearer t0ken"}).status_code == 200
+
+
+# ---------------------------------------------------------------- hardening (review of #9)
+
+
+def test_a_backtracking_pattern_cannot_freeze_the_server(client):
+    assert client.post("/__admin/faults", json={"path": "(a|aa)+b$", "status": 500}).status_code == 201
+    started = time.monotonic()
+    answer = client.get("/cdm/client/demo/customer/" + "a" * 5000 + "!", headers=RELAY_KEY)
+    assert answer.status_code == 400 and time.monotonic() - started < 5  # (the ccid is too long); Python's re would take years
+    assert client.get("/__admin/requests?path=(a|aa)%2Bb$").status_code == 200
+
+
+def test_a_pattern_re2_cannot_run_is_refused_saying_so(client):
+    refused = client.post("/__admin/faults", json={"path": "(a)\\1", "status": 500})
+    assert refused.status_code == 400 and "RE2" in refused.json["message"]
+    assert client.get("/__admin/requests?path=(?=x)").status_code == 400
+
+
+def test_a_session_holds_at_most_100_rules(client):
+    for _ in range(100):
+        assert client.post("/__admin/faults", json={"delay_ms": 0}).status_code == 201
+    refused = client.post("/__admin/faults", json={"delay_ms": 0})
+    assert refused.status_code == 400 and "at most 100 rules" in refused.json["message"]
+
+
+def test_a_malformed_body_needs_a_status_with_a_body(client):
+    refused = client.post("/__admin/faults", json={"operationId": "mergeCustomer", "status": 204, "fault": "malformed_body"})
+    assert refused.status_code == 400 and "204 has none" in refused.json["message"]
+
+
+def test_a_delay_rule_spends_its_times_only_on_requests_it_delays(client):
+    client.post("/__admin/faults", json={"operationId": "moveCustomer", "delay_ms": 1, "times": 1})
+    assert client.put(MOVE).status_code == 401  # refused before the delay: the rule is not spent
+    assert client.get("/__admin/faults").json["faults"][0]["remaining"] == 1
+    assert client.put(MOVE, headers=RELAY_KEY).status_code == 200
+    rule = client.get("/__admin/faults").json["faults"][0]
+    assert (rule["remaining"], rule["matched"]) == (0, 1)
+    assert client.get("/__admin/requests?operationId=moveCustomer&status=200").json["requests"][0]["fault"] == "f1"
+
+
+def test_requests_refused_before_authentication_create_no_session(client):
+    client.get("/nowhere", headers=in_session("ghost-1"))
+    client.put(MOVE, headers=in_session("ghost-2"))  # 401
+    client.get("/__admin/nowhere", headers=in_session("ghost-3"))
+    assert [s["id"] for s in client.get("/__admin/sessions").json["sessions"]] == ["default"]
+    unrouted = client.get("/__admin/requests?status=404").json["requests"]  # journaled in the default session
+    assert [e["session"] for e in unrouted] == ["default", "default"]
+
+
+def test_since_accepts_lower_case_t_and_z(client):
+    client.get(RETRIEVE, headers=RELAY_KEY)
+    assert client.get("/__admin/requests?since=2024-01-01t00:00:00z").json["total"] == 1
