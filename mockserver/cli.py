@@ -111,6 +111,16 @@ def main() -> None:
     default=None,
     help="Require 'Authorization: Bearer TOKEN' on /__admin (required off loopback). Env: MOCKSERVER_ADMIN_TOKEN.",
 )
+@click.option(
+    "--cors-origins",
+    envvar="MOCKSERVER_CORS_ORIGINS",
+    show_envvar=True,
+    default=None,
+    help="Origins allowed to call from a browser, comma-separated (default: any).",
+)
+@click.option(
+    "--no-cors", is_flag=True, envvar="MOCKSERVER_NO_CORS", show_envvar=True, help="Send no CORS headers; preflights get the API's 405."
+)
 @click.option("--access-log", is_flag=True, help="Log one line per request (credentials masked).")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]), show_default=True)
 def serve_command(
@@ -132,6 +142,8 @@ def serve_command(
     state_file: Path | None,
     save_interval: float,
     admin_token: str | None,
+    cors_origins: str | None,
+    no_cors: bool,
     access_log: bool,
     log_level: str,
 ) -> None:
@@ -147,6 +159,8 @@ def serve_command(
         state_file=state_file,
         admin_token=admin_token,
         access_log=access_log,
+        cors=not no_cors,
+        cors_origins=cors_origins,
         host=host,
         port=port,
         server=server or available_server(),

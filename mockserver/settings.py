@@ -32,6 +32,9 @@ class Settings:
     admin_token: str | None = None
     # Log one line per request (credentials masked).
     access_log: bool = False
+    # CORS on every answer (mockserver/http/cors.py): any origin, or those listed (comma-separated).
+    cors: bool = True
+    cors_origins: str | None = None
 
     # Serving (`mockserver serve`); see mockserver/http/serving.py.
     host: str = "127.0.0.1"

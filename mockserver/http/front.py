@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from mockserver.contract.compiled import RawRequest
 from mockserver.contract.errors import RequestInvalid
 from mockserver.credentials import bearer_token, mask
 from mockserver.http.access import log_access
+from mockserver.http.cors import CorsPolicy
 from mockserver.http.pipeline import Pending, Pipeline, Waiting
 from mockserver.http.render import NOT_ANSWERED, WireResponse
 from mockserver.qa.journal import BODY_LIMIT, Entry
@@ -37,6 +39,18 @@ class Front:
         self.pipeline = pipeline
         self.sessions = sessions
         self.settings = settings
+        self.cors = CorsPolicy.from_option(settings.cors, settings.cors_origins)
+
+    def preflight(self, method: str, headers: Mapping[str, str]) -> WireResponse | None:
+        """A browser's CORS preflight, answered by the HTTP layer (not journaled: the browser sent it, not the app)."""
+        if not self.cors.is_preflight(method, headers):
+            return None
+        status, fields = self.cors.preflight(headers)
+        return WireResponse(status, fields, b"")
+
+    def with_cors(self, answer: WireResponse, headers: Mapping[str, str]) -> WireResponse:
+        extra = self.cors.answer_headers(headers)
+        return replace(answer, headers=[*answer.headers, *extra]) if extra else answer
 
     def refused(self, raw: RawRequest, exc: SessionRefused) -> WireResponse:
         """The documented 400 of the operation (or a generic one) for a session the request cannot have."""

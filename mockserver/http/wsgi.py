@@ -40,13 +40,16 @@ class ApiMiddleware:
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         started, received = time.perf_counter(), now()
         raw = raw_request(Request(environ), self.front.settings.max_body_bytes)
+        preflight = self.front.preflight(raw.method, raw.headers)
+        if preflight is not None:
+            return _send(preflight, start_response)
         query = environ.get("QUERY_STRING", "")
         try:
             visit = self.front.sessions.visit(session_header(raw))
         except SessionRefused as exc:
             answer = self.front.refused(raw, exc)
             self.front.record(self.front.sessions.default, raw, query, answer, received, started)
-            return _send(answer, start_response)
+            return _send(self.front.with_cors(answer, raw.headers), start_response)
         try:
             answer = self._answer(raw, visit)
             if answer.fault in ("connection_reset", "empty_response"):
@@ -54,7 +57,7 @@ class ApiMiddleware:
         finally:
             visit.close()
         self.front.record(visit.journal_session, raw, query, answer, received, started)
-        return _send(answer, start_response)
+        return _send(self.front.with_cors(answer, raw.headers), start_response)
 
     def _answer(self, raw: RawRequest, visit: Visit) -> WireResponse:
         try:
