@@ -51,6 +51,8 @@ class CheckedClient(FlaskClient):
         contract = self.application.extensions["mockserver"]["contract"]
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             return response  # a CORS preflight: the HTTP layer's answer, not an operation's (tests/http/test_cors.py)
+        if self.application.extensions["mockserver"]["front"].pages.answer("GET", request.path) is not None:
+            return response  # a page beside the APIs (tests/http/test_pages.py)
         judge = self.admin_reference if request.path.startswith("/__admin/") else self.reference
         try:
             contract.match(raw.method, raw.path)

@@ -83,16 +83,16 @@ class AsgiApp:
             return
         started, received = time.perf_counter(), now()
         raw = RawRequest(scope["method"], _path(scope), _query(scope), _headers(scope))
-        preflight = self.front.preflight(raw.method, raw.headers)
-        if preflight is not None:
-            await _send(send, preflight)
+        own = self.front.before(raw)
+        if own is not None:
+            await _send(send, own)
             return
         query = scope.get("query_string", b"").decode("latin-1")
         try:
             visit = self.front.sessions.visit(session_header(raw))
         except SessionRefused as exc:
             answer = self.front.refused(raw, exc)
-            await _send(send, self.front.with_cors(answer, raw.headers))
+            await _send(send, self.front.finished(answer, raw))
             self.front.record(self.front.sessions.default, raw, query, answer, received, started)
             return
         try:
@@ -105,7 +105,7 @@ class AsgiApp:
                 answer = WireResponse(0, [], b"", None, (), None, ABANDONED)
             else:
                 answer = await self._answer(raw, visit, receive)
-            await self._deliver(scope, send, answer, raw.headers)
+            await self._deliver(scope, send, answer, raw)
         finally:
             visit.close()
         self.front.record(visit.journal_session, raw, query, answer, received, started)
@@ -174,7 +174,7 @@ class AsgiApp:
                 return WireResponse(0, [], b"", waiting.pending.operation.operation_id, (), None, ABANDONED)
         return self.pipeline.render_reply(waiting.pending, reply or wait.expired())
 
-    async def _deliver(self, scope: dict, send: Send, answer: WireResponse, headers: dict[str, str]) -> None:
+    async def _deliver(self, scope: dict, send: Send, answer: WireResponse, raw: RawRequest) -> None:
         if answer.fault == ABANDONED:
             return
         if answer.fault in ("connection_reset", "empty_response"):
@@ -183,7 +183,7 @@ class AsgiApp:
                 break_connection(fd, answer.fault)
                 return
             log.error("fault %s: the connection's socket was not found; answering instead", answer.fault)
-        await _send(send, self.front.with_cors(answer, headers))
+        await _send(send, self.front.finished(answer, raw))
 
     async def _with_body(self, raw: RawRequest, receive: Receive) -> RawRequest:
         """The request with its whole body, or marked too large past `max_body_bytes` (an announced excess is not read)."""
@@ -220,7 +220,7 @@ async def _send(send: Send, answer: WireResponse) -> None:
     if answer.status == 0:  # a wire fault with no socket to break: an empty 500 is the closest honest answer
         answer = WireResponse(500, [], b"")
     fields = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in answer.headers]
-    fields.append((b"content-length", str(len(answer.body)).encode()))
+    fields.append((b"content-length", str(answer.length).encode()))
     await send({"type": "http.response.start", "status": answer.status, "headers": fields})
     await send({"type": "http.response.body", "body": answer.body})
 

@@ -19,6 +19,7 @@ from mockserver.contract.errors import RequestInvalid
 from mockserver.credentials import bearer_token, mask
 from mockserver.http.access import log_access
 from mockserver.http.cors import CorsPolicy
+from mockserver.http.pages import Pages
 from mockserver.http.pipeline import Pending, Pipeline, Waiting
 from mockserver.http.render import NOT_ANSWERED, WireResponse
 from mockserver.qa.journal import BODY_LIMIT, Entry
@@ -40,13 +41,21 @@ class Front:
         self.sessions = sessions
         self.settings = settings
         self.cors = CorsPolicy.from_option(settings.cors, settings.cors_origins)
+        self.pages = Pages(settings)
 
-    def preflight(self, method: str, headers: Mapping[str, str]) -> WireResponse | None:
-        """A browser's CORS preflight, answered by the HTTP layer (not journaled: the browser sent it, not the app)."""
-        if not self.cors.is_preflight(method, headers):
-            return None
-        status, fields = self.cors.preflight(headers)
-        return WireResponse(status, fields, b"")
+    def before(self, raw: RawRequest) -> WireResponse | None:
+        """The HTTP layer's own answers, before any session or contract (not journaled: no operation of an API):
+        a browser's CORS preflight, or one of the pages (specs, docs, index)."""
+        if self.cors.is_preflight(raw.method, raw.headers):
+            status, fields = self.cors.preflight(raw.headers)
+            return WireResponse(status, fields, b"")
+        page = self.pages.answer(raw.method, raw.path)
+        return self.with_cors(page, raw.headers) if page is not None else None
+
+    def finished(self, answer: WireResponse, raw: RawRequest) -> WireResponse:
+        """The answer as sent: with the CORS headers, and without its body for a HEAD."""
+        answer = self.with_cors(answer, raw.headers)
+        return answer.headed() if raw.method == "HEAD" else answer
 
     def with_cors(self, answer: WireResponse, headers: Mapping[str, str]) -> WireResponse:
         extra = self.cors.answer_headers(headers)
@@ -58,7 +67,8 @@ class Front:
 
     def begin(self, raw: RawRequest, visit: Visit) -> WireResponse | tuple[Pending, Session]:
         """The pipeline up to its wait: the final answer, or what is left to run and the session to run it in."""
-        step = self.pipeline.prepare(raw, visit.faults)
+        routed = replace(raw, method="GET") if raw.method == "HEAD" else raw  # HEAD: the GET, answered without its body
+        step = self.pipeline.prepare(routed, visit.faults)
         if isinstance(step, WireResponse):
             return step
         try:

@@ -7,7 +7,7 @@ What an error body holds is each family's own business (`relay/errors.py`,
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mockserver.contract import xmlcodec
@@ -29,6 +29,15 @@ class WireResponse:
     violations: tuple[str, ...] = ()  # how the request broke the contract
     rule: str | None = None  # the fault rule that acted on it
     fault: str | None = None  # the wire fault to perform instead of a clean answer
+    content_length: int | None = None  # when not len(body): a HEAD answer announces its GET's length
+
+    def headed(self) -> WireResponse:
+        """The answer to a HEAD: the GET's status and headers, no body."""
+        return replace(self, body=b"", content_length=len(self.body))
+
+    @property
+    def length(self) -> int:
+        return len(self.body) if self.content_length is None else self.content_length
 
 
 def generic_error_body(error: ApiError) -> dict:

@@ -40,16 +40,16 @@ class ApiMiddleware:
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         started, received = time.perf_counter(), now()
         raw = raw_request(Request(environ), self.front.settings.max_body_bytes)
-        preflight = self.front.preflight(raw.method, raw.headers)
-        if preflight is not None:
-            return _send(preflight, start_response)
+        own = self.front.before(raw)
+        if own is not None:
+            return _send(own, start_response)
         query = environ.get("QUERY_STRING", "")
         try:
             visit = self.front.sessions.visit(session_header(raw))
         except SessionRefused as exc:
             answer = self.front.refused(raw, exc)
             self.front.record(self.front.sessions.default, raw, query, answer, received, started)
-            return _send(self.front.with_cors(answer, raw.headers), start_response)
+            return _send(self.front.finished(answer, raw), start_response)
         try:
             answer = self._answer(raw, visit)
             if answer.fault in ("connection_reset", "empty_response"):
@@ -57,7 +57,7 @@ class ApiMiddleware:
         finally:
             visit.close()
         self.front.record(visit.journal_session, raw, query, answer, received, started)
-        return _send(self.front.with_cors(answer, raw.headers), start_response)
+        return _send(self.front.finished(answer, raw), start_response)
 
     def _answer(self, raw: RawRequest, visit: Visit) -> WireResponse:
         try:
@@ -99,7 +99,7 @@ def _break(environ: dict, kind: str) -> None:
 def _send(answer: WireResponse, start_response: StartResponse) -> list[bytes]:
     if answer.status == 0:  # a wire fault already done (or impossible here): an empty 500 for the server to try
         answer = WireResponse(500, [], b"")
-    headers = [*answer.headers, ("Content-Length", str(len(answer.body)))]
+    headers = [*answer.headers, ("Content-Length", str(answer.length))]
     start_response(f"{answer.status} {HTTP_STATUS_CODES.get(answer.status, '')}", headers)
     return [answer.body]
 
