@@ -10,7 +10,7 @@ import click
 
 from mockserver.credentials import SecretFilter
 from mockserver.http.serving import SERVERS, available_server, is_loopback, serve
-from mockserver.resources import default_fixtures_path, default_scenarios_path
+from mockserver.resources import admin_spec_path, default_fixtures_path, default_scenarios_path, spec_path
 from mockserver.settings import Settings
 from mockserver.state.fixtures import FixtureError
 
@@ -21,8 +21,8 @@ def _option_with_env(flag: str, default: float, kind: click.ParamType, help: str
     return click.option(flag, envvar=envvar, show_envvar=True, default=default, show_default=True, type=kind, help=help)
 
 
-@click.group()
-@click.version_option(package_name="mockserver")
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(None, "-V", "--version", package_name="mockserver")
 def main() -> None:
     """Stateful contract mock of the Relay CDM and eGain Customer Manager APIs."""
 
@@ -30,6 +30,12 @@ def main() -> None:
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; loopback unless you mean to share it.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--port-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the port actually bound to this file once listening (for scripts; useful with --port 0).",
+)
 @click.option(
     "--fixtures",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -126,6 +132,7 @@ def main() -> None:
 def serve_command(
     host: str,
     port: int,
+    port_file: Path | None,
     fixtures: Path | None,
     server: str | None,
     threads: int,
@@ -176,14 +183,55 @@ def serve_command(
         scenarios=scenarios or default_scenarios_path(),
         scenario=scenario,
     )
+
+    def listening(bound: int) -> None:
+        click.echo(banner(settings, bound))
+        if port_file is not None:
+            port_file.write_text(f"{bound}\n", encoding="utf-8")
+
     try:
-        serve(settings)
+        serve(settings, on_listening=listening)
     except FixtureError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except OSError as exc:
         click.echo(f"error: cannot serve on {host}:{port}: {exc.strerror or exc}", err=True)
         sys.exit(2)
+
+
+def banner(settings: Settings, port: int) -> str:
+    """Every URL a user needs, and the demo credentials when the bundled fixtures are served."""
+    base = f"http://{settings.host}:{port}"
+    lines = [
+        f"mockserver listening on {base} ({settings.server}, fixtures {settings.fixtures})",
+        f"  Relay CDM   {base}/cdm/client/{{client_id}}/...  (also {base}/platform/v3/api/cdm/...)",
+        f"  eGain       {base}/core/customermgr/v3/customer/...",
+        f"  docs        {base}/docs  (specs: {base}/openapi.yaml, {base}/__admin/openapi.yaml)",
+        f"  admin       {base}/__admin/  (reset, sessions, faults, requests, scenarios)",
+    ]
+    if settings.fixtures.resolve() == default_fixtures_path().resolve():
+        lines += [
+            "  demo credentials (bundled fixtures):",
+            "    Relay  xx-relay-api-key: demo-key (client demo) or other-key (client other)",
+            "    eGain  Authorization: Bearer demo-user-token | demo-app-token | demo-readonly-token",
+        ]
+    return "\n".join(lines)
+
+
+@main.command("spec")
+@click.option("--format", "output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+@click.option("--admin", is_flag=True, help="The admin API's spec instead of the vendor APIs'.")
+def spec_command(output: str, admin: bool) -> None:
+    """Print the bundled spec (the contract the mock serves and checks)."""
+    path = admin_spec_path() if admin else spec_path()
+    if output == "yaml":
+        click.echo(path.read_text(encoding="utf-8"), nl=False)
+        return
+    import json
+
+    import yaml
+
+    click.echo(json.dumps(yaml.safe_load(path.read_text(encoding="utf-8")), indent=2, ensure_ascii=False))
 
 
 def _configure_logging(level: str) -> None:

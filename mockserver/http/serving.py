@@ -15,12 +15,15 @@ them, but a delay holds one of its threads (see the README).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import ipaddress
 import logging
 import signal
 import socket
 import sys
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from flask import Flask
@@ -53,8 +56,18 @@ def available_server() -> str:
     return "granian"
 
 
-def serve(settings: Settings) -> None:
-    """Build the app (so a bad fixture fails here, in the foreground) and serve it until stopped."""
+def serve(settings: Settings, on_listening: Callable[[int], None] | None = None) -> None:
+    """Build the app (so a bad fixture fails here, in the foreground) and serve it until stopped.
+
+    `on_listening(port)` is called once the port is bound (the port actually bound for `--port 0`);
+    a port that cannot be had raises OSError before it is called.
+    """
+    listened: list[int] = []
+
+    def announce(port: int) -> None:
+        listened.append(port)
+        (on_listening or (lambda bound: _log_listening(settings, bound)))(port)
+
     app = create_app(settings)
     # The loaded state lives as long as the process and holds no reference
     # cycles: keep it out of the cyclic collector's sweeps, which grow with the heap.
@@ -63,47 +76,51 @@ def serve(settings: Settings) -> None:
     stop_autosave = state_file.start_autosave(settings.save_interval) if state_file else None
     try:
         if settings.server == "waitress":
-            _serve_waitress(app, settings)
+            _serve_waitress(app, settings, announce)
         else:
-            _serve_granian(app, settings)
+            _serve_granian(app, settings, announce)
     finally:
         if stop_autosave is not None:
             stop_autosave.set()
             _final_save(state_file)
-        log.info("mockserver stopped")
+        if listened:  # a server that never listened (a busy port) just fails, with one error line
+            log.info("mockserver stopped")
 
 
-def _serve_waitress(app: Flask, settings: Settings) -> None:
+def _serve_waitress(app: Flask, settings: Settings, announce: Callable[[int], None]) -> None:
     import waitress
 
-    _log_listening(settings, "waitress")
+    server = waitress.create_server(  # binds now: a busy port fails here, before anything is announced
+        app,
+        host=settings.host,
+        port=settings.port,
+        threads=settings.threads,
+        ident="mockserver",
+        max_request_header_size=MAX_HEADER_BYTES,
+    )
+    announce(server.effective_port)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # unwind, so the state is saved
     try:
-        waitress.serve(
-            app,
-            host=settings.host,
-            port=settings.port,
-            threads=settings.threads,
-            ident="mockserver",
-            max_request_header_size=MAX_HEADER_BYTES,
-            _quiet=True,
-        )
+        server.run()
     except KeyboardInterrupt:
         pass
+    finally:
+        server.close()
 
 
-def _serve_granian(app: Flask, settings: Settings) -> None:
+def _serve_granian(app: Flask, settings: Settings, announce: Callable[[int], None]) -> None:
     asgi = AsgiApp(app.extensions["mockserver"]["front"])
-    _refuse_busy_port(settings.host, settings.port)
-    try:
-        import uvloop
-    except ImportError:  # not on every platform: the standard loop serves too, a little slower
-        asyncio.run(_run_granian(asgi, settings))
-    else:
-        uvloop.run(_run_granian(asgi, settings))
+    with _claim_port(settings.host, settings.port) as port:
+        run = _run_granian(asgi, replace(settings, port=port), announce)
+        try:
+            import uvloop
+        except ImportError:  # not on every platform: the standard loop serves too, a little slower
+            asyncio.run(run)
+        else:
+            uvloop.run(run)
 
 
-async def _run_granian(asgi: AsgiApp, settings: Settings) -> None:
+async def _run_granian(asgi: AsgiApp, settings: Settings, announce: Callable[[int], None]) -> None:
     from granian.constants import HTTPModes, Interfaces
     from granian.http import HTTP1Settings
     from granian.server.embed import Server
@@ -129,21 +146,38 @@ async def _run_granian(asgi: AsgiApp, settings: Settings) -> None:
 
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, stop)
-    _log_listening(settings, "granian")
+    announce(settings.port)
     await server.serve()
 
 
-def _log_listening(settings: Settings, server: str) -> None:
-    log.info("mockserver listening on http://%s:%d (%s, fixtures %s)", settings.host, settings.port, server, settings.fixtures)
+def _log_listening(settings: Settings, port: int) -> None:
+    log.info("mockserver listening on http://%s:%d (%s, fixtures %s)", settings.host, port, settings.server, settings.fixtures)
 
 
-def _refuse_busy_port(host: str, port: int) -> None:
-    """Fail like any server when the port is taken: granian binds with SO_REUSEPORT, so a
-    second mockserver on the same port would silently share it (and split the state)."""
+@contextlib.contextmanager
+def _claim_port(host: str, port: int) -> Iterator[int]:
+    """The port granian is to bind: `port` if free, or for 0 one the system picks, held until the server is done.
+
+    granian binds with SO_REUSEPORT, so a second mockserver on the same port would silently share it
+    (and split the state): a taken port is refused here, like any server does. For port 0, a socket
+    bound (not listening) with SO_REUSEPORT keeps the picked port ours while granian binds it too.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine, a listener is not
-        probe.bind((host, port))  # raises OSError (EADDRINUSE) when another server holds it
+        if port:
+            probe.bind((host, port))  # raises OSError (EADDRINUSE) when another server holds it
+            probe.close()
+            yield port
+            return
+        reuse_port = getattr(socket, "SO_REUSEPORT", None)
+        if reuse_port is not None:
+            probe.setsockopt(socket.SOL_SOCKET, reuse_port, 1)
+        probe.bind((host, 0))
+        picked = probe.getsockname()[1]
+        if reuse_port is None:  # cannot be shared here: free it for granian (a moment's race)
+            probe.close()
+        yield picked
 
 
 def _final_save(state_file: Any) -> None:

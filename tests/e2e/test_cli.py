@@ -1,0 +1,100 @@
+"""The command line as a user meets it: the banner, --port 0 and --port-file, a busy port, stopping, -h, -V, spec."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mockserver.resources import admin_spec_path, spec_path
+from tests.e2e.server import REPO
+
+pytestmark = pytest.mark.e2e
+COMMAND = [sys.executable, "-m", "mockserver"]
+
+
+def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, int, Path]:
+    """`serve --port 0 --port-file F`, waited for through the port file; returns the process, the port and its output file."""
+    port_file, output = tmp_path / "port", tmp_path / "out.log"
+    with open(output, "wb") as sink:
+        process = subprocess.Popen(
+            [*COMMAND, "serve", "--port", "0", "--port-file", str(port_file), *args], stdout=sink, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + 20
+    while not port_file.is_file() or not port_file.read_text().strip():
+        assert process.poll() is None and time.monotonic() < deadline, output.read_text()
+        time.sleep(0.05)
+    return process, int(port_file.read_text()), output
+
+
+def healthy(port: int) -> bool:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/__admin/health", timeout=5) as answer:
+        return json.load(answer) == {"status": "ok"}
+
+
+@pytest.mark.parametrize("server", ["granian", "waitress"])
+def test_port_0_reports_the_port_bound_and_sigterm_says_stopped(tmp_path, server):
+    process, port, output = start(tmp_path, "--server", server)
+    try:
+        assert port > 0 and healthy(port)
+        banner = output.read_text()
+        assert f"listening on http://127.0.0.1:{port} ({server}" in banner
+        for line in (
+            f"http://127.0.0.1:{port}/docs",
+            "/platform/v3/api",
+            "/core/customermgr/v3",
+            "/__admin/",
+            "demo-key",
+            "demo-user-token",
+        ):
+            assert line in banner, line
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+    assert process.returncode == 0 and "mockserver stopped" in output.read_text()
+
+
+def test_a_busy_port_is_one_error_line_and_no_listening_line(tmp_path):
+    process, port, _ = start(tmp_path)
+    try:
+        done = subprocess.run([*COMMAND, "serve", "--port", str(port)], capture_output=True, text=True, timeout=30)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert done.returncode == 2 and "listening" not in done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == [f"error: cannot serve on 127.0.0.1:{port}: Address already in use"]
+
+
+def test_the_banner_lists_demo_credentials_with_the_bundled_fixtures_only(tmp_path):
+    own = tmp_path / "own.yaml"
+    own.write_text((REPO / "fixtures" / "default.yaml").read_text())
+    process, _, output = start(tmp_path, "--fixtures", str(own))
+    process.terminate()
+    process.wait(timeout=10)
+    assert "listening" in output.read_text() and "demo-key" not in output.read_text()
+
+
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_help(flag):
+    done = subprocess.run([*COMMAND, flag], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and "serve" in done.stdout and "spec" in done.stdout
+
+
+def test_version():
+    done = subprocess.run([*COMMAND, "-V"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and "0.1.0" in done.stdout
+
+
+@pytest.mark.parametrize("args, path", [([], spec_path()), (["--admin"], admin_spec_path())])
+def test_spec_prints_the_bundled_contract(args, path):
+    as_yaml = subprocess.run([*COMMAND, "spec", *args], capture_output=True, text=True, timeout=30, env={**os.environ})
+    as_json = subprocess.run([*COMMAND, "spec", "--format", "json", *args], capture_output=True, text=True, timeout=30)
+    assert as_yaml.stdout == path.read_text() and json.loads(as_json.stdout) == yaml.safe_load(path.read_text())
