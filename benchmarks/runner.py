@@ -1,21 +1,25 @@
 """The benchmark run: every figure of issue 4 in one run, printed as Markdown.
 
-    python -m benchmarks                   # full run (about 15 minutes on 2 cores)
+    python -m benchmarks                   # full run (about 17 minutes on 2 cores)
     python -m benchmarks --smoke           # seconds: checks the harness works, not how fast
     python -m benchmarks --write-results   # also record the output in benchmarks/RESULTS.md
     python -m benchmarks --only serving    # one phase (or a comma-separated few)
+    python -m benchmarks --only qa-cost    # what the QA toolkit (#9) costs each request
 
 Phases: start-up time and idle memory; throughput and latency of each scenario
 on each server, next to the bare-Flask baseline on the same server; the serving
 designs of #10 (old granian WSGI vs `mockserver serve`), idle and under held
-load; memory and lookup latency with 100 / 100k / 1M Relay customers; an
-in-process profile of moveCustomer. Nothing is written into the repository
-unless --write-results is given; fixtures and logs go to a temporary directory.
+load; the cost of #9's QA toolkit (journal on, an active fault rule, 100 live
+sessions vs the journal off), over HTTP and in process; memory and lookup
+latency with 100 / 100k / 1M Relay customers; an in-process profile of
+moveCustomer. Nothing is written into the repository unless --write-results is
+given; fixtures and logs go to a temporary directory.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import resource
@@ -31,12 +35,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from benchmarks import designs, load, machine, servers
+from benchmarks import designs, load, machine, qa_cost, servers
 from benchmarks.fixturegen import write_fixture, write_state_file
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SERVERS = ("granian", "waitress")
-PHASES = ("start-up", "throughput", "serving", "scale", "profile")
+PHASES = ("start-up", "throughput", "serving", "qa-cost", "scale", "profile")
 MOVE_CUSTOMERS = 1024  # split between the load threads: a customer comes round every 1024/threads requests
 MERGE_RATE_CEILING = 15_000  # merges/s the stream of fresh pairs is sized for (x duration); the table says if it ran out
 QUIET = 0.15  # cores used by other processes below which a load run starts
@@ -65,6 +69,9 @@ class Config:
     one_ccid: bool
     smoke: bool
     serving_rounds: int = 1  # each serving design, idle and held, measured this many times (interleaved)
+    qa_rounds: int = 1  # each QA-cost configuration measured with wrk this many times (interleaved)
+    qa_calls: int = 500  # in-process moves per timed group of the QA-cost phase
+    qa_repeats: int = 1  # in-process timed groups per configuration (interleaved; the best counts)
     settle: float = 1.0  # seconds between the first answer and reading memory
     quiet_wait: float = 0.0  # seconds a load run may wait for other processes to leave the CPU
 
@@ -380,6 +387,95 @@ def _serving_section(cfg: Config, plan: designs.Plan, outcomes: list[designs.Out
     )
 
 
+def phase_qa_cost(cfg: Config, tmp: Path, report: Report) -> None:
+    """moveCustomer with #9's journal, an active rule and 100 sessions vs the journal off: over HTTP, then in process.
+
+    wrk sees the whole server but is noisy on a shared machine; the in-process figure isolates the Python work.
+    """
+    _qa_cost_http(cfg, tmp, report)
+    _qa_cost_in_process(cfg, report)
+
+
+def _qa_cost_http(cfg: Config, tmp: Path, report: Report) -> None:
+    """The four configurations under wrk, a fresh server per run, rounds interleaved; the #9 goal on the worst round."""
+    state = write_state_file(tmp / "qa-cost-state.json", move_customers=MOVE_CUSTOMERS)
+    plan = designs.Plan(cfg.duration, cfg.threads, cfg.connections, cfg.client, MOVE_CUSTOMERS, not cfg.smoke, tmp)
+    runs: list[qa_cost.Run] = []
+    for round_ in range(1, cfg.qa_rounds + 1):
+        for variant in qa_cost.VARIANTS:
+            _wait_quiet(cfg)
+            what = f"qa-cost round {round_}: {variant.label}"
+            run = qa_cost.measure(variant, state, plan, round_, partial(_with_other_cpu, report=report, what=what))
+            runs.append(run)
+            progress(f"{what}: {f'{run.result.rps:,.0f} req/s' if run.result else '—'}; {'; '.join(run.failures()) or 'no failure'}")
+            if run.error:
+                report.failures.append(f"{what}: {run.error}")
+                progress(f"{what}: {run.detail}")
+    report.target(
+        "moveCustomer req/s, journal on and no rules vs journal off (`mockserver serve`, worst round)",
+        qa_cost.worst_journal_ratio(runs),
+        qa_cost.GOAL,
+        True,
+        "x",
+    )
+    report.add(_qa_cost_section(cfg, runs))
+
+
+def _qa_cost_in_process(cfg: Config, report: Report) -> None:
+    """The same configurations through the ASGI app, no sockets: µs per request, best of cfg.qa_repeats."""
+    _wait_quiet(cfg)
+    warmup = qa_cost.JOURNAL.journal_size + (200 if cfg.smoke else 2000)
+    timings, loop_name = qa_cost.in_process(cfg.qa_calls, cfg.qa_repeats, warmup, progress)
+    for timing in timings:
+        what = f"qa-cost in-process {timing.variant.label}"
+        if set(timing.statuses) != {200}:
+            report.failures.append(f"{what}: statuses {dict(timing.statuses)}")
+        if timing.worst_other_cpu is not None and timing.worst_other_cpu >= DISTURBED:
+            report.warnings.append(f"{what}: other processes kept {timing.worst_other_cpu:.2f} cores busy during a timed group")
+    report.add(_qa_in_process_section(cfg, timings, loop_name, warmup))
+
+
+def _qa_cost_section(cfg: Config, runs: list[qa_cost.Run]) -> str:
+    if cfg.client == "wrk":
+        client = f"wrk -t{cfg.threads} -c{cfg.connections} -d{max(1, round(cfg.duration))}s --timeout 5s"
+    else:
+        client = f"Python client, {cfg.connections} connections, {cfg.duration:g} s, 5 s socket timeout"
+    configurations = "\n".join(f"* {v.label}" for v in qa_cost.VARIANTS)
+    return (
+        f"## QA toolkit cost (#9): moveCustomer over HTTP ({client})\n\n"
+        f"Each run: a fresh `mockserver serve` (the default design: granian embedded, uvloop) restoring the same state file,\n"
+        f"each load thread moving its own {MOVE_CUSTOMERS // cfg.threads:,} customers round robin (no 409 can happen),"
+        f" after {'one unrecorded second of GETs' if not cfg.smoke else 'no warm-up (smoke)'}. Configurations:\n\n"
+        f"{configurations}\n\n"
+        f"(c): `POST /__admin/faults {json.dumps(qa_cost.RULE)}` before the load: tried on every move, matching none.\n"
+        f"(d): one `GET /__admin/health` with `X-Mock-Session: s000`..`s{qa_cost.SESSIONS - 1:03d}` each before the load,"
+        f" `--session-idle {qa_cost.SESSION_IDLE}` so they stay live; the load runs in the default session.\n"
+        "Rounds interleaved ((a), (b), (c), (d), then again). vs (a): req/s against (a) of the same round. The server's Python\n"
+        "work runs on its one event loop, the bottleneck, so 1e6 / req/s is the time a request takes there (with the HTTP layer\n"
+        "and the CPU shared with wrk), and the cost is its difference with (a) (negative: within the noise).\n"
+        "Checked after the run: the admin API's journal total, the rule's match count, the live sessions.\n"
+        f"Goal of #9: (b) ≥ {qa_cost.GOAL:g}x of (a), judged on the worst round; (c) and (d) are reported as costs, no goal.\n\n"
+        + _table(qa_cost.HEADER, [qa_cost.row(r, runs) for r in runs], qa_cost.ALIGN)
+    )
+
+
+def _qa_in_process_section(cfg: Config, timings: list[qa_cost.Timing], loop_name: str, warmup: int) -> str:
+    baseline = timings[0]
+    groups = " ↔ ".join(qa_cost.INPROCESS_GROUPS)
+    return (
+        f"### QA toolkit cost in process: the ASGI app called directly ({cfg.qa_calls:,} moves a group, best of {cfg.qa_repeats})\n\n"
+        "No sockets, no HTTP parsing, no wrk: `AsgiApp(front)` of `create_app(Settings(...))` awaited on one event loop\n"
+        f"({loop_name}) with a hand-built scope, receive and send, as tests/http/test_asgi.py does. Each call moves\n"
+        f"{qa_cost.INPROCESS_CCID} of the default fixtures ({groups}, alternately: every answer a 200). Each group runs on a fresh app\n"
+        f"(the previous one collected, so no configuration's garbage collections walk another's journal) after {warmup:,}\n"
+        "unrecorded moves, so the journal is full and each new entry drops the oldest, as on a server that has run a while.\n"
+        f"Configurations as above, set up through the app's own admin API; groups interleaved, {cfg.qa_repeats} per configuration,\n"
+        "the best one counts. req/s equivalent: (a)'s µs over this one's, the in-process analogue of the HTTP ratio.\n"
+        f"Other CPU: cores other processes used during a group (— for groups under {qa_cost.TICKS_WINDOW:g} s: too short to tell).\n\n"
+        + _table(qa_cost.INPROCESS_HEADER, [qa_cost.in_process_row(t, baseline) for t in timings], qa_cost.INPROCESS_ALIGN)
+    )
+
+
 def phase_scale(cfg: Config, tmp: Path, report: Report) -> None:
     """Memory and retrieveCustomer latency with N generated Relay customers, on the first server.
 
@@ -484,7 +580,9 @@ def phase_profile(cfg: Config, report: Report) -> None:
 
 
 def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Config]:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description="mockserver vs bare Flask, in one bounded run (issue 4).")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description="mockserver vs bare Flask, in one bounded run (issues 4, 9 and 10)."
+    )
     parser.add_argument(
         "--smoke", action="store_true", help="a few seconds: 1 s runs, small fixtures, no 1M (CI checks the harness, not the speed)"
     )
@@ -504,6 +602,9 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Config]:
     parser.add_argument("--only", default=None, help=f"comma-separated phases to run, of {', '.join(PHASES)} (default: all)")
     parser.add_argument(
         "--serving-rounds", type=int, default=None, help="rounds of the serving phase, each design idle and held (default 2; smoke 1)"
+    )
+    parser.add_argument(
+        "--qa-rounds", type=int, default=None, help="wrk rounds of the qa-cost phase, each configuration once (default 2; smoke 1)"
     )
     parser.add_argument(
         "--write-results",
@@ -527,7 +628,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Config]:
         cfg = Config(
             duration=duration, scale_duration=duration, startup_repeats=1, sizes=(100, 1_000), load_timeout=args.load_timeout or 60,
             profile_requests=300, merge_pairs=pairs, one_ccid=False, smoke=True, settle=0.3, serving_rounds=args.serving_rounds or 1,
-            **common,
+            qa_rounds=args.qa_rounds or 1, qa_calls=500, qa_repeats=1, **common,
         )  # fmt: skip
     else:
         duration = args.duration or 10.0
@@ -535,7 +636,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Config]:
             duration=duration, scale_duration=min(5.0, duration), startup_repeats=3,
             sizes=(100, 100_000) if args.skip_1m else (100, 100_000, 1_000_000), load_timeout=args.load_timeout or 600,
             profile_requests=5000, merge_pairs=pairs, one_ccid=True, smoke=False, quiet_wait=args.quiet_wait,
-            serving_rounds=args.serving_rounds or 2, **common,
+            serving_rounds=args.serving_rounds or 2, qa_rounds=args.qa_rounds or 2, qa_calls=20_000, qa_repeats=3, **common,
         )  # fmt: skip
     return args, cfg
 
@@ -559,6 +660,7 @@ def main(argv: list[str] | None = None) -> int:
         ("start-up", lambda: phase_startup(cfg, tmp_path, report)),
         ("throughput", lambda: phase_throughput(cfg, tmp_path, report)),
         ("serving", lambda: phase_serving(cfg, tmp_path, report)),
+        ("qa-cost", lambda: phase_qa_cost(cfg, tmp_path, report)),
         ("scale", lambda: phase_scale(cfg, tmp_path, report)),
         ("profile", lambda: phase_profile(cfg, report)),
     ]
@@ -575,7 +677,7 @@ def main(argv: list[str] | None = None) -> int:
     if others:
         report.warnings.append("other processes were using the CPU at the start (see above): check the other-CPU column of each run")
     rows = [list(t) for t in report.targets]
-    summary = "## Targets (issues 4 and 10)\n\n" + _table(["target", "measured", "limit", "verdict"], rows, "lrrl")
+    summary = "## Targets (issues 4, 9 and 10)\n\n" + _table(["target", "measured", "limit", "verdict"], rows, "lrrl")
     if report.failures:
         summary += "\n\nFailures:\n\n" + "\n".join(f"- {f}" for f in report.failures)
     if report.warnings:

@@ -87,6 +87,7 @@ class Journal:
     _changed: threading.Condition = field(init=False)
     _waiters: dict[asyncio.Future, tuple[asyncio.AbstractEventLoop, RequestFilter]] = field(default_factory=dict, init=False)
     _next_id: int = field(default=1, init=False)
+    _blocked: int = field(default=0, init=False)  # threads in changed_blocking
 
     def __post_init__(self) -> None:
         self._entries = deque(maxlen=max(self.size, 1))
@@ -98,7 +99,8 @@ class Journal:
             entry = build(self._next_id)
             self._next_id += 1
             self._entries.append(entry)
-            self._changed.notify_all()
+            if self._blocked:  # waitress long polls waiting; none under granian
+                self._changed.notify_all()
             woken = [(future, loop) for future, (loop, wanted) in self._waiters.items() if wanted.accepts(entry)] if self._waiters else []
             for future, _ in woken:
                 del self._waiters[future]
@@ -158,7 +160,11 @@ class Journal:
         """For a server that waits in threads (waitress): return once an entry newer than `after_id` exists,
         or after `timeout` seconds. The check and the wait are under one lock, so no entry slips between."""
         with self._changed:
-            self._changed.wait_for(lambda: self._next_id - 1 > after_id, timeout)
+            self._blocked += 1
+            try:
+                self._changed.wait_for(lambda: self._next_id - 1 > after_id, timeout)
+            finally:
+                self._blocked -= 1
 
 
 def _wake(future: asyncio.Future) -> None:
