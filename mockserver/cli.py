@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
 import click
 
-from mockserver.credentials import SecretFilter
+from mockserver import logs
 from mockserver.http.serving import SERVERS, available_server, is_loopback, serve
 from mockserver.resources import admin_spec_path, default_fixtures_path, default_scenarios_path, spec_path
 from mockserver.settings import Settings
@@ -115,7 +114,7 @@ def main() -> None:
     "--admin-token",
     envvar="MOCKSERVER_ADMIN_TOKEN",
     default=None,
-    help="Require 'Authorization: Bearer TOKEN' on /__admin (required off loopback). Env: MOCKSERVER_ADMIN_TOKEN.",
+    help="Require 'Authorization: Bearer TOKEN' on /__admin (required off loopback).",
 )
 @click.option(
     "--cors-origins",
@@ -127,8 +126,9 @@ def main() -> None:
 @click.option(
     "--no-cors", is_flag=True, envvar="MOCKSERVER_NO_CORS", show_envvar=True, help="Send no CORS headers; preflights get the API's 405."
 )
-@click.option("--access-log", is_flag=True, help="Log one line per request (credentials masked).")
+@click.option("--access-log", is_flag=True, help="Log one line per request: method, path, status, duration, operationId, session.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]), show_default=True)
+@click.option("--log-format", default="text", type=click.Choice(["text", "json"]), show_default=True, help="json: one object a line.")
 def serve_command(
     host: str,
     port: int,
@@ -153,9 +153,10 @@ def serve_command(
     no_cors: bool,
     access_log: bool,
     log_level: str,
+    log_format: str,
 ) -> None:
     """Serve both APIs on HOST:PORT with state loaded from the fixtures."""
-    _configure_logging(log_level)
+    logs.configure(log_level, log_format)
     if not is_loopback(host):
         if not admin_token:
             raise click.UsageError(f"binding to {host} exposes the mock beyond this machine: set --admin-token to protect /__admin.")
@@ -234,11 +235,16 @@ def spec_command(output: str, admin: bool) -> None:
     click.echo(json.dumps(yaml.safe_load(path.read_text(encoding="utf-8")), indent=2, ensure_ascii=False))
 
 
-def _configure_logging(level: str) -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(SecretFilter())
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+def _with_env_twins(command: click.Command) -> click.Command:
+    """Every option of `command` gets its `MOCKSERVER_*` environment twin (`--max-waits`: MOCKSERVER_MAX_WAITS)."""
+    for param in command.params:
+        if isinstance(param, click.Option) and param.name != "help":
+            param.envvar = param.envvar or f"MOCKSERVER_{param.name.upper()}"
+            param.show_envvar = True
+    return command
+
+
+_with_env_twins(serve_command)
 
 
 # Checking other servers against the spec (issue #3); both import their heavy dependencies only when run.

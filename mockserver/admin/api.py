@@ -183,11 +183,11 @@ def _filter(values: dict[str, Any]) -> RequestFilter:
     )
 
 
-def _moment(text: str | None) -> datetime | None:
-    """An RFC 3339 date-time (the schema checked its shape; `t` and `z` may be lower case there)."""
+def _moment(text: str | None) -> float | None:
+    """An RFC 3339 date-time as seconds since the epoch (the schema checked its shape; `t` and `z` may be lower case)."""
     if text is None:
         return None
     try:
-        return datetime.fromisoformat(text.upper())
+        return datetime.fromisoformat(text.upper()).timestamp()
     except ValueError as exc:
         raise ApiError(400, f"since: '{text[:40]}' is not a date-time this mock can read: {exc}.") from exc

@@ -1,4 +1,4 @@
-"""The access log: one line per request, the credential that called masked."""
+"""The access log: one line per request (method, path, status, duration, operationId, session), the credential masked."""
 
 from __future__ import annotations
 
@@ -10,6 +10,29 @@ from mockserver.credentials import bearer_token, mask
 access_log = logging.getLogger("mockserver.access")
 
 
-def log_access(method: str, path: str, headers: Mapping[str, str], status: int, seconds: float) -> None:
-    credential = headers.get("xx-relay-api-key") or bearer_token(headers.get("authorization"))
-    access_log.info("%s %s %d %.1fms credential=%s", method, path, status, seconds * 1000, mask(credential))
+def log_access(
+    method: str, path: str, headers: Mapping[str, str], status: int | None, seconds: float, operation_id: str | None, session: str
+) -> None:
+    """A text line, and the same facts as fields (`record.request`) for `--log-format json`."""
+    credential = mask(headers.get("xx-relay-api-key") or bearer_token(headers.get("authorization")))
+    fields = {
+        "method": method,
+        "path": path,
+        "status": status,
+        "duration_ms": round(seconds * 1000, 3),
+        "operationId": operation_id,
+        "session": session,
+        "credential": credential,
+    }
+    shown = "-" if status is None else status
+    access_log.info(
+        "%s %s %s %.1fms %s session=%s credential=%s",
+        method,
+        path,
+        shown,
+        seconds * 1000,
+        operation_id or "-",
+        session,
+        credential,
+        extra={"request": fields},
+    )

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
+from itertools import islice
 
 from mockserver.contract.compiled import RawRequest
 from mockserver.contract.errors import RequestInvalid
@@ -89,36 +89,37 @@ class Front:
         log.exception("unexpected error on %s %s", raw.method, raw.path)
         return self.pipeline.unexpected(raw)
 
-    def record(self, session: Session, raw: RawRequest, query: str, answer: WireResponse, received: datetime, started: float) -> None:
+    def record(self, session: Session, raw: RawRequest, query: str, answer: WireResponse, received: float, started: float) -> None:
         """One journal entry for the request (credentials masked), and the access-log line if asked for."""
         seconds = time.perf_counter() - started
         status = None if answer.fault in NOT_ANSWERED else answer.status
         if self.settings.access_log:
-            log_access(raw.method, raw.path, raw.headers, status or 0, seconds)
+            log_access(raw.method, raw.path, raw.headers, status, seconds, answer.operation_id, session.id)
         if not self.settings.journal_size:  # --journal-size 0: no journal (and no long poll ever answers early)
             return
         session.journal.record(
-            lambda entry_id: Entry(
-                id=entry_id,
-                time=received,
-                method=raw.method,
-                path=raw.path[:TEXT_LIMIT],
-                query=query[:TEXT_LIMIT],
-                operation_id=answer.operation_id,
-                status=status,
-                duration_ms=seconds * 1000,
-                session=session.id,
-                admin=raw.path.startswith(ADMIN_PREFIX),
-                fault=answer.rule,
-                violations=list(answer.violations),
-                headers=masked(raw.headers),
-                body=raw.body[:BODY_LIMIT].decode("utf-8", "replace"),
+            Entry(
+                0,
+                received,
+                raw.method,
+                raw.path[:TEXT_LIMIT],
+                query[:TEXT_LIMIT],
+                answer.operation_id,
+                status,
+                seconds * 1000,
+                session.id,
+                raw.path.startswith(ADMIN_PREFIX),
+                answer.rule,
+                answer.violations,
+                masked(raw.headers),
+                raw.body[:BODY_LIMIT],
             )
         )
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
+def now() -> float:
+    """When a request was received: seconds since the epoch (cheap; the journal makes a date-time of it when read)."""
+    return time.time()
 
 
 def session_header(raw: RawRequest) -> str | None:
@@ -127,13 +128,16 @@ def session_header(raw: RawRequest) -> str | None:
 
 def masked(headers: Mapping[str, str]) -> dict[str, str]:
     """Headers as the journal keeps them: API keys and bearer tokens masked exactly as in the access log,
-    at most HEADERS_KEPT of them, each value cut after HEADER_LIMIT characters."""
-    shown = {}
-    for name, value in list(headers.items())[:HEADERS_KEPT]:
-        if name == "xx-relay-api-key":
-            value = mask(value)
-        elif name == "authorization":
-            token = bearer_token(value)
-            value = f"{value.split(' ', 1)[0]} {mask(token)}" if token else mask(value)
-        shown[name] = value[:HEADER_LIMIT]
+    at most HEADERS_KEPT of them, each value cut after HEADER_LIMIT characters. (Run on every request:
+    copies and checks stay in C where they can.)"""
+    shown = dict(headers) if len(headers) <= HEADERS_KEPT else dict(islice(headers.items(), HEADERS_KEPT))
+    key = shown.get("xx-relay-api-key")
+    if key is not None:
+        shown["xx-relay-api-key"] = mask(key)
+    authorization = shown.get("authorization")
+    if authorization is not None:
+        token = bearer_token(authorization)
+        shown["authorization"] = f"{authorization.split(' ', 1)[0]} {mask(token)}" if token else mask(authorization)
+    if shown and max(map(len, shown.values())) > HEADER_LIMIT:
+        shown = {name: value[:HEADER_LIMIT] for name, value in shown.items()}
     return shown

@@ -12,20 +12,23 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 BODY_LIMIT = 8 * 1024  # bytes of a request body kept in its entry (see http/front.py for the rest of an entry's bounds)
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
-    """One request as the mock saw it, in the admin spec's `Entry` shape (see `as_json`)."""
+    """One request as the mock saw it, in the admin spec's `Entry` shape (see `as_json`).
+
+    Built on every request, so it holds what it was given as is (the body as bytes, the violations as
+    the answer's tuple) and turns it into JSON only when read.
+    """
 
     id: int
-    time: datetime
+    time: float  # when it was received, seconds since the epoch (turned into a date-time when read)
     method: str
     path: str
     query: str
@@ -35,14 +38,14 @@ class Entry:
     session: str
     admin: bool
     fault: str | None
-    violations: list[str]
-    headers: dict[str, str]
-    body: str
+    violations: tuple[str, ...]
+    headers: dict[str, str]  # credentials already masked
+    body: bytes  # cut at BODY_LIMIT
 
     def as_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "time": self.time.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "time": datetime.fromtimestamp(self.time, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "method": self.method,
             "path": self.path,
             "query": self.query,
@@ -53,7 +56,7 @@ class Entry:
             "admin": self.admin,
             "fault": self.fault,
             "violations": list(self.violations),
-            "request": {"headers": dict(self.headers), "body": self.body},
+            "request": {"headers": dict(self.headers), "body": self.body.decode("utf-8", "replace")},
         }
 
 
@@ -65,7 +68,7 @@ class RequestFilter:
     method: str | None = None
     path: Any = None  # a compiled RE2 pattern (qa/patterns.py)
     status: int | None = None
-    since: datetime | None = None
+    since: float | None = None  # seconds since the epoch
     invalid: bool | None = None
 
     def accepts(self, entry: Entry) -> bool:
@@ -93,10 +96,10 @@ class Journal:
         self._entries = deque(maxlen=max(self.size, 1))
         self._changed = threading.Condition(self._lock)
 
-    def record(self, build: Callable[[int], Entry]) -> Entry:
-        """Append the entry `build(id)` makes, and wake the waits it matches (threads: every wait)."""
+    def record(self, entry: Entry) -> Entry:
+        """Append `entry` (given its id here), and wake the waits it matches (threads: every wait)."""
         with self._lock:
-            entry = build(self._next_id)
+            entry.id = self._next_id
             self._next_id += 1
             self._entries.append(entry)
             if self._blocked:  # waitress long polls waiting; none under granian

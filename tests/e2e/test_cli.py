@@ -98,3 +98,41 @@ def test_spec_prints_the_bundled_contract(args, path):
     as_yaml = subprocess.run([*COMMAND, "spec", *args], capture_output=True, text=True, timeout=30, env={**os.environ})
     as_json = subprocess.run([*COMMAND, "spec", "--format", "json", *args], capture_output=True, text=True, timeout=30)
     assert as_yaml.stdout == path.read_text() and json.loads(as_json.stdout) == yaml.safe_load(path.read_text())
+
+
+def test_every_serve_option_has_an_environment_twin_and_json_logs_name_the_request(tmp_path):
+    env = {**os.environ, "MOCKSERVER_ACCESS_LOG": "1", "MOCKSERVER_LOG_FORMAT": "json", "MOCKSERVER_MAX_WAITS": "7"}
+    port_file, output = tmp_path / "port", tmp_path / "out.log"
+    with open(output, "wb") as sink:
+        process = subprocess.Popen(
+            [*COMMAND, "serve", "--port", "0", "--port-file", str(port_file)], stdout=sink, stderr=subprocess.STDOUT, env=env
+        )
+    try:
+        deadline = time.monotonic() + 20
+        while not port_file.is_file() or not port_file.read_text().strip():
+            assert process.poll() is None and time.monotonic() < deadline, output.read_text()
+            time.sleep(0.05)
+        port = int(port_file.read_text())
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/cdm/client/demo/customer/BAK-11984-008",
+            headers={"xx-relay-api-key": "demo-key", "X-Mock-Session": "cli-1"},
+        )
+        urllib.request.urlopen(request, timeout=5).read()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    lines = [json.loads(line) for line in output.read_text().splitlines() if line.startswith("{")]
+    access = next(line for line in lines if line["logger"] == "mockserver.access")
+    assert {k: access[k] for k in ("method", "status", "operationId", "session", "credential")} == {
+        "method": "GET",
+        "status": 200,
+        "operationId": "retrieveCustomer",
+        "session": "cli-1",
+        "credential": "de…(8)",
+    }
+    assert access["duration_ms"] >= 0 and "demo-key" not in json.dumps(lines)
+    help_text = subprocess.run([*COMMAND, "serve", "-h"], capture_output=True, text=True, timeout=30).stdout
+    options = [word for word in help_text.split() if word.startswith("--") and word not in ("--help",)]
+    for option in options:
+        twin = "MOCKSERVER_" + option[2:].split("=")[0].replace("-", "_").upper()
+        assert twin in " ".join(help_text.split()), option
