@@ -208,6 +208,7 @@ def banner(settings: Settings, port: int) -> str:
         f"  Relay CDM   {base}/cdm/client/{{client_id}}/...  (also {base}/platform/v3/api/cdm/...)",
         f"  eGain       {base}/core/customermgr/v3/customer/...",
         f"  docs        {base}/docs  (specs: {base}/openapi.yaml, {base}/__admin/openapi.yaml)",
+        f"  dashboard   {base}/__admin/ui",
         f"  admin       {base}/__admin/  (reset, sessions, faults, requests, scenarios)",
     ]
     if settings.fixtures.resolve() == default_fixtures_path().resolve():

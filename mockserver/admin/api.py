@@ -7,6 +7,7 @@ names the registry itself (`/__admin/sessions`).
 
 from __future__ import annotations
 
+import copy
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from mockserver.qa.patterns import PatternInvalid, compile_pattern
 from mockserver.qa.scenarios import Scenarios
 from mockserver.qa.sessions import DEFAULT, Sessions
 from mockserver.qa.unmatched import nearest
-from mockserver.state.model import Config
+from mockserver.state.model import Config, State
 
 UNAUTHORIZED = "The admin API needs 'Authorization: Bearer <admin token>'."
 
@@ -52,6 +53,7 @@ def admin_family(toolkit: Toolkit) -> Family:
     handlers: dict[str, Callable[[Call], Reply]] = {
         "adminHealth": lambda call: Reply(200, {"status": "ok"}),
         "adminReset": _reset,
+        "adminState": _state,
         "adminListSessions": lambda call: Reply(200, {"sessions": toolkit.sessions.listed()}),
         "adminDeleteSession": lambda call: _delete_session(toolkit, call),
         "adminAddFault": lambda call: _add_fault(toolkit, call),
@@ -84,6 +86,27 @@ def _done(_: Any = None) -> Reply:
 def _reset(call: Call) -> Reply:
     call.session.store.reset()
     return Reply(200, {"status": "reset", "message": "State restored from the fixtures."})
+
+
+def _state(call: Call) -> Reply:
+    limit = call.request.query["limit"]
+    relay, egain, truncated = call.session.store.run(_state_command, limit)
+    return Reply(200, {"session": call.session.id, "truncated": truncated, "relay": relay, "egain": {"customers": egain}})
+
+
+def _state_command(state: State, limit: int) -> tuple[list[dict], list[dict], bool]:
+    """Copies taken in the store's lock (commands change records in place): Relay by client and group, eGain as is."""
+    relay, truncated = [], False
+    for client_id, book in state.relay.books.items():
+        records = list(book.customers.values())
+        truncated |= len(records) > limit
+        groups: dict[str, list[dict]] = {group: [] for group in sorted(book.client.product_groups)}
+        for record in records[:limit]:
+            groups[record["product_group_id"]].append(dict(record))
+        relay.append({"client_id": client_id, "product_groups": [{"product_group_id": g, "customers": c} for g, c in groups.items()]})
+    customers = list(state.egain.customers.values())
+    truncated |= len(customers) > limit
+    return relay, [copy.deepcopy(c) for c in customers[:limit]], truncated
 
 
 def _delete_session(toolkit: Toolkit, call: Call) -> Reply:

@@ -3,6 +3,7 @@
     /openapi.yaml, /openapi.json   the vendor APIs' spec (what the mock serves and checks)
     /__admin/openapi.yaml          the admin API's spec
     /docs                          Swagger UI on both specs, from the swagger-ui-bundle package (no CDN)
+    /__admin/ui                    the dashboard: state, journal, rules and sessions, through the admin API
     /                              where everything is
 
 Each is a small static answer built once at start, served before the
@@ -69,6 +70,7 @@ INDEX_PAGE = """<!doctype html>
   <p>A stateful contract mock of Relay Network CDM and eGain Customer Manager.</p>
   <ul>
     <li><a href="/docs">/docs</a>: the APIs in Swagger UI (try them out here){credentials}</li>
+    <li><a href="/__admin/ui">/__admin/ui</a>: the dashboard (customers, the live request journal, rules, sessions)</li>
     <li><a href="/openapi.yaml">/openapi.yaml</a>, <a href="/openapi.json">/openapi.json</a>: the vendor APIs' contract</li>
     <li><a href="/__admin/openapi.yaml">/__admin/openapi.yaml</a>: the admin API's contract</li>
     <li>APIs: <code>/cdm/...</code> (also under <code>/platform/v3/api/cdm/...</code>), <code>/core/customermgr/v3/...</code></li>
@@ -91,9 +93,13 @@ class Pages:
             "/__admin/openapi.yaml": (YAML, settings.admin_spec.read_bytes()),
             "/docs": ("text/html; charset=utf-8", DOCS_PAGE.format(assets=ASSETS, credentials=credentials).encode()),
             "/": ("text/html; charset=utf-8", INDEX_PAGE.format(credentials=html.escape(listed)).encode()),
+            "/__admin/ui": ("text/html; charset=utf-8", (Path(__file__).parent / "dashboard.html").read_bytes()),
         }
         self._pages["/docs/"] = self._pages["/docs"]
         self._assets = _swagger_assets()
+        icon = self._assets.get("favicon-32x32.png")
+        if icon is not None:  # browsers ask for it on every page: answered, so it never shows as an unmatched request
+            self._pages["/favicon.ico"] = ("image/png", icon.read_bytes())
 
     def answer(self, method: str, path: str) -> WireResponse | None:
         """The page at `path` for GET or HEAD (HEAD: the headers alone), or None when `path` is not a page."""

@@ -8,8 +8,8 @@ from mockserver.contract.compiled import Contract
 from mockserver.contract.spec import load_document
 from mockserver.http.app import create_app
 from mockserver.settings import Settings
-from mockserver.state.fixtures import Fixtures
 from mockserver.state import persistence
+from mockserver.state.fixtures import Fixtures
 from mockserver.state.persistence import MARKER, VERSION, StateFile, StateFileError, snapshot
 from mockserver.state.sources import Sources
 from mockserver.state.store import MemoryStore

@@ -64,3 +64,32 @@ def test_head_answers_like_get_without_the_body(path, headers):
 
 def test_pages_are_get_and_head_only(client):
     assert client.post("/openapi.yaml").status_code == 404
+
+
+def test_the_dashboard_is_served_from_the_package_and_references_nothing_outside(client):
+    page = client.get("/__admin/ui").get_data(as_text=True)
+    assert "mockserver dashboard" in page and not re.search(r"(?i)(https?:)?//[a-z0-9.-]+\.[a-z]", page)
+    assert "X-Mock-Journal" in page  # its polling leaves no journal entry
+
+
+def test_the_state_shows_relay_by_client_and_group_and_egain_with_contacts(client):
+    client.put("/cdm/client/demo/customer/BAK-11984-007/move/vip", headers=RELAY_KEY)
+    state = client.get("/__admin/state").json
+    demo = next(c for c in state["relay"] if c["client_id"] == "demo")
+    vip = next(g for g in demo["product_groups"] if g["product_group_id"] == "vip")
+    assert "BAK-11984-007" in [c["ccid"] for c in vip["customers"]]
+    target = next(c for c in state["egain"]["customers"] if c["id"] == "1005")
+    assert target["contacts"]["contact"] and state["truncated"] is False
+    assert "demo-key" not in str(state) and "demo-user-token" not in str(state)
+    assert client.get("/__admin/state?limit=1").json["truncated"] is True
+
+
+def test_an_admin_read_can_leave_no_journal_entry(client):
+    client.get("/__admin/faults", headers={"X-Mock-Journal": "skip"})
+    client.post("/__admin/reset", headers={"X-Mock-Journal": "skip"})  # only reads are skipped
+    assert [e["operationId"] for e in client.get("/__admin/requests").json["requests"]] == ["adminReset"]
+
+
+def test_the_browsers_favicon_request_is_answered_not_journaled_as_unmatched(client):
+    assert client.get("/favicon.ico").headers["Content-Type"] == "image/png"
+    assert client.get("/__admin/requests/unmatched").json == {"requests": []}
