@@ -64,20 +64,26 @@ def test_a_page_on_another_origin_calls_both_apis_with_fetch(page, other_origin)
     assert answers["get"][0] == 200 and answers["get"][1]["customer"][0]["id"] == "1005", answers
 
 
-def test_swagger_ui_loads_offline_and_try_it_out_moves_a_customer(page, base):
+@pytest.mark.parametrize("server, group", [("/", "vip"), ("/platform/v3/api", "product-group-test-2")])
+def test_swagger_ui_loads_offline_and_try_it_out_moves_a_customer(page, base, server, group):
     outside: list[str] = []
     page.on("request", lambda request: outside.append(request.url) if not request.url.startswith(base) else None)
     page.goto(base + "/docs")
     operation = page.locator("#operations-relay-moveCustomer")
     operation.locator(".opblock-summary").click()
     operation.get_by_role("button", name="Try it out").click()
-    for name, value in (("client_id", "demo"), ("ccid", "BAK-11984-008"), ("product_group_id", "vip")):
+    servers = operation.locator(".servers select")
+    if servers.count():
+        servers.select_option(server)
+    for name, value in (("client_id", "demo"), ("ccid", "BAK-11984-008"), ("product_group_id", group)):
         operation.locator(f"tr[data-param-name='{name}'] input").fill(value)
     operation.get_by_role("button", name="Execute").click()
     status = operation.locator(".live-responses-table tbody .response-col_status").first
     status.wait_for()
     assert status.inner_text().strip() == "200"
-    assert call(base, "GET", "/cdm/client/demo/customer/BAK-11984-008", RELAY_KEY).json()["product_group_id"] == "vip"
+    moves = call(base, "GET", "/__admin/requests?operationId=moveCustomer&limit=1").json()["requests"]
+    assert moves[0]["path"] == f"{server.rstrip('/')}/cdm/client/demo/customer/BAK-11984-008/move/{group}"
+    assert call(base, "GET", "/cdm/client/demo/customer/BAK-11984-008", RELAY_KEY).json()["product_group_id"] == group
     assert outside == [], outside
     call(base, "POST", "/__admin/reset")
 
