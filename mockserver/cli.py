@@ -102,6 +102,11 @@ def main() -> None:
     default=None,
     help="Start the default session in this scenario (see GET /__admin/scenarios): relay-outage, slow-network, ...",
 )
+@click.option(
+    "--reload",
+    is_flag=True,
+    help="Watch the fixtures file and the scenarios folder; apply changes (a broken file keeps the last good state).",
+)
 @click.option("--no-check-responses", is_flag=True, help="Skip checking each answer against the spec (faster, less safe).")
 @click.option(
     "--state-file",
@@ -145,6 +150,7 @@ def serve_command(
     max_sessions: int,
     scenarios: Path | None,
     scenario: str | None,
+    reload: bool,
     no_check_responses: bool,
     state_file: Path | None,
     save_interval: float,
@@ -183,6 +189,7 @@ def serve_command(
         max_sessions=max_sessions,
         scenarios=scenarios or default_scenarios_path(),
         scenario=scenario,
+        reload=reload,
     )
 
     def listening(bound: int) -> None:

@@ -16,6 +16,8 @@ class Settings:
     # Scenario files (`*.yaml`), and the one to apply to the default session at start.
     scenarios: Path | None = default_scenarios_path()
     scenario: str | None = None
+    # Watch the fixtures file and the scenarios folder, and apply changes (`serve --reload`).
+    reload: bool = False
     # QA toolkit: journal entries kept per session, idle seconds before a session expires, live sessions at most.
     journal_size: int = 1000
     session_idle: float = 600.0

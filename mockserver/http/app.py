@@ -67,6 +67,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     state_file = persistence.StateFile(settings.state_file, store) if settings.state_file else None
     app.extensions["mockserver"] = {
         "front": front,
+        "fixtures": fixtures,
+        "toolkit": toolkit,
         "pipeline": pipeline,
         "sessions": sessions,
         "store": store,

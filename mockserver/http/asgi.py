@@ -92,8 +92,8 @@ class AsgiApp:
             visit = self.front.sessions.visit(session_header(raw))
         except SessionRefused as exc:
             answer = self.front.refused(raw, exc)
-            await _send(send, self.front.finished(answer, raw))
             self.front.record(self.front.sessions.default, raw, query, answer, received, started)
+            await _send(send, self.front.finished(answer, raw))
             return
         try:
             try:
@@ -105,10 +105,11 @@ class AsgiApp:
                 answer = WireResponse(0, [], b"", None, (), None, ABANDONED)
             else:
                 answer = await self._answer(raw, visit, receive)
+            # Journaled before it is sent: a client that has its answer finds its request in the journal.
+            self.front.record(visit.journal_session, raw, query, answer, received, started)
             await self._deliver(scope, send, answer, raw)
         finally:
             visit.close()
-        self.front.record(visit.journal_session, raw, query, answer, received, started)
 
     async def _answer(self, raw: RawRequest, visit: Visit, receive: Receive) -> WireResponse:
         try:

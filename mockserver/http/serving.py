@@ -22,6 +22,7 @@ import logging
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -30,6 +31,7 @@ from flask import Flask
 
 from mockserver.http.app import create_app
 from mockserver.http.asgi import AsgiApp
+from mockserver.http.reload import Reloader
 from mockserver.settings import Settings
 
 log = logging.getLogger("mockserver")
@@ -90,6 +92,8 @@ def serve(settings: Settings, on_listening: Callable[[int], None] | None = None)
 def _serve_waitress(app: Flask, settings: Settings, announce: Callable[[int], None]) -> None:
     import waitress
 
+    if settings.reload:
+        Reloader(app.extensions["mockserver"]).start()  # swaps under the stores' and the registry's locks
     server = waitress.create_server(  # binds now: a busy port fails here, before anything is announced
         app,
         host=settings.host,
@@ -111,7 +115,7 @@ def _serve_waitress(app: Flask, settings: Settings, announce: Callable[[int], No
 def _serve_granian(app: Flask, settings: Settings, announce: Callable[[int], None]) -> None:
     asgi = AsgiApp(app.extensions["mockserver"]["front"])
     with _claim_port(settings.host, settings.port) as port:
-        run = _run_granian(asgi, replace(settings, port=port), announce)
+        run = _run_granian(asgi, replace(settings, port=port), announce, app.extensions["mockserver"])
         try:
             import uvloop
         except ImportError:  # not on every platform: the standard loop serves too, a little slower
@@ -120,7 +124,7 @@ def _serve_granian(app: Flask, settings: Settings, announce: Callable[[int], Non
             uvloop.run(run)
 
 
-async def _run_granian(asgi: AsgiApp, settings: Settings, announce: Callable[[int], None]) -> None:
+async def _run_granian(asgi: AsgiApp, settings: Settings, announce: Callable[[int], None], extensions: dict[str, Any]) -> None:
     from granian.constants import HTTPModes, Interfaces
     from granian.http import HTTP1Settings
     from granian.server.embed import Server
@@ -146,8 +150,29 @@ async def _run_granian(asgi: AsgiApp, settings: Settings, announce: Callable[[in
 
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, stop)
-    announce(settings.port)
-    await server.serve()
+    if settings.reload:
+        Reloader(extensions, loop.call_soon_threadsafe).start()  # the swap runs on the loop, between two requests
+    serving = asyncio.ensure_future(server.serve())
+    await _until_accepting(settings.host, settings.port, serving)
+    announce(settings.port)  # only now: a script reading --port-file may connect at once
+    await serving
+
+
+async def _until_accepting(host: str, port: int, serving: asyncio.Future, timeout: float = 30.0) -> None:
+    """Return once the port accepts connections (granian's worker binds it a moment after `serve` starts);
+    raise what `serve` raised if it ended first."""
+    deadline = time.monotonic() + timeout
+    while not serving.done():
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise OSError(f"granian did not listen on {host}:{port} within {timeout:g} s") from None
+            await asyncio.sleep(0.01)
+            continue
+        writer.close()
+        return
+    await serving  # it ended before listening: its error, if any, is raised here
 
 
 def _log_listening(settings: Settings, port: int) -> None:

@@ -52,11 +52,12 @@ class ApiMiddleware:
             return _send(self.front.finished(answer, raw), start_response)
         try:
             answer = self._answer(raw, visit)
+            # Journaled before it is sent (or the connection broken): a client that has its answer finds its request.
+            self.front.record(visit.journal_session, raw, query, answer, received, started)
             if answer.fault in ("connection_reset", "empty_response"):
                 _break(environ, answer.fault)
         finally:
             visit.close()
-        self.front.record(visit.journal_session, raw, query, answer, received, started)
         return _send(self.front.finished(answer, raw), start_response)
 
     def _answer(self, raw: RawRequest, visit: Visit) -> WireResponse:

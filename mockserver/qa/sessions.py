@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 from mockserver.qa.faults import FaultRules
 from mockserver.qa.journal import Journal
+from mockserver.state.model import State
 from mockserver.state.store import MemoryStore
 
 DEFAULT = "default"
@@ -138,6 +139,14 @@ class Sessions:
         idle = [s.id for s in self._sessions.values() if s.id != DEFAULT and not s.in_flight and now - s.last_used > self._idle_s]
         for session_id in idle:
             del self._sessions[session_id]
+
+    def start_over(self, build: Callable[[], State]) -> None:
+        """New fixtures (`serve --reload`): the default session starts again from them, test sessions are dropped
+        (built again from them on their next request)."""
+        with self._lock:
+            self._new_store = lambda _: MemoryStore(build)
+            self._sessions = {DEFAULT: self.default}
+        self.default.store.rebuild(build)
 
     def listed(self) -> list[dict]:
         now_wall, now = datetime.now(UTC), time.monotonic()

@@ -41,3 +41,8 @@ class MemoryStore:
         fresh = self._build()
         with self._lock:
             self.state = fresh
+
+    def rebuild(self, build: Callable[[], State]) -> None:
+        """From now on `build` makes the fixture state (`serve --reload`); start again from it."""
+        self._build = build
+        self.reset()
