@@ -39,6 +39,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     schemas = contract.schemas
     fixtures = Fixtures.load(settings.fixtures, schemas)
     saved = persistence.read(settings.state_file, schemas) if settings.state_file else None
+    if settings.state_file:
+        persistence.remove_leftovers(settings.state_file)
     config = fixtures.config
     if saved is not None and saved.config != config:
         raise persistence.StateFileError(

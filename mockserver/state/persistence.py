@@ -11,6 +11,7 @@ stops the start with a clear error: it is never silently ignored.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import logging
@@ -122,6 +123,18 @@ class StateFile:
 
         threading.Thread(target=loop, name="mockserver-autosave", daemon=True).start()
         return stop
+
+
+def remove_leftovers(path: Path) -> list[Path]:
+    """Remove the temporary files a save interrupted by a crash (kill -9) left next to `path`; the file itself
+    is whole (saves are atomic renames), so they hold nothing worth keeping. Run at start, before any save."""
+    folder = path.parent if str(path.parent) else Path(".")
+    removed = []
+    for leftover in folder.glob(f".{glob.escape(path.name)}.*.tmp"):
+        leftover.unlink(missing_ok=True)
+        log.warning("removed %s, left by a save that did not finish", leftover)
+        removed.append(leftover)
+    return removed
 
 
 def _atomic_write(path: Path, text: str) -> None:

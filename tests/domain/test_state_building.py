@@ -72,3 +72,14 @@ def test_a_change_made_while_a_save_is_in_progress_is_saved_by_the_next_one(fixt
     saved = json.loads((tmp_path / "state.json").read_text())["state"]["relay"]["clients"][0]["customers"]
     assert next(c for c in saved if c["ccid"] == "BAK-11984-007")["product_group_id"] == "vip"
     assert not state_file.save()  # and nothing changed since
+
+
+def test_temporary_files_left_by_an_interrupted_save_are_removed_at_start(tmp_path):
+    state = tmp_path / "state.json"
+    leftovers = [tmp_path / ".state.json.k2j4x9.tmp", tmp_path / ".state.json.zz1.tmp"]
+    for leftover in leftovers:
+        leftover.write_text('{"mockserver_state": 1, "state": {"rel')  # torn: the kill came mid-write
+    unrelated = tmp_path / ".other.json.abc.tmp"
+    unrelated.write_text("{}")
+    create_app(Settings(state_file=state))
+    assert not any(leftover.exists() for leftover in leftovers) and unrelated.exists()

@@ -123,3 +123,11 @@ def test_a_scenario_at_start_never_throws_a_state_file_away(tmp_path):
         pass  # saves the state on its way out
     done = serve("--state-file", str(state), "--scenario", "relay-outage")
     assert done.returncode == 2 and "would throw away the state" in done.stderr
+
+
+def test_granian_serves_in_the_one_mockserver_process():
+    """No forked worker: nothing to orphan when the parent is killed, and no second copy of the state."""
+    from tests.e2e.server import process_tree
+
+    with running_server("--server", "granian") as base:
+        assert process_tree(base.pid) == [base.pid]
