@@ -14,10 +14,9 @@ from mockserver.settings import Settings
 from mockserver.state.fixtures import FixtureError
 
 
-def _option_with_env(flag: str, default: float, kind: click.ParamType, help: str):  # noqa: A002 - click's own name
-    """An option with its `MOCKSERVER_*` environment twin, both shown in --help."""
-    envvar = "MOCKSERVER_" + flag.lstrip("-").upper().replace("-", "_")
-    return click.option(flag, envvar=envvar, show_envvar=True, default=default, show_default=True, type=kind, help=help)
+def _limit(flag: str, default: float, kind: click.ParamType, help: str):  # noqa: A002 - click's own name
+    """A numeric serving limit, its default shown (its `MOCKSERVER_*` twin comes from `_with_env_twins`)."""
+    return click.option(flag, default=default, show_default=True, type=kind, help=help)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -54,51 +53,41 @@ def main() -> None:
     type=click.IntRange(1, 1024),
     help="waitress's request threads (granian needs none: it waits on an event loop).",
 )
-@_option_with_env(
+@_limit(
     "--head-timeout",
     30.0,
     click.FloatRange(0.1, 3600),
     "Seconds for a request head to arrive, and for an idle keep-alive connection to stay open (granian).",
 )
-@_option_with_env(
+@_limit(
     "--body-timeout",
     30.0,
     click.FloatRange(0.1, 3600),
     "Seconds for a request body to arrive; then 408 and the connection is closed (granian).",
 )
-@_option_with_env(
+@_limit(
     "--max-connections",
     8192,
     click.IntRange(16, 1_000_000),
     "Connections served at once; more wait in the listen backlog until one closes (granian).",
 )
-@_option_with_env(
+@_limit(
     "--max-waits",
     2000,
     click.IntRange(1, 1_000_000),
     "Requests waiting at once (delays, long polls); past it, the API's 500 saying so (granian).",
 )
-@_option_with_env(
-    "--journal-size", 1000, click.IntRange(0, 1_000_000), "Journal entries kept per session, oldest dropped first (0: no journal)."
-)
-@_option_with_env(
-    "--session-idle", 600.0, click.FloatRange(1, 86400 * 7), "Seconds a test session (X-Mock-Session) may stay idle before it expires."
-)
-@_option_with_env(
-    "--max-sessions", 256, click.IntRange(1, 100_000), "Live test sessions at most; past it a new session id is refused (400)."
-)
+@_limit("--journal-size", 1000, click.IntRange(0, 1_000_000), "Journal entries kept per session, oldest dropped first (0: no journal).")
+@_limit("--session-idle", 600.0, click.FloatRange(1, 86400 * 7), "Seconds a test session (X-Mock-Session) may stay idle before it expires.")
+@_limit("--max-sessions", 256, click.IntRange(1, 100_000), "Live test sessions at most; past it a new session id is refused (400).")
 @click.option(
     "--scenarios",
-    envvar="MOCKSERVER_SCENARIOS",
-    show_envvar=True,
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     help="Folder of scenario files (*.yaml) (default: the bundled ones).",
 )
 @click.option(
     "--scenario",
-    envvar="MOCKSERVER_SCENARIO",
-    show_envvar=True,
     default=None,
     help="Start the default session in this scenario (see GET /__admin/scenarios): relay-outage, slow-network, ...",
 )
@@ -123,14 +112,10 @@ def main() -> None:
 )
 @click.option(
     "--cors-origins",
-    envvar="MOCKSERVER_CORS_ORIGINS",
-    show_envvar=True,
     default=None,
     help="Origins allowed to call from a browser, comma-separated (default: any).",
 )
-@click.option(
-    "--no-cors", is_flag=True, envvar="MOCKSERVER_NO_CORS", show_envvar=True, help="Send no CORS headers; preflights get the API's 405."
-)
+@click.option("--no-cors", is_flag=True, help="Send no CORS headers; preflights get the API's 405.")
 @click.option("--access-log", is_flag=True, help="Log one line per request: method, path, status, duration, operationId, session.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]), show_default=True)
 @click.option("--log-format", default="text", type=click.Choice(["text", "json"]), show_default=True, help="json: one object a line.")

@@ -212,9 +212,10 @@ class AsgiApp:
 
 
 async def _disconnected(receive: Receive) -> None:
-    """Returns when the client closes the connection (the body was read whole before)."""
-    while (await receive())["type"] != "http.disconnect":
-        pass
+    """Returns when the client closes the connection (the body was read whole before, so nothing else comes)."""
+    message = await receive()
+    while message["type"] != "http.disconnect":
+        message = await receive()
 
 
 async def _send(send: Send, answer: WireResponse) -> None:

@@ -105,9 +105,8 @@ def _serve_waitress(app: Flask, settings: Settings, announce: Callable[[int], No
     announce(server.effective_port)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # unwind, so the state is saved
     try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a user stops it: a clean end, then the final save
+            server.run()
     finally:
         server.close()
 

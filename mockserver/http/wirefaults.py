@@ -48,10 +48,16 @@ def find_socket(local: tuple[str, int], peer: tuple[str, int]) -> int | None:
         except OSError:  # closed meanwhile
             continue
         try:
-            if probe.type == socket.SOCK_STREAM and (probe.getsockname()[:2], probe.getpeername()[:2]) == wanted:
+            if probe.type == socket.SOCK_STREAM and _ends(probe) == wanted:
                 return int(name)
-        except OSError:
-            pass
         finally:
             probe.close()
     return None
+
+
+def _ends(probe: socket.socket) -> tuple | None:
+    """(local, peer) addresses of a connected socket; None for a listening or closing one, which has no peer."""
+    try:
+        return probe.getsockname()[:2], probe.getpeername()[:2]
+    except OSError:
+        return None

@@ -109,17 +109,21 @@ class MockServer:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=environment)
         return cls(process, port, log_path, read_from=start)
 
+    def _healthy(self) -> bool:
+        """One health check; a refused or timed-out connection means not yet."""
+        try:
+            return call(self.url, "GET", "/__admin/health", timeout=1) == (200, {"status": "ok"})
+        except OSError:
+            return False
+
     def _wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
                 output = self.log_path.read_text(errors="replace").strip()
                 raise MockServerError(f"mockserver serve exited with {self.process.returncode}:\n{output}")
-            try:
-                if call(self.url, "GET", "/__admin/health", timeout=1) == (200, {"status": "ok"}):
-                    return
-            except OSError:
-                pass
+            if self._healthy():
+                return
             if time.monotonic() > deadline:
                 raise MockServerError(f"mockserver serve did not answer on {self.url} within {timeout} s; its output: {self.log_path}")
             time.sleep(0.05)
