@@ -63,7 +63,7 @@ class Front:
 
     def refused(self, raw: RawRequest, exc: SessionRefused) -> WireResponse:
         """The documented 400 of the operation (or a generic one) for a session the request cannot have."""
-        return self.pipeline.contract_refusal(raw, RequestInvalid("session", str(exc), "header", "X-Mock-Session"))
+        return self.pipeline.refuse_as_contract(raw, RequestInvalid("session", str(exc), "header", "X-Mock-Session"))
 
     def begin(self, raw: RawRequest, visit: Visit) -> WireResponse | tuple[Pending, Session]:
         """The pipeline up to its wait: the final answer, or what is left to run and the session to run it in."""

@@ -17,6 +17,7 @@ comes back from `finish` as `Waiting`, resolved by the server the same way.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from mockserver.contract.compiled import JSON, Contract, Operation, RawRequest
@@ -125,7 +126,7 @@ class Pipeline:
         answer = self._render(pending.operation, pending.family, reply, pending.mimetype, violation)
         if pending.rule is None:
             return answer
-        return render.WireResponse(answer.status, answer.headers, answer.body, answer.operation_id, answer.violations, pending.rule)
+        return replace(answer, rule=pending.rule)
 
     def refuse(self, pending: Pending, error: ApiError) -> render.WireResponse:
         """Answer a pending request with a documented error instead of running it (nothing changes)."""
@@ -137,7 +138,7 @@ class Pipeline:
         status = pending.forced or next(int(s) for s in operation.responses if operation.responses[s])
         answer = self._render(operation, pending.family, Reply(status, operation.example(status, pending.mimetype)), pending.mimetype)
         body = answer.body[: max(1, len(answer.body) // 2)] if answer.body else b"{"
-        return render.WireResponse(answer.status, answer.headers, body, answer.operation_id, (), pending.rule, "malformed_body")
+        return replace(answer, body=body, violations=(), rule=pending.rule, fault="malformed_body")
 
     def _answer(self, pending: Pending, session: Session) -> Reply:
         operation, family = pending.operation, pending.family
@@ -185,35 +186,38 @@ class Pipeline:
                 error = ApiError(500, f"The mock produced a response its contract does not document: {exc}.")
                 reply = Reply(500, family.error_body(error))
                 mimetype = operation.media_type_for(500, negotiated)
-        answer = render.wire(operation, reply.status, reply.payload, mimetype, reply.headers)
-        return render.WireResponse(answer.status, answer.headers, answer.body, operation.operation_id, (violation,) if violation else ())
+        return render.wire(operation, reply.status, reply.payload, mimetype, reply.headers, (violation,) if violation else ())
 
     def _unrouted(self, raw: RawRequest, error: ApiError, headers: dict[str, str]) -> render.WireResponse:
         """404/405 outside every operation: no spec entry to check against, JSON in the family's format."""
-        answer = render.wire(None, error.status, self.error_body_for_path(raw.path, error), JSON, headers)
-        return render.WireResponse(answer.status, answer.headers, answer.body, None, (error.message,))
+        return render.wire(None, error.status, self.error_body_for_path(raw.path, error), JSON, headers, (error.message,))
 
-    def transport_error(self, method: str, path: str, error: ApiError, headers: dict[str, str]) -> render.WireResponse:
-        """An answer of the HTTP layer itself (a body that never came, a refused session): documented by the operation, if one matches."""
+    def layer_answer(self, method: str, path: str, make_error: Callable[[Family | None], ApiError], headers: dict[str, str]) -> render.WireResponse:
+        """An answer of the HTTP layer itself (a body that never came, a refused session), in the format and with the
+        documentation of the operation `method path` routes to, else generic; `make_error(family)` makes the error."""
         try:
             operation, _ = self.contract.match(method, path)
         except (RouteNotFound, MethodNotAllowed):
-            return render.wire(None, error.status, self.error_body_for_path(path, error), JSON, headers)
+            error = make_error(None)
+            violations = (error.violation,) if error.violation else ()
+            return render.wire(None, error.status, self.error_body_for_path(path, error), JSON, headers, violations)
         family = self.families[operation.family]
+        error = make_error(family)
         reply = _error_reply(family, error)
         reply.headers.update(headers)
-        return self._render(operation, family, reply, JSON)
+        return self._render(operation, family, reply, JSON, error.violation)
 
-    def contract_refusal(self, raw: RawRequest, invalid: RequestInvalid) -> render.WireResponse:
+    def refuse_as_contract(self, raw: RawRequest, invalid: RequestInvalid) -> render.WireResponse:
         """The operation's documented 400 for a contract rule broken before the pipeline runs (a bad session id)."""
-        try:
-            operation, _ = self.contract.match(raw.method, raw.path)
-        except (RouteNotFound, MethodNotAllowed):
-            answer = render.wire(None, 400, self.error_body_for_path(raw.path, ApiError(400, invalid.message)), JSON)
-            return render.WireResponse(answer.status, answer.headers, answer.body, None, (invalid.message,))
-        family = self.families[operation.family]
-        error = _breach(family, invalid)
-        return self._render(operation, family, _error_reply(family, error), JSON, error.violation)
+
+        def breach(family: Family | None) -> ApiError:
+            if family is not None:
+                return _breach(family, invalid)
+            error = ApiError(400, invalid.message)
+            error.violation = invalid.message
+            return error
+
+        return self.layer_answer(raw.method, raw.path, breach, {})
 
     def unexpected(self, raw: RawRequest) -> render.WireResponse:
         """The documented 500 for a bug of the mock's own (logged by the caller), in the family's format."""

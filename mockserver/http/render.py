@@ -53,9 +53,17 @@ def serialize(operation: Operation | None, status: int, payload: Any, mimetype: 
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def wire(operation: Operation | None, status: int, payload: Any, mimetype: str, headers: dict[str, str] | None = None) -> WireResponse:
+def wire(
+    operation: Operation | None,
+    status: int,
+    payload: Any,
+    mimetype: str,
+    headers: dict[str, str] | None = None,
+    violations: tuple[str, ...] = (),
+) -> WireResponse:
+    """The answer on the wire, with what the journal records of it (the operation it answered, the request's violations)."""
     body = serialize(operation, status, payload, mimetype)
     fields = list((headers or {}).items())
     if payload is not None:
         fields.append(("Content-Type", mimetype if mimetype in (JSON, XML) else JSON))
-    return WireResponse(status, fields, body)
+    return WireResponse(status, fields, body, operation.operation_id if operation else None, violations)

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from tests.e2e.server import running_server
-from tests.e2e.wire import RELAY_KEY, SEED_MERGE, USER, address, call
+from tests.e2e.wire import RELAY_KEY, SEED_MERGE, USER, address, call, eventually
 
 pytestmark = pytest.mark.e2e
 SERVERS = ["granian", "waitress"]
@@ -172,14 +172,6 @@ def test_a_long_poll_whose_client_left_gives_its_slot_back():
         """Requests the default session has taken in (each counts when it enters, this one too)."""
         return next(s["requests"] for s in call(base, "GET", "/__admin/sessions").json()["sessions"] if s["id"] == "default")
 
-    def within(seconds: float, check) -> bool:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if check():
-                return True
-            time.sleep(0.05)
-        return False
-
     def delayed(base: str) -> int | None:
         return call(base, "GET", RETRIEVE, {**RELAY_KEY, "Prefer": "delay=10"}).status
 
@@ -197,10 +189,10 @@ def test_a_long_poll_whose_client_left_gives_its_slot_back():
                 calls[0] += 1
                 return served(base) >= before + calls[0] + 1  # the poll, besides these checks
 
-            assert within(5, entered)
+            assert eventually(entered, 5)
             time.sleep(0.2)  # from entering to waiting takes no await but the body's: well within this
             assert delayed(base) == 500  # the poll holds the only wait slot
-        assert within(5, lambda: delayed(base) == 200)  # its client left: the poll ended and freed the slot
+        assert eventually(lambda: delayed(base) == 200, 5)  # its client left: the poll ended and freed the slot
 
 
 def test_a_request_cut_short_changes_nothing():

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import pytest
 import yaml
 
 from tests.e2e.server import REPO, running_server
-from tests.e2e.wire import RELAY_KEY, call
+from tests.e2e.wire import RELAY_KEY, call, eventually
 
 pytestmark = pytest.mark.e2e
 RETRIEVE = "/cdm/client/demo/customer/BAK-11984-008"
-
-
-def eventually(check: Callable[[], bool], seconds: float = 15) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 @pytest.mark.parametrize("server", ["granian", "waitress"])

@@ -14,7 +14,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -56,6 +56,16 @@ class Answer:
         if len(text) > width:
             text = text[: width - 1] + "…"
         return f"{self.status} {text}".rstrip()
+
+
+def eventually(check: Callable[[], bool], seconds: float = 15.0) -> bool:
+    """Whether `check()` comes true within `seconds` (asked every 0.05 s): for what a server does a moment later."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def address(base: str) -> tuple[str, int]:
