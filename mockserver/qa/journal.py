@@ -135,9 +135,6 @@ class Journal:
         with self._lock:
             self._entries.clear()
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
     def newest_id(self) -> int:
         """The id of the newest entry (0 when none yet): a wait started after reading it misses nothing newer."""
         return self._next_id - 1

@@ -84,7 +84,9 @@ class Visit:
 
 
 class Sessions:
-    def __init__(self, new_store: Callable[[str], MemoryStore], journal_size: int, idle_s: float, max_sessions: int, default_store: MemoryStore):
+    def __init__(
+        self, new_store: Callable[[str], MemoryStore], journal_size: int, idle_s: float, max_sessions: int, default_store: MemoryStore
+    ):
         self._new_store = new_store
         self._journal_size = journal_size
         self._idle_s = idle_s
@@ -157,9 +159,6 @@ class Sessions:
     def delete(self, session_id: str) -> bool:
         with self._lock:
             return self._sessions.pop(session_id, None) is not None
-
-    def __len__(self) -> int:
-        return len(self._sessions)
 
 
 def _stamp(moment: datetime) -> str:
