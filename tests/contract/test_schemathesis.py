@@ -58,7 +58,7 @@ class Workflow(schema.as_state_machine()):
 
 TestStatefulWorkflow = Workflow.TestCase
 TestStatefulWorkflow.settings = settings(
-    max_examples=STATEFUL_EXAMPLES, stateful_step_count=6, deadline=None, suppress_health_check=list(HealthCheck)
+    max_examples=STATEFUL_EXAMPLES, stateful_step_count=6, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
 )
 
 
