@@ -101,9 +101,23 @@ def main() -> None:
     "--state-file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Restore state from this file at start; save it periodically and on clean shutdown.",
+    help="Keep the default session's state in this file (a snapshot) and PATH.log.N (every answered change); restore both at start.",
 )
-@click.option("--save-interval", default=30.0, show_default=True, type=click.FloatRange(0.1), help="Seconds between state-file saves.")
+@click.option(
+    "--save-interval",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Seconds between checks whether the state file's command log is due to be compacted into its snapshot.",
+)
+@click.option(
+    "--fsync",
+    default="everysec",
+    show_default=True,
+    type=click.Choice(["always", "everysec", "no"]),
+    help="When the state file's command log is flushed to disk: before each answer, once a second, or when the OS likes."
+    " A killed server loses no answered change at any setting; this bounds what a machine crash loses.",
+)
 @click.option(
     "--admin-token",
     envvar="MOCKSERVER_ADMIN_TOKEN",
@@ -139,6 +153,7 @@ def serve_command(
     no_check_responses: bool,
     state_file: Path | None,
     save_interval: float,
+    fsync: str,
     admin_token: str | None,
     cors_origins: str | None,
     no_cors: bool,
@@ -165,6 +180,7 @@ def serve_command(
         server=server or available_server(),
         threads=threads,
         save_interval=save_interval,
+        fsync=fsync,
         head_timeout=head_timeout,
         body_timeout=body_timeout,
         max_connections=max_connections,

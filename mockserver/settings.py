@@ -44,8 +44,10 @@ class Settings:
     server: str = "granian"  # or "waitress"
     # waitress's request threads (granian needs none).
     threads: int = 8
-    # Seconds between state-file saves.
+    # Seconds between checks whether the state file's command log is due for compaction into its snapshot.
     save_interval: float = 30.0
+    # When the command log is flushed to disk: "always" (before each answer), "everysec", or "no" (the OS decides).
+    fsync: str = "everysec"
     # A request head (or the next one on an idle keep-alive connection) must arrive within this many seconds.
     head_timeout: float = 30.0
     # A request body must arrive within this many seconds, else 408 and the connection is closed.

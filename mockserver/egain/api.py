@@ -11,6 +11,7 @@ from mockserver.contract.compiled import JSON, XML, Operation, RawRequest
 from mockserver.credentials import bearer_token
 from mockserver.egain import domain, errors
 from mockserver.family import Call, Family, Reply
+from mockserver.state.changes import Write, egain_key
 from mockserver.state.model import Config, State
 
 
@@ -29,8 +30,11 @@ def negotiate(raw: RawRequest) -> str | None:
     return _negotiate(accept) if accept else JSON
 
 
-def _merge_command(state: State, merge: dict) -> None:
+def _merge(state: State, merge: dict) -> None:
     domain.merge_customers(state.egain, merge)
+
+
+_merge_command = Write(_merge, lambda merge: [egain_key(merge["targetCustomer"]["id"]), egain_key(merge["sourceCustomer"]["id"])])
 
 
 def _get_command(state: State, ids: list[str], attributes: str, sort: str, order: str) -> list[dict]:

@@ -38,16 +38,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     contract = Contract(load_document(settings.spec), load_document(settings.admin_spec))
     schemas = contract.schemas
     fixtures = Fixtures.load(settings.fixtures, schemas)
-    saved = persistence.read(settings.state_file, schemas) if settings.state_file else None
-    if settings.state_file:
-        persistence.remove_leftovers(settings.state_file)
     config = fixtures.config
-    if saved is not None and saved.config != config:
-        raise persistence.StateFileError(
-            f"{settings.state_file}: saved under another configuration (API keys, product groups or actors) than {fixtures.source};"
-            " start with the fixtures it was saved with, or move it away"
-        )
-    store = MemoryStore(fixtures.build, initial=saved.build(config) if saved else None)
+    state_file = persistence.StateFile(settings.state_file, settings.fsync) if settings.state_file else None
+    restored = state_file.restore(fixtures, schemas) if state_file else None
+    store = MemoryStore(fixtures.build, initial=restored)
     sessions = Sessions(
         lambda _: MemoryStore(fixtures.build), settings.journal_size, settings.session_idle, settings.max_sessions, default_store=store
     )
@@ -58,15 +52,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     pipeline = Pipeline(contract, config, families, check_responses=settings.check_responses, strict=settings.strict_responses)
     front = Front(pipeline, sessions, settings)
     if settings.scenario:
-        if saved is not None:
+        if restored is not None:
             raise FixtureError(
                 f"--scenario {settings.scenario} resets the default session, which would throw away the state restored from"
                 f" {settings.state_file}; apply it with POST /__admin/scenarios/{settings.scenario} instead, or move the file away"
             )
         _apply_at_start(settings.scenario, toolkit)
 
+    if state_file:
+        state_file.attach(store)  # after the scenario at start: it is part of the first state, not a change to log
     app = Flask(__name__)
-    state_file = persistence.StateFile(settings.state_file, store) if settings.state_file else None
     app.extensions["mockserver"] = {
         "front": front,
         "fixtures": fixtures,

@@ -31,6 +31,7 @@ from mockserver.http.pipeline import Pending, Waiting
 from mockserver.http.render import ABANDONED, WireResponse
 from mockserver.http.wirefaults import break_connection, find_socket
 from mockserver.qa.sessions import SessionRefused, Visit
+from mockserver.state import persistence
 
 log = logging.getLogger("mockserver")
 Receive = Callable[[], Awaitable[dict]]
@@ -105,7 +106,10 @@ class AsgiApp:
             except ClientGone:  # nothing runs for a request that never arrived whole, and nobody is left to answer
                 answer = WireResponse(0, [], b"", None, (), None, ABANDONED)
             else:
+                syncs = persistence.defer_syncs()
                 answer = await self._answer(raw, visit, receive)
+                if syncs:  # `--fsync always`: the change is on disk before its answer leaves; the loop goes on meanwhile
+                    answer = await self._settled(syncs, answer, raw)
             # Journaled before it is sent: a client that has its answer finds its request in the journal.
             self.front.record(visit.journal_session, raw, query, answer, received, started)
             await self._deliver(scope, send, answer, raw)
@@ -128,6 +132,15 @@ class AsgiApp:
             if self.settings.strict_responses:
                 raise
             return self.front.unexpected(raw)
+
+    async def _settled(self, syncs: list, answer: WireResponse, raw: RawRequest) -> WireResponse:
+        """The answer once its changes are on disk (in a worker thread); a failed fsync is the documented 500."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, persistence.settle, syncs)
+        except OSError:
+            log.exception("could not flush the command log: the change is not durable")
+            return self.front.unexpected(raw)
+        return answer
 
     async def _sleep(self, pending: Pending) -> WireResponse | None:
         """Wait out the delay on the loop, within the cap on waits; past it, the documented 500 and nothing run.

@@ -206,7 +206,7 @@ def _claim_port(host: str, port: int) -> Iterator[int]:
 
 def _final_save(state_file: Any) -> None:
     try:
-        state_file.save()
+        state_file.close()
         log.info("state saved to %s", state_file.path)
     except OSError as exc:
         log.error("could not save the state file %s: %s", state_file.path, exc)

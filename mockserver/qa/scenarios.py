@@ -20,6 +20,7 @@ import yaml
 from mockserver.contract.compiled import Operation, SchemaCheck
 from mockserver.qa.faults import FAULT_KINDS, FaultRule, RuleInvalid, parse_rule
 from mockserver.qa.sessions import Session
+from mockserver.state.changes import Key, Write, egain_key, relay_key
 from mockserver.state.fixtures import FixtureError, where
 from mockserver.state.model import State
 
@@ -58,8 +59,13 @@ class Scenario:
         """Reset the session to the fixtures, make the changes, add the rules; raise RuleInvalid before any of it."""
         rules = [parse_rule("f0", spec, operations, faults_supported) for spec in self.faults]
         session.store.reset()
-        session.store.run(self.change)
+        session.store.run(Write(self.change, self.touches))
         return [session.faults.add(lambda rule_id, rule=rule: replace(rule, id=rule_id)) for rule in rules]
+
+    def touches(self) -> list[Key]:
+        """The records `change` sets (for the command log)."""
+        relay = [relay_key(client_id, patch["ccid"]) for client_id, records in self.relay.items() for patch in records]
+        return relay + [egain_key(patch["id"]) for patch in self.egain]
 
     def change(self, state: State) -> None:
         """Make the scenario's state changes (a store command: run under the session's lock)."""

@@ -8,6 +8,7 @@ from typing import Any
 from mockserver.contract.compiled import JSON, Operation, RawRequest
 from mockserver.family import Call, Family, Reply
 from mockserver.relay import domain, errors
+from mockserver.state.changes import Write, relay_key
 from mockserver.state.model import Config, State
 
 API_KEY_HEADER = "xx-relay-api-key"
@@ -30,8 +31,8 @@ def negotiate(raw: RawRequest) -> str:
     return JSON  # Relay answers JSON only
 
 
-_move = _for_client(domain.move_customer)
-_load = _for_client(domain.load_customer)
+_move = Write(_for_client(domain.move_customer), lambda client_id, ccid, group: [relay_key(client_id, ccid)])
+_load = Write(_for_client(domain.load_customer), lambda client_id, group, customer: [relay_key(client_id, customer["ccid"])])
 _retrieve = _for_client(domain.retrieve_customer)
 
 

@@ -1,27 +1,51 @@
-"""Keeping state across restarts (`serve --state-file PATH`).
+"""Keeping the default session's state across restarts and crashes (`serve --state-file PATH`).
 
-A state file is the fixture format wrapped in a marker: restoring one goes
-through the same checks as loading fixtures, so a hand-edited or damaged file
-is refused with the same precise messages. Writes are atomic (a temporary
-file in the same folder, fsync, rename), so a crash mid-write leaves the
-previous file intact. A missing file means a first start (fixtures are used);
-a file that cannot be read, is not JSON, or is not a mockserver state file
-stops the start with a clear error: it is never silently ignored.
+Two kinds of file, as in Redis (snapshot plus append-only file):
+
+* `PATH`, the snapshot: the fixture format wrapped in a marker, so restoring
+  one goes through the same checks as loading fixtures. It names the first
+  command log it does not contain (`log_generation`) and the next free id.
+* `PATH.log.N`, the command logs (mockserver/state/oplog.py): every change
+  answered since, one JSON line each, written before the answer leaves.
+
+A restart reads the snapshot and replays the logs after it. Compaction
+("checkpoint") starts a new log and writes a fresh snapshot of the state as
+it was at that instant, then deletes the logs it covers. On Linux the
+snapshot is written by a forked child (copy-on-write: the server keeps
+answering, the child sees a still picture), as Redis's BGSAVE does; elsewhere
+it is serialized in the store's lock. A missing snapshot means a first start
+(fixtures are used); a file that cannot be read, is not JSON, or is not a
+mockserver file stops the start with a clear error: it is never ignored.
+
+`--fsync` decides what a machine crash (power loss, kernel panic) can lose;
+a killed process loses nothing it answered at any setting, since every
+change is written before it is answered:
+
+* `always`: the log is flushed to disk before the answer is sent (concurrent
+  answers share one fsync);
+* `everysec`: a thread flushes it once a second: about a second at most;
+* `no`: the operating system flushes when it likes (Linux: about 30 s).
 """
 
 from __future__ import annotations
 
+import ctypes
 import glob
-import hashlib
 import json
 import logging
 import os
+import signal
+import sys
 import tempfile
 import threading
+import time
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+from mockserver.state import changes, oplog
 from mockserver.state.fixtures import FixtureError, Fixtures
 from mockserver.state.model import State
 from mockserver.state.store import MemoryStore
@@ -29,10 +53,26 @@ from mockserver.state.store import MemoryStore
 log = logging.getLogger("mockserver")
 MARKER = "mockserver_state"
 VERSION = 1
+FSYNC_MODES = ("always", "everysec", "no")
+# A log is compacted once it holds changes and has grown to a quarter of the snapshot, checked every
+# `--save-interval` s: a small state is compacted at each check, a large one when replaying it would
+# cost a noticeable part of loading the snapshot.
+COMPACT_RATIO = 4
+# `always` syncs an ASGI request's changes off the event loop: the request's task collects them here.
+_deferred: ContextVar[list[tuple[StateFile, int]] | None] = ContextVar("mockserver_deferred_syncs", default=None)
 
 
 class StateFileError(FixtureError):
-    """The state file exists but cannot be restored."""
+    """The state file or its log exists but cannot be restored."""
+
+
+@dataclass(frozen=True)
+class Saved:
+    """A snapshot read back: its records as checked fixtures, the first log after it, the next free id."""
+
+    fixtures: Fixtures
+    log_generation: int
+    next_id: int
 
 
 def snapshot(state: State) -> dict[str, Any]:
@@ -61,12 +101,15 @@ def snapshot(state: State) -> dict[str, Any]:
     }
 
 
-def _serialized(state: State) -> str:
-    return json.dumps(snapshot(state), ensure_ascii=False, sort_keys=True)
+def document(state: State, log_generation: int) -> str:
+    """The snapshot file's text: marker, the first log it does not contain, next free id, then the state."""
+    header = {MARKER: VERSION, "saved_at": datetime.now(UTC).isoformat(), "log_generation": log_generation}
+    header["next_id"] = state.sources.ids.peek()
+    return json.dumps(header)[:-1] + ', "state": ' + json.dumps(snapshot(state), ensure_ascii=False, sort_keys=True) + "}"
 
 
-def read(path: Path, schemas: dict[str, dict]) -> Fixtures | None:
-    """The saved state as checked fixtures, or None if there is no file yet."""
+def read(path: Path, schemas: dict[str, dict]) -> Saved | None:
+    """The saved snapshot, checked, or None if there is no file yet."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -74,55 +117,261 @@ def read(path: Path, schemas: dict[str, dict]) -> Fixtures | None:
     except (OSError, UnicodeDecodeError) as exc:
         raise StateFileError(f"{path}: cannot read the state file: {exc}") from exc
     try:
-        document = json.loads(text)
+        saved = json.loads(text)
     except ValueError as exc:
         raise StateFileError(f"{path}: the state file is corrupt (not JSON: {exc}); move it away to start from the fixtures") from exc
-    if not isinstance(document, dict) or document.get(MARKER) != VERSION or not isinstance(document.get("state"), dict):
+    if not isinstance(saved, dict) or saved.get(MARKER) != VERSION or not isinstance(saved.get("state"), dict):
         raise StateFileError(f"{path}: not a mockserver state file (version {VERSION}); refusing to overwrite or use it")
+    generation, next_id = saved.get("log_generation", 0), saved.get("next_id", 0)
+    if not isinstance(generation, int) or not isinstance(next_id, int):
+        raise StateFileError(f"{path}: log_generation and next_id must be integers")
     try:
-        return Fixtures(document["state"], f"{path} (state file)", schemas)
+        return Saved(Fixtures(saved["state"], f"{path} (state file)", schemas), generation, next_id)
     except FixtureError as exc:
         raise StateFileError(str(exc)) from exc
 
 
 class StateFile:
-    """Saves a store's state to one file: on demand, periodically when it changed, and at exit."""
+    """The default session's snapshot and command log: restore at start, record every change, compact, close."""
 
-    def __init__(self, path: Path, store: MemoryStore):
+    def __init__(self, path: Path, fsync: str = "everysec"):
+        if fsync not in FSYNC_MODES:
+            raise ValueError(f"fsync must be one of {', '.join(FSYNC_MODES)}")
         self.path = path
-        self.store = store
-        self._last_digest: str | None = None
-        self._lock = threading.Lock()
+        self.fsync = fsync
+        self.restored = False  # the snapshot or a log held state
+        self.store: MemoryStore | None = None
+        self._log: oplog.CommandLog | None = None
+        self._generation = 1  # of the log changes go to
+        self._written = 0  # changes appended by this process, over every log
+        self._synced = 0  # of which known to be on disk
+        self._sync_lock = threading.Lock()
+        self._checkpoint_lock = threading.Lock()
+        self._compact_soon = False  # replayed logs, a reset, or a failed append: compact at the next check
+        self._snapshot_size = 0
 
-    def save(self) -> bool:
-        """Write the state if it changed since the last save; True when written.
+    # ------------------------------------------------------------ start
 
-        The state is serialized once, inside the store's lock (commands change records in place), and the
-        change check hashes that same text: what is written is exactly what was compared.
+    def restore(self, fixtures: Fixtures, schemas: dict[str, dict]) -> State | None:
+        """The state the files hold (snapshot, then the logs after it), or None on a first start.
+
+        Removes what a crash can leave: temporary files of an unfinished snapshot, and logs an earlier
+        snapshot already covers (the crash came between writing it and deleting them).
         """
-        with self._lock:
-            state_json = self.store.run(_serialized)
-            digest = hashlib.sha256(state_json.encode()).hexdigest()
-            if digest == self._last_digest:
-                return False
-            header = json.dumps({MARKER: VERSION, "saved_at": datetime.now(UTC).isoformat()})
-            _atomic_write(self.path, header[:-1] + ', "state": ' + state_json + "}")
-            self._last_digest = digest
+        remove_leftovers(self.path)
+        saved = read(self.path, schemas)
+        if saved is not None and saved.fixtures.config != fixtures.config:
+            raise StateFileError(
+                f"{self.path}: saved under another configuration (API keys, product groups or actors) than {fixtures.source};"
+                " start with the fixtures it was saved with, or move it away"
+            )
+        logs = self._logs()
+        first = saved.log_generation if saved else (min(logs) if logs else 1)
+        for generation in [g for g in logs if g < first]:
+            logs.pop(generation).unlink()
+        expected = list(range(first, first + len(logs)))
+        if sorted(logs) != expected:
+            raise StateFileError(
+                f"{self.path}: command logs {sorted(logs)} do not follow on from the snapshot (log {first} first, none missing);"
+                " a log was removed or copied from elsewhere: move the files away to start from the fixtures"
+            )
+        self._snapshot_size = self.path.stat().st_size if saved else 0
+        state = saved.fixtures.build(fixtures.config) if saved else fixtures.build()
+        if saved:
+            state.sources.ids.advance_to(saved.next_id)
+        replayed = 0
+        for generation in expected:
+            state, count = self._replay(logs[generation], state, fixtures.build)
+            replayed += count
+        self._generation = expected[-1] + 1 if expected else first
+        self.restored = saved is not None or replayed > 0
+        self._compact_soon = saved is None or bool(logs)
+        return state if self.restored else None
+
+    def attach(self, store: MemoryStore) -> None:
+        """From now on every change `store` makes is logged here before it is answered."""
+        self.store = store
+        self._log = oplog.CommandLog(self._log_path(self._generation), self._generation)
+        _sync_folder(self.path)
+        store.recorder = self
+
+    def _replay(self, path: Path, state: State, fresh: Any) -> tuple[State, int]:
+        count = 0
+        try:
+            for count, entry in enumerate(oplog.entries(path), 1):  # noqa: B007 - the count is reported
+                state = changes.apply(state, entry, fresh)
+        except changes.ChangeInvalid as exc:
+            raise StateFileError(f"{path}: change {count}: {exc}; the log does not fit these fixtures") from exc
+        except oplog.LogCorrupt as exc:
+            raise StateFileError(str(exc)) from exc
+        except OSError as exc:
+            raise StateFileError(f"{path}: cannot read the command log: {exc}") from exc
+        log.info("replayed %d changes from %s", count, path)
+        return state, count
+
+    # ------------------------------------------------------------ recording (the store calls these)
+
+    def record(self, change: dict[str, Any]) -> int:
+        """Append one change; called in the store's lock, right after the command made it. Returns its number."""
+        assert self._log is not None
+        try:
+            self._log.append(change)
+        except OSError:
+            # The change is made in memory but not logged: a snapshot taken soon closes the gap.
+            self._compact_soon = True
+            log.exception("could not append to the command log %s; the change is not durable", self._log.path)
+            raise
+        self._written += 1
+        if change == changes.RESET:
+            self._compact_soon = True  # every earlier change is moot now
+        return self._written
+
+    def settle(self, number: int) -> None:
+        """Called once the store's lock is released: at `always`, change `number` is on disk when this returns,
+        or (in an ASGI request) is handed to the request to await off the event loop."""
+        if self.fsync != "always":
+            return
+        deferred = _deferred.get()
+        if deferred is not None:
+            deferred.append((self, number))
+        else:
+            self.sync_through(number)
+
+    def sync_through(self, number: int) -> None:
+        """Make every change up to `number` durable; one fsync covers all changes written before it (group commit)."""
+        if self._synced >= number:
+            return
+        with self._sync_lock:
+            if self._synced >= number or self._log is None:
+                return
+            written = self._written  # everything written so far is in this log, and this fsync covers it
+            self._log.sync()
+            self._synced = max(self._synced, written)
+
+    # ------------------------------------------------------------ compaction
+
+    def checkpoint(self, fork: bool = True) -> bool:
+        """Start a new log and write a snapshot of the state as it is now; then drop the logs it covers.
+
+        True when the snapshot was written. `fork=False` serializes in the store's lock (shutdown, or where
+        there is no fork).
+        """
+        assert self.store is not None
+        with self._checkpoint_lock:
+            forking = fork and sys.platform == "linux"
+            generation = self._generation + 1
+            outcome = self.store.run(self._rotate_and_capture, generation, forking)
+            if forking:
+                written = _child_succeeded(outcome)
+            else:
+                try:
+                    _atomic_write(self.path, outcome)
+                    written = True
+                except OSError as exc:
+                    log.error("could not save the state file %s: %s", self.path, exc)
+                    written = False
+            if written:
+                self._snapshot_size = self.path.stat().st_size
+                for old, path in self._logs().items():
+                    if old < generation:
+                        path.unlink(missing_ok=True)
+            return written
+
+    def _rotate_and_capture(self, state: State, generation: int, forking: bool) -> Any:
+        """In the store's lock: changes go to log `generation` from now on; the snapshot is of this instant."""
+        fresh = oplog.CommandLog(self._log_path(generation), generation)
+        _sync_folder(self.path)
+        with self._sync_lock:
+            old, self._log = self._log, fresh
+            self._generation = generation
+            if old is not None:
+                old.close()  # fsyncs it: every change written so far is durable
+            self._synced = self._written
+        self._compact_soon = False
+        if not forking:
+            return document(state, generation)
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            self._write_in_child(state, generation, parent)
+        return pid
+
+    def _write_in_child(self, state: State, generation: int, parent: int) -> NoReturn:
+        """The forked child: it sees the state frozen at the fork. It writes, and leaves without cleanup."""
+        code = 1
+        try:
+            _die_with(parent)
+            _atomic_write(self.path, document(state, generation))
+            code = 0
+        except BaseException as exc:  # noqa: BLE001 - a child must never return into the server's code
+            os.write(2, f"mockserver: could not save the state file {self.path}: {exc}\n".encode())
+        finally:
+            os._exit(code)
+
+    def compaction_due(self) -> bool:
+        assert self._log is not None
+        if self._compact_soon:
             return True
+        return self._log.changes > 0 and self._log.size >= self._snapshot_size // COMPACT_RATIO
+
+    # ------------------------------------------------------------ running
 
     def start_autosave(self, interval: float) -> threading.Event:
-        """Save every `interval` seconds in a daemon thread; set the returned event to stop it."""
+        """A daemon thread: fsync once a second (`everysec`) and compact when due, checked every `interval` s.
+        Set the returned event to stop it."""
         stop = threading.Event()
+        tick = min(1.0, interval)
 
         def loop() -> None:
-            while not stop.wait(interval):
+            checked = time.monotonic() - interval  # the first check comes at the first tick
+            while not stop.wait(tick):
                 try:
-                    self.save()
+                    if self.fsync == "everysec":
+                        self.sync_through(self._written)
+                    if time.monotonic() - checked >= interval:
+                        checked = time.monotonic()
+                        if self.compaction_due():
+                            self.checkpoint()
                 except OSError as exc:
                     log.error("could not save the state file %s: %s", self.path, exc)
 
         threading.Thread(target=loop, name="mockserver-autosave", daemon=True).start()
         return stop
+
+    def close(self) -> None:
+        """At a clean shutdown: compact if anything is in the log (the next start reads one file), then close it."""
+        if self._log is None:
+            return
+        if self._compact_soon or self._log.changes > 0:
+            self.checkpoint(fork=False)
+        with self._sync_lock:
+            self._log.close()
+            self._log = None
+
+    def _log_path(self, generation: int) -> Path:
+        return self.path.with_name(f"{self.path.name}.log.{generation}")
+
+    def _logs(self) -> dict[int, Path]:
+        """The command logs next to the snapshot, by generation."""
+        found = {}
+        for path in self.path.parent.glob(f"{glob.escape(self.path.name)}.log.*"):
+            suffix = path.name.rsplit(".", 1)[1]
+            if suffix.isdigit():
+                found[int(suffix)] = path
+        return dict(sorted(found.items()))
+
+
+def defer_syncs() -> list[tuple[StateFile, int]]:
+    """For the current task (one ASGI request): collect `always` syncs instead of blocking the loop with them."""
+    pending: list[tuple[StateFile, int]] = []
+    _deferred.set(pending)
+    return pending
+
+
+def settle(pending: list[tuple[StateFile, int]]) -> None:
+    """Do the syncs `defer_syncs` collected (in a worker thread, before the answer is sent)."""
+    for state_file, number in pending:
+        state_file.sync_through(number)
 
 
 def remove_leftovers(path: Path) -> list[Path]:
@@ -146,6 +395,49 @@ def _atomic_write(path: Path, text: str) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
+        _sync_folder(path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _sync_folder(path: Path) -> None:
+    """Make a file's creation or rename in its folder durable (POSIX needs the folder itself synced)."""
+    if sys.platform == "win32":
+        return
+    descriptor = os.open(path.parent if str(path.parent) else ".", os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _child_succeeded(pid: int) -> bool:
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) == 0:
+        return True
+    code = os.waitstatus_to_exitcode(status)
+    log.error("the state file's snapshot was not written (process %d ended with %d); the command log still holds every change", pid, code)
+    return False
+
+
+def _die_with(parent: int) -> None:
+    """A forked snapshot writer must not outlive the server: the kernel kills it when its parent dies."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the prctl took effect
+        os._exit(1)
+
+
+def _prctl() -> Any:
+    """libc's prctl, looked up at import: a forked child of a threaded process must not call dlopen."""
+    if sys.platform != "linux":
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PR_SET_PDEATHSIG = 1
+_PRCTL = _prctl()

@@ -57,6 +57,15 @@ class IdSequence:
             self._next += 1
             return str(value)
 
+    def peek(self) -> int:
+        """The id `next` would give (kept in the state file and the command log, so ids are never reused)."""
+        return self._next
+
+    def advance_to(self, first_free: int) -> None:
+        """Never give an id below `first_free` (restoring a saved state)."""
+        with self._lock:
+            self._next = max(self._next, first_free)
+
 
 class Sources:
     """Where one state's new ids, timestamps and random choices come from.

@@ -5,6 +5,10 @@ Handlers never touch state directly: they hand a domain command to
 before it changes anything, so under concurrent requests every change is
 atomic and a refused request leaves no trace. `reset` rebuilds the state from
 the fixtures from scratch, so no field can be forgotten.
+
+With a state file, a `recorder` (mockserver/state/persistence.py) logs each
+change of a `Write` command inside the lock, right after it was made, and
+`settle` makes it as durable as `--fsync` asks once the lock is released.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from mockserver.state.changes import RESET, Write, capture
 from mockserver.state.model import State
 
 T = TypeVar("T")
@@ -25,22 +30,46 @@ class Store(Protocol):
     def reset(self) -> None: ...
 
 
+class Recorder(Protocol):
+    """Where changes go to be durable (the state file's command log)."""
+
+    def record(self, change: dict[str, Any]) -> int: ...
+
+    def settle(self, number: int) -> None: ...
+
+
 class MemoryStore:
     def __init__(self, build: Callable[[], State], initial: State | None = None):
         """`build` makes the fixture state (used by reset); `initial`, if given, is served first."""
         self._build = build
         self._lock = threading.Lock()
         self.state = initial or build()
+        self.recorder: Recorder | None = None
 
     def run(self, command: Callable[..., T], *args: Any) -> T:
-        """Run `command(state, *args)` alone: no other command sees it half done."""
+        """Run `command(state, *args)` alone: no other command sees it half done.
+
+        A `Write` that returned (it raises before changing anything when it refuses) is logged before the
+        lock is released, so the log holds changes in the order they were made.
+        """
+        recorder, number = self.recorder, 0
         with self._lock:
-            return command(self.state, *args)
+            result = command(self.state, *args)
+            if recorder is not None and isinstance(command, Write):
+                number = recorder.record(capture(self.state, command.touches(*args)))
+        if number:
+            recorder.settle(number)
+        return result
 
     def reset(self) -> None:
         fresh = self._build()
+        recorder, number = self.recorder, 0
         with self._lock:
             self.state = fresh
+            if recorder is not None:
+                number = recorder.record(RESET)
+        if number:
+            recorder.settle(number)
 
     def rebuild(self, build: Callable[[], State]) -> None:
         """From now on `build` makes the fixture state (`serve --reload`); start again from it."""

@@ -1,0 +1,239 @@
+"""The state file's command log and snapshot (issue #11): every answered change survives, exactly (no HTTP)."""
+
+import json
+import logging
+import os
+
+import pytest
+
+from mockserver.contract.compiled import Contract
+from mockserver.contract.spec import load_document
+from mockserver.egain.api import _merge_command
+from mockserver.errors import ApiError
+from mockserver.relay.api import _load, _move
+from mockserver.settings import Settings
+from mockserver.state import persistence
+from mockserver.state.fixtures import Fixtures
+from mockserver.state.persistence import StateFile, StateFileError, snapshot
+from mockserver.state.store import MemoryStore
+
+CCID = "BAK-11984-007"
+
+
+@pytest.fixture(scope="module")
+def schemas() -> dict:
+    return Contract(load_document()).schemas
+
+
+@pytest.fixture(scope="module")
+def fixtures(schemas) -> Fixtures:
+    return Fixtures.load(Settings().fixtures, schemas)
+
+
+def opened(path, fixtures, schemas, fsync="everysec") -> tuple[StateFile, MemoryStore]:
+    """What `create_app` does with `--state-file`: restore, then log every change of the default store."""
+    state_file = StateFile(path, fsync)
+    store = MemoryStore(fixtures.build, initial=state_file.restore(fixtures, schemas))
+    state_file.attach(store)
+    return state_file, store
+
+
+def restored(path, fixtures, schemas) -> dict:
+    """The state a new process would start with (the old one is not closed: as after kill -9)."""
+    state_file = StateFile(path)
+    state = state_file.restore(fixtures, schemas)
+    assert state is not None
+    return {"state": snapshot(state), "next_id": state.sources.ids.peek()}
+
+
+def live(store: MemoryStore) -> dict:
+    return {"state": snapshot(store.state), "next_id": store.state.sources.ids.peek()}
+
+
+def merge_into_corporate(store: MemoryStore, source: str) -> None:
+    """A merge that stamps a new lastModified and takes a new contact id: replay must give the same ones."""
+    target = store.state.egain.customers["1010"]
+    body = {
+        "sourceCustomer": {"id": source},
+        "targetCustomer": {"id": "1010", "lastModified": target["lastModified"], "contacts": {"contact": [{"firstName": "New"}]}},
+    }
+    store.run(_merge_command, body)
+
+
+def test_every_change_survives_a_crash_exactly_with_no_snapshot_yet(tmp_path, fixtures, schemas):
+    path = tmp_path / "state.json"
+    _, store = opened(path, fixtures, schemas)
+    store.run(_move, "demo", CCID, "vip")
+    store.run(_load, "demo", "default", {"ccid": "NEW-1", "first_name": "New"})
+    merge_into_corporate(store, "1002")
+    merge_into_corporate(store, "1003")
+    assert not path.exists()  # nothing compacted: the log alone holds the changes
+    assert restored(path, fixtures, schemas) == live(store)
+
+
+def test_a_refused_command_writes_nothing(tmp_path, fixtures, schemas):
+    path = tmp_path / "state.json"
+    state_file, store = opened(path, fixtures, schemas)
+    store.run(_move, "demo", CCID, "vip")
+    size = (tmp_path / "state.json.log.1").stat().st_size
+    with pytest.raises(ApiError):
+        store.run(_move, "demo", CCID, "vip")  # 409: already there
+    assert (tmp_path / "state.json.log.1").stat().st_size == size
+
+
+def test_a_checkpoint_writes_the_snapshot_in_a_child_and_drops_the_logs_it_covers(tmp_path, fixtures, schemas):
+    path = tmp_path / "state.json"
+    state_file, store = opened(path, fixtures, schemas)
+    store.run(_move, "demo", CCID, "vip")
+    assert state_file.checkpoint()  # forked on Linux
+    store.run(_load, "demo", "default", {"ccid": "AFTER", "first_name": "After"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json", "state.json.log.2"]
+    saved = json.loads(path.read_text())
+    assert saved["log_generation"] == 2
+    assert "AFTER" not in path.read_text() and group_of(saved["state"]) == "vip"
+    assert restored(path, fixtures, schemas) == live(store)
+
+
+def test_a_change_made_while_the_snapshot_is_written_is_kept_by_the_next_log(tmp_path, fixtures, schemas, monkeypatch):
+    """The snapshot is of the instant the log was switched; a change landing between that instant and the file
+    being on disk is in neither the snapshot nor the old log, but in the new one (it used to be lost for good)."""
+    path = tmp_path / "state.json"
+    state_file, store = opened(path, fixtures, schemas)
+    real_write = persistence._atomic_write
+
+    def write_after_a_move(target, text):
+        store.run(_move, "demo", CCID, "vip")  # lands after the capture, before the file is written
+        real_write(target, text)
+
+    monkeypatch.setattr(persistence, "_atomic_write", write_after_a_move)
+    assert state_file.checkpoint(fork=False)
+    monkeypatch.setattr(persistence, "_atomic_write", real_write)
+    assert group_of(json.loads(path.read_text())["state"]) == "default"
+    assert group_of(restored(path, fixtures, schemas)["state"]) == "vip"
+    assert restored(path, fixtures, schemas) == live(store)
+
+
+def group_of(state: dict) -> str:
+    demo = next(client for client in state["relay"]["clients"] if client["client_id"] == "demo")
+    return next(c for c in demo["customers"] if c["ccid"] == CCID)["product_group_id"]
+
+
+def test_a_reset_is_logged_and_replayed(tmp_path, fixtures, schemas):
+    path = tmp_path / "state.json"
+    _, store = opened(path, fixtures, schemas)
+    store.run(_move, "demo", CCID, "vip")
+    store.reset()
+    store.run(_load, "demo", "default", {"ccid": "AFTER-RESET", "first_name": "A"})
+    assert restored(path, fixtures, schemas) == live(store)
+
+
+def test_a_torn_last_line_is_dropped_with_a_warning(tmp_path, fixtures, schemas, caplog):
+    path = tmp_path / "state.json"
+    _, store = opened(path, fixtures, schemas)
+    store.run(_move, "demo", CCID, "vip")
+    expected = live(store)
+    store.run(_load, "demo", "default", {"ccid": "TORN", "first_name": "T"})
+    log_file = tmp_path / "state.json.log.1"
+    whole = log_file.read_bytes()
+    log_file.write_bytes(whole[:-10])  # the crash came in the middle of the last write
+    with caplog.at_level(logging.WARNING, logger="mockserver"):
+        assert restored(path, fixtures, schemas) == expected
+    assert "torn last line" in caplog.text
+
+
+def test_a_damaged_line_before_the_last_stops_the_start(tmp_path, fixtures, schemas):
+    path = tmp_path / "state.json"
+    _, store = opened(path, fixtures, schemas)
+    store.run(_move, "demo", CCID, "vip")
+    store.run(_load, "demo", "default", {"ccid": "X", "first_name": "X"})
+    log_file = tmp_path / "state.json.log.1"
+    lines = log_file.read_bytes().split(b"\n")
+    lines[1] = b'{"records": [["relay", "demo"'
+    log_file.write_bytes(b"\n".join(lines))
+    with pytest.raises(StateFileError, match=r"state.json.log.1: line 2 is not JSON"):
+        StateFile(path).restore(fixtures, schemas)
+
+
+def test_a_log_that_does_not_fit_the_fixtures_stops_the_start(tmp_path, fixtures, schemas):
+    path = tmp_path / "state.json"
+    (tmp_path / "state.json.log.1").write_text(
+        '{"mockserver_log": 1, "generation": 1}\n{"records": [["relay", "nobody", "X", null]], "next_id": 1}\n'
+    )
+    with pytest.raises(StateFileError, match="change 1: Relay client 'nobody' is not in the fixtures"):
+        StateFile(path).restore(fixtures, schemas)
+
+
+def test_a_missing_log_between_snapshot_and_the_last_stops_the_start(tmp_path, fixtures, schemas):
+    path = tmp_path / "state.json"
+    state_file, store = opened(path, fixtures, schemas)
+    assert state_file.checkpoint()
+    for generation in (4, 5):  # 3 is missing
+        (tmp_path / f"state.json.log.{generation}").write_text('{"mockserver_log": 1, "generation": %d}\n' % generation)
+    with pytest.raises(StateFileError, match=r"do not follow on from the snapshot \(log 2 first"):
+        StateFile(path).restore(fixtures, schemas)
+
+
+def test_logs_an_earlier_snapshot_covers_are_removed_at_start(tmp_path, fixtures, schemas):
+    """A crash between writing a snapshot and deleting the logs it covers leaves them: they must not be replayed."""
+    path = tmp_path / "state.json"
+    state_file, store = opened(path, fixtures, schemas)
+    store.run(_move, "demo", CCID, "vip")
+    covered = (tmp_path / "state.json.log.1").read_bytes()
+    assert state_file.checkpoint()
+    store.run(_move, "demo", CCID, "default")
+    (tmp_path / "state.json.log.1").write_bytes(covered)  # as if the deletion never happened
+    assert restored(path, fixtures, schemas) == live(store)
+    assert not (tmp_path / "state.json.log.1").exists()
+
+
+def test_at_always_a_change_is_synced_before_run_returns(tmp_path, fixtures, schemas, monkeypatch):
+    path = tmp_path / "state.json"
+    state_file, store = opened(path, fixtures, schemas, fsync="always")
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(persistence.oplog.os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    store.run(_move, "demo", CCID, "vip")
+    assert len(synced) == 1
+    store.run(_move, "demo", CCID, "default")
+    assert len(synced) == 2
+
+
+def test_at_always_an_asgi_request_defers_its_sync_to_be_awaited(tmp_path, fixtures, schemas, monkeypatch):
+    """On the event loop the sync is collected, then done in a worker thread before the answer is sent; one
+    fsync covers every change written before it (group commit)."""
+    path = tmp_path / "state.json"
+    state_file, store = opened(path, fixtures, schemas, fsync="always")
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(persistence.oplog.os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    pending = persistence.defer_syncs()
+    store.run(_move, "demo", CCID, "vip")
+    store.run(_move, "demo", CCID, "default")
+    assert synced == [] and [number for _, number in pending] == [1, 2]
+    persistence.settle(pending)
+    assert len(synced) == 1
+
+
+def test_at_everysec_and_no_run_returns_without_a_sync(tmp_path, fixtures, schemas, monkeypatch):
+    for fsync in ("everysec", "no"):
+        folder = tmp_path / fsync
+        folder.mkdir()
+        state_file, store = opened(folder / "state.json", fixtures, schemas, fsync=fsync)
+        synced = []
+        monkeypatch.setattr(persistence.oplog.os, "fsync", synced.append)
+        store.run(_move, "demo", CCID, "vip")
+        monkeypatch.undo()
+        assert synced == []
+        assert restored(folder / "state.json", fixtures, schemas) == live(store)  # written all the same
+
+
+def test_a_clean_close_compacts_into_one_file(tmp_path, fixtures, schemas):
+    path = tmp_path / "state.json"
+    state_file, store = opened(path, fixtures, schemas)
+    store.run(_move, "demo", CCID, "vip")
+    state_file.close()
+    assert restored(path, fixtures, schemas) == live(store)
+    state_file, store = opened(path, fixtures, schemas)
+    state_file.close()
+    logs = sorted(p.name for p in tmp_path.iterdir() if ".log." in p.name)
+    assert len(logs) == 1 and (tmp_path / logs[0]).read_text().count("\n") == 1  # only a header: nothing to replay
