@@ -34,13 +34,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
-from benchmarks import designs, load, machine, qa_cost, servers
-from benchmarks.fixturegen import write_fixture, write_state_file
+from benchmarks import designs, durability, load, machine, qa_cost, servers
+from benchmarks.fixturegen import move_ccid, write_fixture, write_state_file
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SERVERS = ("granian", "waitress")
-PHASES = ("start-up", "throughput", "serving", "qa-cost", "scale", "profile")
+PHASES = ("start-up", "throughput", "serving", "qa-cost", "durability", "scale", "profile")
 MOVE_CUSTOMERS = 1024  # split between the load threads: a customer comes round every 1024/threads requests
 MERGE_RATE_CEILING = 15_000  # merges/s the stream of fresh pairs is sized for (x duration); the table says if it ran out
 QUIET = 0.15  # cores used by other processes below which a load run starts
@@ -400,17 +401,7 @@ def _qa_cost_http(cfg: Config, tmp: Path, report: Report) -> None:
     """The four configurations under wrk, a fresh server per run, rounds interleaved; the #9 goal on the worst round."""
     state = write_state_file(tmp / "qa-cost-state.json", move_customers=MOVE_CUSTOMERS)
     plan = designs.Plan(cfg.duration, cfg.threads, cfg.connections, cfg.client, MOVE_CUSTOMERS, not cfg.smoke, tmp)
-    runs: list[qa_cost.Run] = []
-    for round_ in range(1, cfg.qa_rounds + 1):
-        for variant in qa_cost.VARIANTS:
-            _wait_quiet(cfg)
-            what = f"qa-cost round {round_}: {variant.label}"
-            run = qa_cost.measure(variant, state, plan, round_, partial(_with_other_cpu, report=report, what=what))
-            runs.append(run)
-            progress(f"{what}: {f'{run.result.rps:,.0f} req/s' if run.result else '—'}; {'; '.join(run.failures()) or 'no failure'}")
-            if run.error:
-                report.failures.append(f"{what}: {run.error}")
-                progress(f"{what}: {run.detail}")
+    runs = _interleaved(cfg, report, "qa-cost", qa_cost.VARIANTS, partial(qa_cost.measure, state=state, plan=plan))
     report.target(
         "moveCustomer req/s, journal on and no rules vs journal off (`mockserver serve`, worst round)",
         qa_cost.worst_journal_ratio(runs),
@@ -419,6 +410,23 @@ def _qa_cost_http(cfg: Config, tmp: Path, report: Report) -> None:
         "x",
     )
     report.add(_qa_cost_section(cfg, runs))
+
+
+def _interleaved(cfg: Config, report: Report, phase: str, variants: tuple, measure: Callable[..., Any]) -> list[Any]:
+    """`measure(variant, round_=, watch=)` for every variant, round after round (slow drift of a shared machine
+    hits all alike), each run on a quiet CPU; a failed run is a failure of the report."""
+    runs = []
+    for round_ in range(1, cfg.qa_rounds + 1):
+        for variant in variants:
+            _wait_quiet(cfg)
+            what = f"{phase} round {round_}: {variant.label}"
+            run = measure(variant, round_=round_, watch=partial(_with_other_cpu, report=report, what=what))
+            runs.append(run)
+            progress(f"{what}: {f'{run.result.rps:,.0f} req/s' if run.result else '—'}; {run.error or 'no error'}")
+            if run.error:
+                report.failures.append(f"{what}: {run.error}")
+                progress(f"{what}: {getattr(run, 'detail', '') or run.error}")
+    return runs
 
 
 def _qa_cost_in_process(cfg: Config, report: Report) -> None:
@@ -570,6 +578,55 @@ def phase_scale(cfg: Config, tmp: Path, report: Report) -> None:
     )
 
 
+def phase_durability(cfg: Config, tmp: Path, report: Report) -> None:
+    """#11: moveCustomer with `--state-file` at each `--fsync` vs none, over HTTP and in process; restart and compaction."""
+    from benchmarks.durability import VARIANTS
+    from mockserver.contract.compiled import Contract
+    from mockserver.contract.spec import load_document
+
+    fixture = write_fixture(tmp / "durability.yaml", move_customers=MOVE_CUSTOMERS)
+    plan = designs.Plan(cfg.duration, cfg.threads, cfg.connections, cfg.client, MOVE_CUSTOMERS, not cfg.smoke, tmp)
+    runs = _interleaved(cfg, report, "durability", durability.VARIANTS, partial(durability.measure_http, fixture=fixture, plan=plan))
+    rows = []
+    for run in runs:
+        base = next((r for r in runs if r.round == run.round and r.variant.fsync is None), None)
+        result, reference = run.result, base.result if base else None
+        rows.append(
+            [str(run.round), run.variant.label, f"{result.rps:,.0f}" if result else "—", f"{result.p50_ms:.2f}" if result else "—",
+             f"{result.p99_ms:.2f}" if result else "—", _ratio(result.rps if result else None, reference.rps if reference else None),
+             result.status_mix() if result else run.error]
+        )  # fmt: skip
+    calls = 500 if cfg.smoke else 5000
+    _wait_quiet(cfg)
+    fsync_us = durability.bare_fsync_us()
+    timed = [(v, *durability.in_process_us(v, fixture, calls // 5 if v.fsync == "always" else calls, cfg.qa_repeats)) for v in VARIANTS]
+    in_process_rows = [
+        [v.label, f"{us:.1f}", f"{us - timed[0][1]:+.1f}", ", ".join(f"{k}: {n}" for k, n in sorted(statuses.items()))]
+        for v, us, statuses in timed
+    ]
+    schemas = Contract(load_document()).schemas
+    customers = 1_000 if cfg.smoke else 100_000
+    big = write_fixture(tmp / f"durability-{customers}.yaml", relay_customers=customers, move_customers=MOVE_CUSTOMERS)
+    progress(f"durability: restart and compaction with {customers:,} customers")
+    ccids = [move_ccid(i) for i in range(MOVE_CUSTOMERS)]
+    restart = durability.restart(big, customers, customers, schemas, ccids)
+    stall = durability.compaction_stall(big, schemas)
+    report.add(
+        "## Durability (#11): what `--state-file` costs a move\n\n"
+        "Over HTTP: wrk as in the QA-cost phase, a fresh server per run, its state file starting empty.\n\n"
+        + _table(["round", "configuration", "req/s", "p50 (ms)", "p99 (ms)", "vs (a)", "statuses"], rows, "llrrrrl")
+        + f"\n\nIn process (ASGI app, no sockets, one move at a time, best of {cfg.qa_repeats}; {calls:,} moves a group,"
+        f" {calls // 5:,} at `always`). A bare append + fsync of one line here: {fsync_us:.0f} µs (median of 200).\n\n"
+        + _table(["configuration", "µs/move", "vs (a)", "statuses"], in_process_rows, "lrrl")
+        + f"\n\nRestart with {restart.customers:,} customers (snapshot {restart.snapshot_mb:.1f} MB):"
+        f" {restart.restore_s:.2f} s from the snapshot alone; {restart.restore_with_log_s:.2f} s with a log of"
+        f" {restart.changes:,} moves ({restart.log_mb:.1f} MB): {restart.replay_us:.1f} µs per replayed change.\n\n"
+        f"Compaction with {stall.customers:,} customers: the checkpoint took {stall.checkpoint_s:.2f} s (fork, the child's write,"
+        f" the wait for it); the worst wait of a store command meanwhile {stall.worst_wait_ms:.1f} ms,"
+        f" against {stall.worst_wait_baseline_ms:.1f} ms over the same span without one."
+    )
+
+
 def phase_profile(cfg: Config, report: Report) -> None:
     from benchmarks.profiling import profile
 
@@ -661,6 +718,7 @@ def main(argv: list[str] | None = None) -> int:
         ("throughput", lambda: phase_throughput(cfg, tmp_path, report)),
         ("serving", lambda: phase_serving(cfg, tmp_path, report)),
         ("qa-cost", lambda: phase_qa_cost(cfg, tmp_path, report)),
+        ("durability", lambda: phase_durability(cfg, tmp_path, report)),
         ("scale", lambda: phase_scale(cfg, tmp_path, report)),
         ("profile", lambda: phase_profile(cfg, report)),
     ]

@@ -16,12 +16,13 @@ stops with the file and line named.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from mockserver.state import codec
 
 log = logging.getLogger("mockserver")
 MARKER = "mockserver_log"
@@ -46,7 +47,7 @@ class CommandLog:
             self.changes = 0
 
     def append(self, entry: dict[str, Any]) -> None:
-        data = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        data = codec.line(entry)
         view = memoryview(data)
         while view:  # one write for a line of a regular file; the loop only guards a short write
             written = os.write(self.fd, view)
@@ -73,7 +74,7 @@ def entries(path: Path) -> Iterator[Any]:
     parsed = []
     for number, line in enumerate(complete, 1):
         try:
-            parsed.append(json.loads(line))
+            parsed.append(codec.loads(line))
         except ValueError as exc:
             if number == len(complete) and not tail:
                 log.warning("%s: dropped a torn last line (line %d: %s)", path, number, exc)

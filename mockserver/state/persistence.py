@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import ctypes
 import glob
-import json
 import logging
 import os
 import signal
@@ -45,7 +44,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from mockserver.state import changes, oplog
+from mockserver.state import changes, codec, oplog
 from mockserver.state.fixtures import FixtureError, Fixtures
 from mockserver.state.model import State
 from mockserver.state.store import MemoryStore
@@ -101,23 +100,23 @@ def snapshot(state: State) -> dict[str, Any]:
     }
 
 
-def document(state: State, log_generation: int) -> str:
-    """The snapshot file's text: marker, the first log it does not contain, next free id, then the state."""
+def document(state: State, log_generation: int) -> bytes:
+    """The snapshot file's content: marker, the first log it does not contain, next free id, then the state."""
     header = {MARKER: VERSION, "saved_at": datetime.now(UTC).isoformat(), "log_generation": log_generation}
     header["next_id"] = state.sources.ids.peek()
-    return json.dumps(header)[:-1] + ', "state": ' + json.dumps(snapshot(state), ensure_ascii=False, sort_keys=True) + "}"
+    return codec.sorted_text(header)[:-1] + b',"state":' + codec.sorted_text(snapshot(state)) + b"}"
 
 
 def read(path: Path, schemas: dict[str, dict]) -> Saved | None:
     """The saved snapshot, checked, or None if there is no file yet."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise StateFileError(f"{path}: cannot read the state file: {exc}") from exc
     try:
-        saved = json.loads(text)
+        saved = codec.loads(data)
     except ValueError as exc:
         raise StateFileError(f"{path}: the state file is corrupt (not JSON: {exc}); move it away to start from the fixtures") from exc
     if not isinstance(saved, dict) or saved.get(MARKER) != VERSION or not isinstance(saved.get("state"), dict):
@@ -259,8 +258,13 @@ class StateFile:
         assert self.store is not None
         with self._checkpoint_lock:
             forking = fork and sys.platform == "linux"
-            generation = self._generation + 1
-            outcome = self.store.run(self._rotate_and_capture, generation, forking)
+            # Before the store's lock, so requests do not wait for them: the next log made and its name durable,
+            # and the current one flushed (the flush in the lock then has next to nothing left to write).
+            fresh = oplog.CommandLog(self._log_path(self._generation + 1), self._generation + 1)
+            _sync_folder(self.path)
+            self.sync_through(self._written)
+            generation = fresh.generation
+            outcome = self.store.run(self._switch_and_capture, fresh, forking)
             if forking:
                 written = _child_succeeded(outcome)
             else:
@@ -270,17 +274,18 @@ class StateFile:
                 except OSError as exc:
                     log.error("could not save the state file %s: %s", self.path, exc)
                     written = False
-            if written:
-                self._snapshot_size = self.path.stat().st_size
-                for old, path in self._logs().items():
-                    if old < generation:
-                        path.unlink(missing_ok=True)
-            return written
+            if not written:
+                self._compact_soon = True  # try again at the next check
+                return False
+            self._snapshot_size = self.path.stat().st_size
+            for old, path in self._logs().items():
+                if old < generation:
+                    path.unlink(missing_ok=True)
+            return True
 
-    def _rotate_and_capture(self, state: State, generation: int, forking: bool) -> Any:
-        """In the store's lock: changes go to log `generation` from now on; the snapshot is of this instant."""
-        fresh = oplog.CommandLog(self._log_path(generation), generation)
-        _sync_folder(self.path)
+    def _switch_and_capture(self, state: State, fresh: oplog.CommandLog, forking: bool) -> Any:
+        """In the store's lock: changes go to `fresh` from now on; the snapshot is of this instant."""
+        generation = fresh.generation
         with self._sync_lock:
             old, self._log = self._log, fresh
             self._generation = generation
@@ -386,12 +391,12 @@ def remove_leftovers(path: Path) -> list[Path]:
     return removed
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def _atomic_write(path: Path, content: bytes) -> None:
     folder = path.parent if str(path.parent) else Path(".")
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
@@ -413,11 +418,14 @@ def _sync_folder(path: Path) -> None:
 
 
 def _child_succeeded(pid: int) -> bool:
+    """Wait for the snapshot writer; a failure is logged with its cause (an exit code, or the signal that killed it)."""
     _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) == 0:
-        return True
     code = os.waitstatus_to_exitcode(status)
-    log.error("the state file's snapshot was not written (process %d ended with %d); the command log still holds every change", pid, code)
+    if code == 0:
+        return True
+    cause = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
+    hint = " (out of memory?)" if code == -signal.SIGKILL else ""
+    log.error("the snapshot writer (process %d) %s%s: the state file was not updated; the command log keeps every change", pid, cause, hint)
     return False
 
 

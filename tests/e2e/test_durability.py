@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.server import process_tree, running_server
+from tests.e2e.wire import eventually
 
 pytestmark = pytest.mark.e2e
 MOVE = "/cdm/client/demo/customer/BAK-11984-007/move/vip"
@@ -130,29 +131,34 @@ class Ledger:
         ]
 
 
-def test_no_process_outlives_a_killed_server(tmp_path):
-    """The server is one process; a compaction's forked snapshot writer dies with it (PR_SET_PDEATHSIG).
-
-    40,000 customers make the writer live long enough to be caught: the server is killed while it runs.
-    """
+def test_the_snapshot_writer_is_logged_when_it_dies_and_never_outlives_the_server(tmp_path):
+    """The server is one process; a compaction forks a snapshot writer. Killed (as by the OOM killer), the writer
+    is logged with its cause and the server serves on and compacts again; the server killed, the writer dies too
+    (PR_SET_PDEATHSIG). 40,000 customers make the writer live long enough to be caught."""
     from benchmarks.fixturegen import write_fixture
 
     fixture = write_fixture(tmp_path / "big.yaml", relay_customers=40_000)
-    state = tmp_path / "state.json"
-    with running_server("--fixtures", str(fixture), "--state-file", str(state), "--save-interval", "0.1", timeout=60) as base:
-        writer = None
-        deadline = time.monotonic() + 20
-        while writer is None and time.monotonic() < deadline:
-            call(base, MOVE, "PUT")
-            call(base, MOVE.replace("/vip", "/default"), "PUT")
-            writer = next(iter(process_tree(base.pid)[1:]), None)
-        assert writer is not None, "no snapshot writer was seen within 20 s"
+    state, log = tmp_path / "state.json", tmp_path / "server.log"
+    with running_server("--fixtures", str(fixture), "--state-file", str(state), "--save-interval", "0.1", timeout=60, log_to=log) as base:
+        os.kill(_snapshot_writer(base), signal.SIGKILL)
+        assert eventually(lambda: "was killed by SIGKILL (out of memory?)" in log.read_text())
+        assert call(base, RETRIEVE)[0] == 200
+        writer = _snapshot_writer(base)  # compaction goes on
         os.kill(base.pid, signal.SIGKILL)
         base.process.wait()
-        deadline = time.monotonic() + 5
-        while Path(f"/proc/{writer}").exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert not Path(f"/proc/{writer}").exists(), "the snapshot writer outlived the killed server"
+        assert eventually(lambda: not Path(f"/proc/{writer}").exists(), seconds=5), "the snapshot writer outlived the killed server"
+
+
+def _snapshot_writer(base) -> int:
+    """The pid of a snapshot writer, caught while the server is kept busy with moves (each one due for compaction)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        call(base, MOVE, "PUT")
+        call(base, MOVE.replace("/vip", "/default"), "PUT")
+        children = process_tree(base.pid)[1:]
+        if children:
+            return children[0]
+    raise AssertionError("no snapshot writer was seen within 20 s")
 
 
 @pytest.mark.parametrize(
@@ -185,6 +191,6 @@ def test_a_failed_write_leaves_the_previous_file_intact(tmp_path, monkeypatch):
 
     monkeypatch.setattr(persistence.os, "replace", broken_replace)
     with pytest.raises(OSError):
-        persistence._atomic_write(target, "new content")
+        persistence._atomic_write(target, b"new content")
     assert target.read_text() == "previous"
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]  # no temporary file left behind
