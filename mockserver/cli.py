@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -206,6 +207,10 @@ def serve_command(
     except OSError as exc:
         click.echo(f"error: cannot serve on {host}:{port}: {exc.strerror or exc}", err=True)
         sys.exit(2)
+    except Exception as exc:  # a defect: its traceback in the log, then one line that says the server is gone
+        logging.getLogger("mockserver").exception("the server stopped on an unexpected error")
+        click.echo(f"error: mockserver stopped on an unexpected error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)
 
 
 def banner(settings: Settings, port: int) -> str:

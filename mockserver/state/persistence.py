@@ -190,8 +190,12 @@ class StateFile:
     def attach(self, store: MemoryStore) -> None:
         """From now on every change `store` makes is logged here before it is answered."""
         self.store = store
-        self._log = oplog.CommandLog(self._log_path(self._generation), self._generation)
-        _sync_folder(self.path)
+        path = self._log_path(self._generation)
+        try:
+            self._log = oplog.CommandLog(path, self._generation)
+            _sync_folder(self.path)
+        except OSError as exc:
+            raise StateFileError(f"{path}: cannot create the command log: {exc.strerror or exc}") from exc
         store.recorder = self
 
     def _replay(self, path: Path, state: State, fresh: Any) -> tuple[State, int]:

@@ -136,3 +136,27 @@ def test_every_serve_option_has_an_environment_twin_and_json_logs_name_the_reque
     for option in options:
         twin = "MOCKSERVER_" + option[2:].split("=")[0].replace("-", "_").upper()
         assert twin in " ".join(help_text.split()), option
+
+
+def test_a_state_file_in_a_missing_folder_stops_the_start_with_one_line(tmp_path):
+    state = tmp_path / "no-such-folder" / "state.json"
+    done = subprocess.run([*COMMAND, "serve", "--port", "0", "--state-file", str(state)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert f"error: {state}.log.1: cannot create the command log: No such file or directory" in done.stderr
+
+
+def test_an_unexpected_error_while_serving_exits_1_with_one_clear_line(monkeypatch, caplog):
+    """A defect (not a bad file, not a busy port) ends the process with code 1: its traceback logged, then one line."""
+    from click.testing import CliRunner
+
+    from mockserver import cli
+
+    def broken(settings, on_listening):
+        raise RuntimeError("the event loop is gone")
+
+    monkeypatch.setattr(cli, "serve", broken)
+    monkeypatch.setattr(cli.logs, "configure", lambda *args: None)  # keep pytest's log capture
+    result = CliRunner().invoke(cli.main, ["serve", "--port", "0"])
+    assert result.exit_code == 1
+    assert "error: mockserver stopped on an unexpected error: RuntimeError: the event loop is gone" in result.output
+    assert "Traceback" in caplog.text and "the server stopped on an unexpected error" in caplog.text
