@@ -93,7 +93,9 @@ class Scenarios:
             return cls([])
         if not folder.is_dir():
             raise FixtureError(f"{folder}: the scenarios folder does not exist")
-        found = [_load(path, operations, schemas, build) for path in sorted(folder.glob("*.yaml"))]
+        files = sorted(folder.glob("*.yaml"))
+        fresh = build() if files else None  # one state built for all files: each checks its changes on its own copy
+        found = [_load(path, operations, schemas, lambda: _copy_to_change(fresh)) for path in files]
         names = [scenario.name for scenario in found]
         for scenario in found:
             if names.count(scenario.name) > 1:
@@ -121,6 +123,20 @@ def _load(path: Path, operations: list[Operation], schemas: dict[str, dict], bui
         _check_rule(f"{path}: faults[{i}]", spec, operations, schemas)
     _check_changes(scenario, path, schemas, build())
     return scenario
+
+
+def _copy_to_change(state: State) -> State:
+    """A copy of `state` that `Scenario.change` may be made on, leaving `state` as it was.
+
+    `change` puts new records in and never edits one in place, so the records are shared and only the
+    mappings (and the phone index's sets, which it edits) are copied: milliseconds for a million
+    customers, where building a state for each scenario file took about a second.
+    """
+    books = {}
+    for client_id, book in state.relay.books.items():
+        phone_ccids = {phone: set(owners) for phone, owners in book.phone_ccids.items()}
+        books[client_id] = replace(book, customers=dict(book.customers), phone_ccids=phone_ccids)
+    return replace(state, relay=replace(state.relay, books=books), egain=replace(state.egain, customers=dict(state.egain.customers)))
 
 
 def _check_rule(at: str, spec: dict, operations: list[Operation], schemas: dict[str, dict]) -> None:

@@ -1,0 +1,133 @@
+"""Checked fixture files remembered between starts, as Python remembers compiled modules in .pyc files.
+
+Parsing a large YAML file is most of a start (PyYAML builds Python objects
+at about 40k records a second). Once a file has been parsed and passed every
+check, its records are stored here, in the compact chunks `Fixtures` keeps
+anyway; the next start with the same file reads them back and skips both.
+
+An entry is only used when its key matches: a hash of the file's exact
+bytes, of the schemas and the code that checked it, and of this Python's
+version (the chunks are in marshal format). A changed file, spec or checker
+therefore never gets a stale answer; the entry is rewritten instead. Entries
+are written atomically (a temporary file, then a rename) and carry a digest
+of their content, so a torn or damaged one is ignored, never trusted. The
+folder is safe to delete at any time. Entries are marshal data, which cannot
+run code when read; a fixture whose records need pickle is not cached.
+
+Small files (under `MIN_BYTES`) are not cached: they load in milliseconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import marshal
+import os
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("mockserver")
+FORMAT = b"mockserver-fixture-cache-1\n"
+MIN_BYTES = 1_000_000
+KEEP = 4  # entries kept (one a fixture path); the oldest go first
+SUFFIX = ".fixture"
+ENVIRONMENT = "MOCKSERVER_FIXTURE_CACHE"  # a folder, or "off"
+_CHECKERS = ("state/fixtures.py", "relay/domain.py", "contract/compiled.py")
+
+
+def folder() -> Path | None:
+    """Where entries go: $MOCKSERVER_FIXTURE_CACHE ("off": nowhere), else the user's cache folder."""
+    chosen = os.environ.get(ENVIRONMENT)
+    if chosen is not None:
+        return None if chosen.strip().lower() in ("", "off", "0", "no", "false") else Path(chosen)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "mockserver" / "fixtures"
+
+
+def key(raw: bytes, schemas: dict[str, dict]) -> bytes:
+    """What the entry must have been made from: these bytes, checked by this code against these schemas."""
+    digest = hashlib.sha256(FORMAT)
+    digest.update(sys.version.encode())
+    for package in ("jsonschema-rs", "jsonschema"):
+        digest.update(_version(package).encode())
+    package_dir = Path(__file__).resolve().parent.parent
+    for name in _CHECKERS:
+        digest.update((package_dir / name).read_bytes())
+    digest.update(json.dumps([schemas.get("RelayCustomerRecord"), schemas.get("Customer")], sort_keys=True, default=str).encode())
+    digest.update(raw)
+    return digest.digest()
+
+
+def read(where: Path | None, source: Path, wanted: bytes) -> dict[str, Any] | None:
+    """The entry stored for `source` if it was made under the key `wanted`; None otherwise (and on any doubt)."""
+    if where is None:
+        return None
+    path = _entry(where, source)
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(len(FORMAT) + len(wanted)) != FORMAT + wanted:
+                return None
+            digest = handle.read(32)
+            payload = handle.read()
+        if hashlib.sha256(payload).digest() != digest:
+            log.warning("ignored the damaged fixture cache entry %s", path)
+            return None
+        entry = marshal.loads(payload)
+        os.utime(path)  # used now: kept by the next prune
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, EOFError, TypeError) as exc:
+        log.warning("ignored the unreadable fixture cache entry %s: %s", path, exc)
+        return None
+    return entry if isinstance(entry, dict) else None
+
+
+def write(where: Path | None, source: Path, made_from: bytes, entry: dict[str, Any]) -> None:
+    """Store `entry` for `source` under the key `made_from`; a cache that cannot be written is only logged."""
+    if where is None:
+        return
+    try:
+        payload = marshal.dumps(entry)
+        where.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=where)
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(FORMAT + made_from + hashlib.sha256(payload).digest())
+                handle.write(payload)
+            os.replace(temporary, _entry(where, source))
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        _prune(where)
+    except (OSError, ValueError) as exc:
+        log.warning("could not write the fixture cache in %s (%s); the next start parses %s again", where, exc, source)
+
+
+def _entry(where: Path, source: Path) -> Path:
+    """One entry a fixture path: a changed file replaces its own entry rather than adding one."""
+    return where / (hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:24] + SUFFIX)
+
+
+def _prune(where: Path) -> None:
+    """Keep the `KEEP` entries used last (a hit touches its entry); a benchmark's temporary files come and go."""
+    entries = sorted(where.glob("*" + SUFFIX), key=_used, reverse=True)
+    for stale in entries[KEEP:]:
+        stale.unlink(missing_ok=True)
+
+
+def _used(entry: Path) -> float:
+    try:
+        return entry.stat().st_mtime
+    except OSError:  # removed meanwhile by another server pruning the same folder
+        return 0.0
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "?"
