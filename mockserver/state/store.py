@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from mockserver.state.background import dispose
 from mockserver.state.changes import RESET, Write, capture
 from mockserver.state.model import State
 
@@ -62,12 +63,19 @@ class MemoryStore:
         return result
 
     def reset(self) -> None:
+        """Serve a fresh fixture state from now on, swapped in whole under the lock.
+
+        With a large fixture file, `build` hands over a state made in advance in the background (see
+        Fixtures.build), so this is a swap; the old state is freed in the background, a batch of records
+        at a time, rather than in one decref cascade here (both would stall every request).
+        """
         fresh = self._build()
         recorder, number = self.recorder, 0
         with self._lock:
-            self.state = fresh
+            old, self.state = self.state, fresh
             if recorder is not None:
                 number = recorder.record(RESET)
+        dispose(old)
         if number:
             recorder.settle(number)
 
