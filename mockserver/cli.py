@@ -13,6 +13,7 @@ from mockserver.http.serving import SERVERS, available_server, is_loopback, serv
 from mockserver.resources import admin_spec_path, default_fixtures_path, default_scenarios_path, spec_path
 from mockserver.settings import Settings
 from mockserver.state.fixtures import FixtureError
+from mockserver.state.persistence import FSYNC_MODES
 
 
 def _limit(flag: str, default: float, kind: click.ParamType, help: str):  # noqa: A002 - click's own name
@@ -115,7 +116,7 @@ def main() -> None:
     "--fsync",
     default="everysec",
     show_default=True,
-    type=click.Choice(["always", "everysec", "no"]),
+    type=click.Choice(FSYNC_MODES),
     help="When the state file's command log is flushed to disk: before each answer, once a second, or when the OS likes."
     " A killed server loses no answered change at any setting; this bounds what a machine crash loses.",
 )

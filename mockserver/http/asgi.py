@@ -106,8 +106,8 @@ class AsgiApp:
             except ClientGone:  # nothing runs for a request that never arrived whole, and nobody is left to answer
                 answer = WireResponse(0, [], b"", None, (), None, ABANDONED)
             else:
-                syncs = persistence.defer_syncs()
-                answer = await self._answer(raw, visit, receive)
+                with persistence.deferred_syncs() as syncs:
+                    answer = await self._answer(raw, visit, receive)
                 if syncs:  # `--fsync always`: the change is on disk before its answer leaves; the loop goes on meanwhile
                     answer = await self._settled(syncs, answer, raw)
             # Journaled before it is sent: a client that has its answer finds its request in the journal.

@@ -75,15 +75,15 @@ def serve(settings: Settings, on_listening: Callable[[int], None] | None = None)
     # cycles: keep it out of the cyclic collector's sweeps, which grow with the heap.
     gc.freeze()
     state_file = app.extensions["mockserver"]["state_file"]
-    stop_autosave = state_file.start_autosave(settings.save_interval) if state_file else None
+    if state_file:
+        state_file.start(settings.save_interval)
     try:
         if settings.server == "waitress":
             _serve_waitress(app, settings, announce)
         else:
             _serve_granian(app, settings, announce)
     finally:
-        if stop_autosave is not None:
-            stop_autosave.set()
+        if state_file:
             _final_save(state_file)
         if listened:  # a server that never listened (a busy port) just fails, with one error line
             log.info("mockserver stopped")
@@ -206,7 +206,7 @@ def _claim_port(host: str, port: int) -> Iterator[int]:
 
 def _final_save(state_file: Any) -> None:
     try:
-        state_file.close()
-        log.info("state saved to %s", state_file.path)
+        if state_file.close():
+            log.info("state saved to %s", state_file.path)
     except OSError as exc:
         log.error("could not save the state file %s: %s", state_file.path, exc)

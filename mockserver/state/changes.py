@@ -45,14 +45,20 @@ def egain_key(customer_id: str) -> Key:
     return ("egain", customer_id)
 
 
-def capture(state: State, keys: list[Key]) -> dict[str, Any]:
-    """The change as a log entry; read inside the store's lock, since commands change records in place."""
+def capture(state: State, keys: list[Key], copies: bool = False) -> dict[str, Any]:
+    """The records under `keys` and the next id, as a log entry; read inside the store's lock.
+
+    `copies`: shallow copies, to undo with `apply` a command that changed them (commands change a record's
+    own fields in place, or put a new record in its place: they never change what a field holds in place).
+    """
     records = []
     for key in dict.fromkeys(keys):
         if key[0] == "relay":
-            records.append(["relay", key[1], key[2], state.relay.books[key[1]].customers.get(key[2])])
+            record = state.relay.books[key[1]].customers.get(key[2])
+            records.append(["relay", key[1], key[2], dict(record) if copies and record is not None else record])
         else:
-            records.append(["egain", key[1], state.egain.customers.get(key[1])])
+            record = state.egain.customers.get(key[1])
+            records.append(["egain", key[1], dict(record) if copies and record is not None else record])
     return {"records": records, "next_id": state.sources.ids.peek()}
 
 
@@ -69,7 +75,7 @@ def apply(state: State, entry: Any, fresh: Callable[[], State]) -> State:
             _put(state.egain.customers, item[1], item[2], "id")
         else:
             raise ChangeInvalid(f"unknown record {str(item)[:80]!r}")
-    state.sources.ids.advance_to(entry["next_id"])
+    state.sources.ids.restart_at(entry["next_id"])
     return state
 
 

@@ -9,9 +9,10 @@ nothing it answered. What a machine crash can lose is `fsync`'s business
 (mockserver/state/persistence.py).
 
 A crash can cut the last line of a file short. Reading forgives exactly that:
-a last line without its newline, or one that is not JSON, is dropped with a
-warning. A bad line anywhere else means the file was damaged, and the start
-stops with the file and line named.
+a last line without its newline is dropped with a warning. A whole line that
+is not JSON means the file was damaged, and the start stops with the file and
+line named. A failed write is cut back off the file, so it cannot leave a
+fragment for the next line to be glued to.
 """
 
 from __future__ import annotations
@@ -39,49 +40,69 @@ class CommandLog:
     def __init__(self, path: Path, generation: int):
         self.path = path
         self.generation = generation
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+        self.fd = os.open(path, flags, 0o644)
         self.size = os.fstat(self.fd).st_size
         self.changes = 0  # lines appended after the header by this process
         if self.size == 0:
-            self.append({MARKER: VERSION, "generation": generation})
+            try:
+                self.append({MARKER: VERSION, "generation": generation})
+            except OSError:
+                os.close(self.fd)
+                raise
             self.changes = 0
 
     def append(self, entry: dict[str, Any]) -> None:
+        """Write one whole line, or nothing: a failed write (a full disk) is cut back off the file, so the next
+        line never lands glued to a fragment. Raises OSError if the line is not in the file."""
         data = codec.line(entry)
         view = memoryview(data)
-        while view:  # one write for a line of a regular file; the loop only guards a short write
-            written = os.write(self.fd, view)
-            view = view[written:]
+        try:
+            while view:  # one write for a line of a regular file; the loop only guards a short write
+                view = view[os.write(self.fd, view) :]
+        except OSError:
+            os.ftruncate(self.fd, self.size)  # if this fails too, the caller stops taking changes
+            raise
         self.size += len(data)
         self.changes += 1
 
     def sync(self) -> None:
+        """fsync; an unlinked file (its folder or the file removed under the server) is an error: it is
+        durable nowhere anyone will look."""
         os.fsync(self.fd)
+        self.check_linked()
+
+    def check_linked(self) -> None:
+        if os.fstat(self.fd).st_nlink == 0:
+            raise FileNotFoundError(f"{self.path} was removed while the server was writing to it")
 
     def close(self) -> None:
-        os.fsync(self.fd)
-        os.close(self.fd)
-
-
-def entries(path: Path) -> Iterator[Any]:
-    """The changes of a log file, after its header; a torn last line is dropped with a warning."""
-    with open(path, "rb") as handle:
-        lines = handle.read().split(b"\n")
-    # A whole file ends with a newline, so the last piece is empty; anything else there is a torn line.
-    complete, tail = lines[:-1], lines[-1]
-    if tail:
-        log.warning("%s: dropped a torn last line (%d bytes), cut short by a crash while it was written", path, len(tail))
-    parsed = []
-    for number, line in enumerate(complete, 1):
         try:
-            parsed.append(codec.loads(line))
-        except ValueError as exc:
-            if number == len(complete) and not tail:
-                log.warning("%s: dropped a torn last line (line %d: %s)", path, number, exc)
-                break
-            raise LogCorrupt(f"{path}: line {number} is not JSON ({exc}); the log is damaged, move it away to start without it") from exc
-    if not parsed or not isinstance(parsed[0], dict) or parsed[0].get(MARKER) != VERSION:
-        if not parsed and not complete:
-            return  # created, then the crash came before its header was written: nothing in it
-        raise LogCorrupt(f"{path}: not a mockserver command log (version {VERSION})")
-    yield from parsed[1:]
+            os.fsync(self.fd)
+        finally:
+            os.close(self.fd)
+
+
+def entries(path: Path, generation: int) -> Iterator[Any]:
+    """The changes of log file `path`, after its header (which must name `generation`).
+
+    Streamed line by line. A last line without its newline was cut short by a crash: it is dropped with a
+    warning. Any whole line that is not JSON means damage, and stops the start.
+    """
+    with open(path, "rb") as handle:
+        header = True
+        for number, line in enumerate(handle, 1):
+            if not line.endswith(b"\n"):
+                log.warning("%s: dropped a torn last line (%d bytes), cut short by a crash while it was written", path, len(line))
+                return
+            try:
+                entry = codec.loads(line)
+            except ValueError as exc:
+                message = f"{path}: line {number} is not JSON ({exc}); the log is damaged, move it away to start without it"
+                raise LogCorrupt(message) from exc
+            if header:
+                if not isinstance(entry, dict) or entry.get(MARKER) != VERSION or entry.get("generation") != generation:
+                    raise LogCorrupt(f"{path}: not the mockserver command log number {generation} (version {VERSION})")
+                header = False
+                continue
+            yield entry

@@ -58,13 +58,13 @@ class IdSequence:
             return str(value)
 
     def peek(self) -> int:
-        """The id `next` would give (kept in the state file and the command log, so ids are never reused)."""
+        """The id `next` would give: kept in the state file and its log, so a restart goes on where the server was."""
         return self._next
 
-    def advance_to(self, first_free: int) -> None:
-        """Never give an id below `first_free` (restoring a saved state)."""
+    def restart_at(self, next_id: int) -> None:
+        """Give `next_id` next (restoring a saved or logged state exactly as it was)."""
         with self._lock:
-            self._next = max(self._next, first_free)
+            self._next = next_id
 
 
 class Sources:

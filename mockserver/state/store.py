@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from mockserver.state.background import dispose
-from mockserver.state.changes import RESET, Write, capture
+from mockserver.state.changes import RESET, Write, apply, capture
 from mockserver.state.model import State
 
 T = TypeVar("T")
@@ -51,15 +51,22 @@ class MemoryStore:
         """Run `command(state, *args)` alone: no other command sees it half done.
 
         A `Write` that returned (it raises before changing anything when it refuses) is logged before the
-        lock is released, so the log holds changes in the order they were made.
+        lock is released, so the log holds changes in the order they were made; one that cannot be logged
+        is undone, from copies of the records it names, and its error raised.
         """
-        recorder, number = self.recorder, 0
+        recorder = self.recorder
         with self._lock:
+            if recorder is None or not isinstance(command, Write):
+                return command(self.state, *args)
+            keys = command.touches(*args)
+            before = capture(self.state, keys, copies=True)
             result = command(self.state, *args)
-            if recorder is not None and isinstance(command, Write):
-                number = recorder.record(capture(self.state, command.touches(*args)))
-        if number:
-            recorder.settle(number)
+            try:
+                number = recorder.record(capture(self.state, keys))
+            except BaseException:
+                apply(self.state, before, self._build)  # not logged, so not made: the error answer changes nothing
+                raise
+        recorder.settle(number)
         return result
 
     def reset(self) -> None:
@@ -72,9 +79,9 @@ class MemoryStore:
         fresh = self._build()
         recorder, number = self.recorder, 0
         with self._lock:
-            old, self.state = self.state, fresh
             if recorder is not None:
-                number = recorder.record(RESET)
+                number = recorder.record(RESET)  # raises before the swap if it cannot be logged
+            old, self.state = self.state, fresh
         dispose(old)
         if number:
             recorder.settle(number)

@@ -1,5 +1,7 @@
 """The state file's command log and snapshot (issue #11): every answered change survives, exactly (no HTTP)."""
 
+import contextvars
+import copy
 import json
 import logging
 import os
@@ -46,8 +48,21 @@ def restored(path, fixtures, schemas) -> dict:
     return {"state": snapshot(state), "next_id": state.sources.ids.peek()}
 
 
+def state_file_of(folder) -> object:
+    """The one command log in `folder`."""
+    [log_file] = folder.glob("state.json.log.*")
+    return log_file
+
+
+def records(saved: dict) -> dict:
+    """The records by key, whatever their order (an undone merge puts its source back last)."""
+    relay = {(c["client_id"], r["ccid"]): r for c in saved["state"]["relay"]["clients"] for r in c["customers"]}
+    return {"relay": relay, "egain": {c["id"]: c for c in saved["state"]["egain"]["customers"]}, "next_id": saved["next_id"]}
+
+
 def live(store: MemoryStore) -> dict:
-    return {"state": snapshot(store.state), "next_id": store.state.sources.ids.peek()}
+    """A copy: the store's records change in place."""
+    return copy.deepcopy({"state": snapshot(store.state), "next_id": store.state.sources.ids.peek()})
 
 
 def merge_into_corporate(store: MemoryStore, source: str) -> None:
@@ -60,14 +75,15 @@ def merge_into_corporate(store: MemoryStore, source: str) -> None:
     store.run(_merge_command, body)
 
 
-def test_every_change_survives_a_crash_exactly_with_no_snapshot_yet(tmp_path, fixtures, schemas):
+def test_every_change_survives_a_crash_exactly(tmp_path, fixtures, schemas):
     path = tmp_path / "state.json"
     _, store = opened(path, fixtures, schemas)
+    first_snapshot = path.read_bytes()  # written at the first start, before any change
     store.run(_move, "demo", CCID, "vip")
     store.run(_load, "demo", "default", {"ccid": "NEW-1", "first_name": "New"})
     merge_into_corporate(store, "1002")
     merge_into_corporate(store, "1003")
-    assert not path.exists()  # nothing compacted: the log alone holds the changes
+    assert path.read_bytes() == first_snapshot  # nothing compacted: the log alone holds the changes
     assert restored(path, fixtures, schemas) == live(store)
 
 
@@ -75,10 +91,10 @@ def test_a_refused_command_writes_nothing(tmp_path, fixtures, schemas):
     path = tmp_path / "state.json"
     state_file, store = opened(path, fixtures, schemas)
     store.run(_move, "demo", CCID, "vip")
-    size = (tmp_path / "state.json.log.1").stat().st_size
+    size = state_file._log.size
     with pytest.raises(ApiError):
         store.run(_move, "demo", CCID, "vip")  # 409: already there
-    assert (tmp_path / "state.json.log.1").stat().st_size == size
+    assert state_file._log.path.stat().st_size == size
 
 
 def test_a_checkpoint_writes_the_snapshot_in_a_child_and_drops_the_logs_it_covers(tmp_path, fixtures, schemas):
@@ -87,9 +103,9 @@ def test_a_checkpoint_writes_the_snapshot_in_a_child_and_drops_the_logs_it_cover
     store.run(_move, "demo", CCID, "vip")
     assert state_file.checkpoint()  # forked on Linux
     store.run(_load, "demo", "default", {"ccid": "AFTER", "first_name": "After"})
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json", "state.json.log.2"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json", "state.json.log.3"]  # the first start wrote 2
     saved = json.loads(path.read_text())
-    assert saved["log_generation"] == 2
+    assert saved["log_generation"] == 3
     assert "AFTER" not in path.read_text() and group_of(saved["state"]) == "vip"
     assert restored(path, fixtures, schemas) == live(store)
 
@@ -133,7 +149,7 @@ def test_a_torn_last_line_is_dropped_with_a_warning(tmp_path, fixtures, schemas,
     store.run(_move, "demo", CCID, "vip")
     expected = live(store)
     store.run(_load, "demo", "default", {"ccid": "TORN", "first_name": "T"})
-    log_file = tmp_path / "state.json.log.1"
+    log_file = state_file_of(tmp_path)
     whole = log_file.read_bytes()
     log_file.write_bytes(whole[:-10])  # the crash came in the middle of the last write
     with caplog.at_level(logging.WARNING, logger="mockserver"):
@@ -146,11 +162,11 @@ def test_a_damaged_line_before_the_last_stops_the_start(tmp_path, fixtures, sche
     _, store = opened(path, fixtures, schemas)
     store.run(_move, "demo", CCID, "vip")
     store.run(_load, "demo", "default", {"ccid": "X", "first_name": "X"})
-    log_file = tmp_path / "state.json.log.1"
+    log_file = state_file_of(tmp_path)
     lines = log_file.read_bytes().split(b"\n")
     lines[1] = b'{"records": [["relay", "demo"'
     log_file.write_bytes(b"\n".join(lines))
-    with pytest.raises(StateFileError, match=r"state.json.log.1: line 2 is not JSON"):
+    with pytest.raises(StateFileError, match=r"state.json.log.2: line 2 is not JSON"):
         StateFile(path).restore(fixtures, schemas)
 
 
@@ -167,9 +183,9 @@ def test_a_missing_log_between_snapshot_and_the_last_stops_the_start(tmp_path, f
     path = tmp_path / "state.json"
     state_file, store = opened(path, fixtures, schemas)
     assert state_file.checkpoint()
-    for generation in (4, 5):  # 3 is missing
-        (tmp_path / f"state.json.log.{generation}").write_text('{"mockserver_log": 1, "generation": %d}\n' % generation)
-    with pytest.raises(StateFileError, match=r"do not follow on from the snapshot \(log 2 first"):
+    for generation in (5, 6):  # 4 is missing
+        (tmp_path / f"state.json.log.{generation}").write_text(json.dumps({"mockserver_log": 1, "generation": generation}) + "\n")
+    with pytest.raises(StateFileError, match=r"do not follow on from the snapshot \(log 3 first"):
         StateFile(path).restore(fixtures, schemas)
 
 
@@ -178,12 +194,12 @@ def test_logs_an_earlier_snapshot_covers_are_removed_at_start(tmp_path, fixtures
     path = tmp_path / "state.json"
     state_file, store = opened(path, fixtures, schemas)
     store.run(_move, "demo", CCID, "vip")
-    covered = (tmp_path / "state.json.log.1").read_bytes()
+    covered = state_file_of(tmp_path).read_bytes()
     assert state_file.checkpoint()
     store.run(_move, "demo", CCID, "default")
-    (tmp_path / "state.json.log.1").write_bytes(covered)  # as if the deletion never happened
+    (tmp_path / "state.json.log.2").write_bytes(covered)  # as if the deletion never happened
     assert restored(path, fixtures, schemas) == live(store)
-    assert not (tmp_path / "state.json.log.1").exists()
+    assert not (tmp_path / "state.json.log.2").exists()
 
 
 def test_at_always_a_change_is_synced_before_run_returns(tmp_path, fixtures, schemas, monkeypatch):
@@ -198,20 +214,102 @@ def test_at_always_a_change_is_synced_before_run_returns(tmp_path, fixtures, sch
     assert len(synced) == 2
 
 
-def test_at_always_an_asgi_request_defers_its_sync_to_be_awaited(tmp_path, fixtures, schemas, monkeypatch):
-    """On the event loop the sync is collected, then done in a worker thread before the answer is sent; one
-    fsync covers every change written before it (group commit)."""
+def test_at_always_an_asgi_request_defers_its_syncs_and_one_fsync_covers_them(tmp_path, fixtures, schemas, monkeypatch):
+    """On the event loop the syncs are collected, then done in a worker thread before the answer is sent; one
+    fsync covers every change written before it (group commit). Outside the block, syncs are inline again."""
     path = tmp_path / "state.json"
     state_file, store = opened(path, fixtures, schemas, fsync="always")
     synced = []
     real_fsync = os.fsync
     monkeypatch.setattr(persistence.oplog.os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
-    pending = persistence.defer_syncs()
+
+    def request() -> None:
+        with persistence.deferred_syncs() as pending:
+            store.run(_move, "demo", CCID, "vip")
+            store.run(_move, "demo", CCID, "default")
+        assert synced == [] and [number for _, number in pending] == [1, 2]
+        persistence.settle(pending)
+        assert len(synced) == 1
+        store.run(_move, "demo", CCID, "vip")  # no longer collected
+        assert len(synced) == 2
+
+    contextvars.copy_context().run(request)
+
+
+def test_a_change_that_cannot_be_logged_is_undone_and_changes_are_refused_until_a_checkpoint(tmp_path, fixtures, schemas, monkeypatch):
+    """A full disk: the write fails half way. The fragment is cut off the log, the change undone (its 500 changes
+    nothing), later changes refused; once a checkpoint has written a new log and a snapshot, all is well again."""
+    path = tmp_path / "state.json"
+    state_file, store = opened(path, fixtures, schemas)
     store.run(_move, "demo", CCID, "vip")
+    before, size = live(store), state_file._log.path.stat().st_size
+    real_write = os.write
+
+    def half_then_full(fd, data):
+        real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(persistence.oplog.os, "write", half_then_full)
+    with pytest.raises(OSError, match="No space left"):
+        merge_into_corporate(store, "1002")
+    monkeypatch.setattr(persistence.oplog.os, "write", real_write)
+    assert records(live(store)) == records(before) and state_file._log.path.stat().st_size == size
+    with pytest.raises(OSError, match="changes are refused"):
+        store.run(_move, "demo", CCID, "default")
+    assert records(live(store)) == records(before)
+    assert state_file.compaction_due() and state_file.checkpoint()
     store.run(_move, "demo", CCID, "default")
-    assert synced == [] and [number for _, number in pending] == [1, 2]
-    persistence.settle(pending)
-    assert len(synced) == 1
+    assert restored(path, fixtures, schemas) == live(store)
+
+
+def test_a_log_removed_under_the_server_fails_the_state_file(tmp_path, fixtures, schemas):
+    """Writes to an unlinked file are durable nowhere anyone looks: noticed, and changes refused, not answered."""
+    path = tmp_path / "state.json"
+    state_file, store = opened(path, fixtures, schemas, fsync="always")
+    state_file._log.path.unlink()
+    with pytest.raises(OSError, match="was removed while the server was writing"):
+        store.run(_move, "demo", CCID, "vip")  # applied and logged, but its fsync finds the file gone
+    with pytest.raises(OSError, match="changes are refused"):
+        store.run(_move, "demo", CCID, "default")
+    assert state_file.checkpoint()  # a new log and a full snapshot: durable again
+    store.run(_move, "demo", CCID, "default")
+    assert restored(path, fixtures, schemas) == live(store)
+
+
+def test_a_scenario_applied_at_the_first_start_is_in_the_first_snapshot(tmp_path, schemas):
+    from mockserver.http.app import create_app
+
+    path = tmp_path / "state.json"
+    app = create_app(Settings(state_file=path, scenario="merge-stale"))
+    live_state = live(app.extensions["mockserver"]["store"])
+    assert json.loads(path.read_text())["state"] == live_state["state"]  # before any change: a kill now loses nothing
+    fixtures = app.extensions["mockserver"]["fixtures"]
+    assert restored(path, fixtures, schemas) == live_state
+
+
+def test_a_snapshot_of_another_configuration_is_usable_once_a_logged_reset_follows(tmp_path, fixtures, schemas):
+    """`--reload` of fixtures with new keys logs a reset; a kill before the next compaction must not make the
+    restart refuse the files."""
+    path = tmp_path / "state.json"
+    data = persistence.snapshot(fixtures.build())
+    data["relay"]["clients"][0]["api_keys"] = ["rotated-key"]
+    path.write_text(json.dumps({"mockserver_state": 1, "log_generation": 2, "state": data}))
+    with pytest.raises(StateFileError, match="another configuration"):
+        StateFile(path).restore(fixtures, schemas)
+    (tmp_path / "state.json.log.2").write_text(
+        '{"mockserver_log":1,"generation":2}\n{"records":[["relay","demo","X",null]],"next_id":10000}\n{"reset":true}\n'
+    )
+    state = StateFile(path).restore(fixtures, schemas)
+    assert snapshot(state) == snapshot(fixtures.build())
+
+
+def test_a_restart_gives_the_next_id_the_server_would_have_given(tmp_path, fixtures, schemas):
+    path = tmp_path / "state.json"
+    state_file, store = opened(path, fixtures, schemas)
+    merge_into_corporate(store, "1002")  # takes a new contact id
+    assert restored(path, fixtures, schemas)["next_id"] == store.state.sources.ids.peek()
+    assert state_file.checkpoint()
+    assert restored(path, fixtures, schemas)["next_id"] == store.state.sources.ids.peek()
 
 
 def test_at_everysec_and_no_run_returns_without_a_sync(tmp_path, fixtures, schemas, monkeypatch):

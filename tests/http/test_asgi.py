@@ -221,3 +221,33 @@ def test_stopping_ends_delays_and_long_polls_at_once():
     started = time.monotonic()
     delayed, poll = run(scenario())
     assert (delayed["status"], poll["status"]) == (200, 408) and time.monotonic() - started < 5
+
+
+def test_at_fsync_always_the_answer_waits_until_its_change_is_on_disk_and_the_loop_serves_on(tmp_path, monkeypatch):
+    import os
+    import threading
+
+    from mockserver.state import oplog
+
+    app, _ = build(state_file=tmp_path / "state.json", fsync="always")
+    released, real_fsync = threading.Event(), os.fsync
+    monkeypatch.setattr(oplog.os, "fsync", lambda fd: released.wait(10) and real_fsync(fd))
+
+    async def scenario() -> None:
+        sent: list[dict] = []
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        move = asyncio.ensure_future(app(scope("PUT", MOVE, RELAY_KEY), receive, send))
+        await asyncio.sleep(0.3)
+        assert sent == []  # its change is written but not flushed: no answer yet
+        assert (await call(app, "GET", RETRIEVE, RELAY_KEY))["status"] == 200  # the fsync waits in a thread, not on the loop
+        released.set()
+        await asyncio.wait_for(move, 10)
+        assert sent[0]["status"] == 200
+
+    run(scenario())
