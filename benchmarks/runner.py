@@ -36,8 +36,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from benchmarks import designs, durability, load, machine, qa_cost, servers
+from benchmarks import designs, durability, load, machine, qa_cost, reset_stall, servers
 from benchmarks.fixturegen import move_ccid, write_fixture, write_state_file
+from mockserver.state import fixture_cache
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SERVERS = ("granian", "waitress")
@@ -51,6 +52,8 @@ TARGETS = {
     "startup_s": 0.5,  # spawn to first valid response, at most
     "rss_idle_mb": 80,  # at most
     "p50_1m_vs_100": 1.15,  # at most
+    "start_1m_s": 10,  # spawn to first valid response with 1M customers, at most
+    "reset_stall_ms": 50,  # worst request while resets run, 200k customers, at most
 }
 
 
@@ -484,48 +487,66 @@ def _qa_in_process_section(cfg: Config, timings: list[qa_cost.Timing], loop_name
     )
 
 
-def phase_scale(cfg: Config, tmp: Path, report: Report) -> None:
-    """Memory and retrieveCustomer latency with N generated Relay customers, on the first server.
+SCALE_STARTS = (  # label, fixture suffix, fixture cache (a folder of the run, or off)
+    ("YAML, cache empty", ".yaml", "run"),
+    ("YAML, from the cache", ".yaml", "run"),
+    ("JSON, no cache", ".json", "off"),
+)
+STALL_RESETS = 5
 
-    Two passes walk the same ccids: the first touches every record for the first time since granian forked
-    its worker from the process that loaded them (copy-on-write page faults: a one-off per memory page); the
-    second sees the steady state, where only the lookup itself can depend on N.
+
+def phase_scale(cfg: Config, tmp: Path, report: Report) -> None:
+    """Start time, memory, lookup latency and the stall of resets with N generated Relay customers, on the first server.
+
+    Each size starts the server three times: on the YAML file with an empty fixture cache (parse, check, cache
+    written), on the same file again (read back from the cache), and on the same data as JSON with the cache
+    off. The JSON-started server is then measured: memory, two load passes, resets under load, memory after.
     """
     server = cfg.servers[0]
-    memory_rows, latency_rows = [], []
+    start_rows, memory_rows, latency_rows, stall_rows = [], [], [], []
     p50s: dict[tuple[int, int], float] = {}
+    starts: dict[tuple[int, str], float] = {}
+    stalls: dict[int, reset_stall.Stall] = {}
     for size in cfg.sizes:
-        started = time.perf_counter()
-        fixture = write_fixture(tmp / f"relay-{size}.yaml", relay_customers=size)
-        generated = time.perf_counter() - started
-        megabytes = fixture.stat().st_size / 1e6
-        port = servers.free_port()
-        progress(
-            f"scale {size:,}: fixture {megabytes:.0f} MB written in {generated:.1f} s; starting mockserver (bound {cfg.load_timeout:.0f} s)"
-        )
-        passes: list[tuple[load.LoadResult, float]] = []
-        try:
-            with servers.ServerProcess(f"scale-{size}-{server}", servers.mockserver_argv(server, port, fixture), tmp) as proc:
-                loaded = proc.wait_ready(partial(servers.mockserver_probe, port), cfg.load_timeout, interval=0.05)
-                time.sleep(cfg.settle)
-                idle = proc.memory()
-                progress(f"scale {size:,}: ready in {loaded:.1f} s, RSS {idle.rss_mb:.0f} MB")
-                assert proc.proc is not None
-                for _ in range(2):
-                    faults = servers.minor_faults(servers.process_tree(proc.proc.pid))
-                    result = _measured_load(proc, load.retrieve_spread_scenario(size), port, cfg.scale_duration, cfg, tmp, report, "scale")
-                    faults = servers.minor_faults(servers.process_tree(proc.proc.pid)) - faults
-                    passes.append((result, faults / result.requests if result.requests else 0.0))
-                after = proc.memory()
-        except (TimeoutError, RuntimeError) as exc:
-            first_line = str(exc).splitlines()[0]
-            report.failures.append(f"scale {size:,}: {first_line}")
-            stopped = f"> {cfg.load_timeout:.0f} (stopped)" if isinstance(exc, TimeoutError) else "failed"
-            memory_rows.append([f"{size:,}", f"{megabytes:.0f}", stopped, "—", "—", "—"])
-            progress(f"scale {size:,}: {first_line}")
+        fixtures = {suffix: write_fixture(tmp / f"relay-{size}{suffix}", relay_customers=size) for suffix in (".yaml", ".json")}
+        cache = tmp / f"fixture-cache-{size}"
+        row = [f"{size:,}", f"{fixtures['.yaml'].stat().st_size / 1e6:.0f}", f"{fixtures['.json'].stat().st_size / 1e6:.0f}"]
+        for label, suffix, cached in SCALE_STARTS:
+            env = {fixture_cache.ENVIRONMENT: str(cache) if cached == "run" else "off"}
+            port = servers.free_port()
+            progress(f"scale {size:,}: starting mockserver, {label} (bound {cfg.load_timeout:.0f} s)")
+            try:
+                argv = servers.mockserver_argv(server, port, fixtures[suffix])
+                with servers.ServerProcess(f"scale-{size}-{suffix[1:]}-{cached}", argv, tmp, env) as proc:
+                    starts[(size, label)] = proc.wait_ready(partial(servers.mockserver_probe, port), cfg.load_timeout, interval=0.05)
+                    progress(f"scale {size:,}: {label}: first valid 200 after {starts[(size, label)]:.1f} s")
+                    if suffix == ".json":
+                        measured = _scale_server(cfg, tmp, report, proc, port, size)
+            except (TimeoutError, RuntimeError) as exc:
+                first_line = str(exc).splitlines()[0]
+                report.failures.append(f"scale {size:,} ({label}): {first_line}")
+                progress(f"scale {size:,}: {first_line}")
+                row.append(f"> {cfg.load_timeout:.0f} (stopped)" if isinstance(exc, TimeoutError) else "failed")
+                continue
+            row.append(f"{starts[(size, label)]:.1f}")
+        start_rows.append(row)
+        if (size, "JSON, no cache") not in starts:
             continue
-        memory_rows.append(
-            [f"{size:,}", f"{megabytes:.0f}", f"{loaded:.1f}", f"{idle.rss_mb:,.0f}", f"{idle.pss_mb:,.0f}", f"{after.rss_mb:,.0f}"]
+        idle, after_load, after_resets, passes, stall = measured
+        stalls[size] = stall
+        memory = [idle.rss_mb, idle.pss_mb, after_load.rss_mb, after_resets.pss_mb]
+        memory_rows.append([f"{size:,}", *(f"{mb:,.0f}" for mb in memory)])
+        stall_rows.append(
+            [
+                f"{size:,}",
+                f"{max(stall.reset_ms):.1f}",
+                f"{stall.baseline_max_ms:.1f}",
+                f"{stall.baseline_p99_ms:.1f}",
+                f"{stall.during_max_ms:.1f}",
+                f"{stall.during_p99_ms:.1f}",
+                f"{stall.requests_during:,}",
+                str(stall.errors),
+            ]
         )
         for number, (result, faults) in enumerate(passes, 1):
             p50s[(size, number)] = result.p50_ms
@@ -546,35 +567,88 @@ def phase_scale(cfg: Config, tmp: Path, report: Report) -> None:
         size, number = int(row[0].replace(",", "")), 1 if row[1] == "first" else 2
         row.append(_ratio(p50s.get((size, number)), p50s.get((smallest, number))))
     if not cfg.smoke:
-        for number, label in ((2, "second pass: steady state"), (1, "first pass: first touch after the fork")):
-            big, small = p50s.get((1_000_000, number)), p50s.get((smallest, number))
-            report.target(
-                f"p50 retrieveCustomer with 1,000,000 vs {smallest} customers ({server}, {label})",
-                big / small if big and small else None,
-                TARGETS["p50_1m_vs_100"],
-                False,
-                "x",
-            )
+        _scale_targets(cfg, report, server, p50s, starts, stalls)
+    report.add(_scale_section(cfg, server, start_rows, memory_rows, latency_rows, stall_rows))
+
+
+def _scale_server(cfg: Config, tmp: Path, report: Report, proc: servers.ServerProcess, port: int, size: int) -> tuple:
+    """Memory idle, two load passes, memory after them, resets under a request loop, memory after the resets."""
+    time.sleep(cfg.settle)
+    idle = proc.memory()
+    assert proc.proc is not None
+    passes: list[tuple[load.LoadResult, float]] = []
+    for _ in range(2):
+        faults = servers.minor_faults(servers.process_tree(proc.proc.pid))
+        result = _measured_load(proc, load.retrieve_spread_scenario(size), port, cfg.scale_duration, cfg, tmp, report, "scale")
+        faults = servers.minor_faults(servers.process_tree(proc.proc.pid)) - faults
+        passes.append((result, faults / result.requests if result.requests else 0.0))
+    after_load = proc.memory()
+    progress(f"scale {size:,}: {STALL_RESETS} resets under a retrieveCustomer loop")
+    stall = reset_stall.measure(port, resets=STALL_RESETS, pause_s=max(1.5, size / 200_000))
+    time.sleep(cfg.settle)
+    return idle, after_load, proc.memory(), passes, stall
+
+
+def _scale_targets(
+    cfg: Config, report: Report, server: str, p50s: dict, starts: dict[tuple[int, str], float], stalls: dict[int, reset_stall.Stall]
+) -> None:
+    smallest = cfg.sizes[0]
+    for number, label in ((2, "second pass: steady state"), (1, "first pass")):
+        big, small = p50s.get((1_000_000, number)), p50s.get((smallest, number))
+        report.target(
+            f"p50 retrieveCustomer with 1,000,000 vs {smallest} customers ({server}, {label})",
+            big / small if big and small else None,
+            TARGETS["p50_1m_vs_100"],
+            False,
+            "x",
+        )
+    for label, _, _ in SCALE_STARTS:
+        start = starts.get((1_000_000, label))
+        report.target(f"start with 1,000,000 customers, {label} ({server})", start, TARGETS["start_1m_s"], False, " s")
+    stall = stalls.get(200_000)
+    report.target(
+        f"worst request during {STALL_RESETS} resets with 200,000 customers ({server})",
+        stall.during_max_ms if stall else None,
+        TARGETS["reset_stall_ms"],
+        False,
+        " ms",
+    )
+
+
+def _scale_section(cfg: Config, server: str, start_rows: list, memory_rows: list, latency_rows: list, stall_rows: list) -> str:
     duration = f"{max(1, round(cfg.scale_duration))} s" if cfg.client == "wrk" else f"{cfg.scale_duration:g} s"
-    memory_header = [
-        "Relay customers",
-        "fixture (MB)",
-        "start → first valid 200 (s)",
-        "RSS idle (MB)",
-        "PSS idle (MB)",
-        "RSS after load (MB)",
-    ]
+    start_header = ["Relay customers", "YAML (MB)", "JSON (MB)", *(f"start: {label} (s)" for label, _, _ in SCALE_STARTS)]
+    memory_header = ["Relay customers", "RSS idle (MB)", "PSS idle (MB)", "RSS after load (MB)", f"PSS after {STALL_RESETS} resets (MB)"]
     latency_header = ["Relay customers", "pass", "req/s", "p50 (ms)", "p99 (ms)", "page faults/request", "statuses", "other CPU (cores)"]
-    latency_header.append(f"p50 vs {smallest} (same pass)")
-    report.add(
-        f"## Memory and lookup latency vs number of customers ({server})\n\n"
-        "Fixtures: the default data plus N generated Relay customers of client `demo` (ccid, product group, first and last name),\n"
-        "as a YAML fixture file. Start includes loading and checking it. RSS and PSS as above (granian: master and worker).\n\n"
-        + _table(memory_header, memory_rows, "lrrrrr")
+    latency_header.append(f"p50 vs {cfg.sizes[0]} (same pass)")
+    stall_header = [
+        "Relay customers",
+        "reset answered in, worst (ms)",
+        "no reset: max (ms)",
+        "no reset: p99 (ms)",
+        "during resets: max (ms)",
+        "during resets: p99 (ms)",
+        "requests during resets",
+        "errors",
+    ]
+    return (
+        f"## Start, memory, lookup latency and resets vs number of customers ({server})\n\n"
+        "Fixtures: the default data plus N generated Relay customers of client `demo` (ccid, product group, first and last name).\n"
+        "Start: spawn to the first valid 200 (retrieveCustomer), which includes reading and checking the file and building the\n"
+        "states a start needs. Three starts a size: the YAML file with an empty fixture cache (parsed, checked, cache written),\n"
+        "the same file again (read back from the cache), the same data as a JSON file with the cache off.\n\n"
+        + _table(start_header, start_rows, "lrrrrr")
+        + "\n\nThe server started on JSON is measured next. One process (granian runs embedded, no forked worker): RSS and PSS\n"
+        "of that process. PSS after the resets includes the fresh state kept ready for the next reset (from 10,000 records).\n\n"
+        + _table(memory_header, memory_rows, "lrrrr")
         + f"\n\nLoad: retrieveCustomer walking all N ccids in a fixed scattered order, {duration} a pass, twice over the same ccids.\n"
-        "First pass: the worker touches each record for the first time since granian forked it from the process that loaded\n"
-        "the fixtures, so pages are copied on write (page faults/request: minor faults of the server's processes).\n"
-        "Second pass: the same requests again, steady state.\n\n" + _table(latency_header, latency_rows, "llrrrrlrr")
+        "First pass: each record read for the first time since it was built (cold caches, first page touches); second pass:\n"
+        "the same requests again, steady state (page faults/request: minor faults of the server process).\n\n"
+        + _table(latency_header, latency_rows, "llrrrrlrr")
+        + f"\n\nResets: one client thread sends retrieveCustomer in a tight loop on one keep-alive connection while another posts\n"
+        f"`/__admin/reset` {STALL_RESETS} times, a pause after each (long enough for the background work a reset leaves: making the\n"
+        "next fresh state, freeing the old one). Latencies of the loop before the first reset (no reset) and from it on.\n\n"
+        + _table(stall_header, stall_rows, "lrrrrrrr")
     )
 
 
@@ -648,7 +722,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Config]:
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto", help="load generator (auto: wrk when installed)")
     parser.add_argument("--threads", type=int, default=2, help="load-generator threads (wrk -t)")
     parser.add_argument("--connections", type=int, default=16, help="connections (wrk -c)")
-    parser.add_argument("--skip-1m", action="store_true", help="leave out the 1M-customer step (its fixture takes minutes to load)")
+    parser.add_argument("--skip-1m", action="store_true", help="leave out the 1M-customer step (its YAML start alone takes about 30 s)")
     parser.add_argument(
         "--load-timeout", type=float, default=None, help="seconds to wait for a server to load its fixtures (default 600; smoke 60)"
     )
@@ -691,7 +765,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Config]:
         duration = args.duration or 10.0
         cfg = Config(
             duration=duration, scale_duration=min(5.0, duration), startup_repeats=3,
-            sizes=(100, 100_000) if args.skip_1m else (100, 100_000, 1_000_000), load_timeout=args.load_timeout or 600,
+            sizes=(100, 100_000, 200_000) if args.skip_1m else (100, 100_000, 200_000, 1_000_000), load_timeout=args.load_timeout or 600,
             profile_requests=5000, merge_pairs=pairs, one_ccid=True, smoke=False, quiet_wait=args.quiet_wait,
             serving_rounds=args.serving_rounds or 2, qa_rounds=args.qa_rounds or 2, qa_calls=20_000, qa_repeats=3, **common,
         )  # fmt: skip
