@@ -153,7 +153,7 @@ class Fixtures:
 
     def build(self, config: Config | None = None, seed: int | str | None = None) -> State:
         """A fresh state of these records under `config` (this file's own unless given; it must be equal)."""
-        if self._spare is not None and config in (None, self.config) and seed is None:
+        if self._spare is not None and (config is None or config is self.config) and seed is None:
             return self._spare.take()
         return self._fresh(config, seed)
 
