@@ -100,6 +100,12 @@ def main() -> None:
 )
 @click.option("--no-check-responses", is_flag=True, help="Skip checking each answer against the spec (faster, less safe).")
 @click.option(
+    "--fixture-cache",
+    default="auto",
+    show_default=True,
+    help="Where checked fixture files of 1 MB or more are cached for a fast next start: auto (the user's cache folder), off, or a folder.",
+)
+@click.option(
     "--state-file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -153,6 +159,7 @@ def serve_command(
     scenario: str | None,
     reload: bool,
     no_check_responses: bool,
+    fixture_cache: str,
     state_file: Path | None,
     save_interval: float,
     fsync: str,
@@ -172,6 +179,7 @@ def serve_command(
     settings = Settings(
         fixtures=fixtures or default_fixtures_path(),
         check_responses=not no_check_responses,
+        fixture_cache=fixture_cache,
         state_file=state_file,
         admin_token=admin_token,
         access_log=access_log,

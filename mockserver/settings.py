@@ -28,6 +28,8 @@ class Settings:
     strict_responses: bool = False
     # Bodies larger than this are refused unread with the API's documented 400.
     max_body_bytes: int = 1024 * 1024
+    # Checked fixture files of 1 MB or more are cached here: "auto" (the user's cache folder), "off", or a folder.
+    fixture_cache: str = "auto"
     # Restore state from this file at start (if it exists); `serve` saves to it.
     state_file: Path | None = None
     # When set, /__admin requires `Authorization: Bearer <admin_token>`.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from flask.testing import FlaskClient
 
@@ -12,6 +14,9 @@ from mockserver.contract.spec import load_document
 from mockserver.http.app import create_app
 from mockserver.resources import admin_spec_path
 from mockserver.settings import Settings
+
+# Servers the tests start leave no fixture cache in the user's home (tests/domain/test_large_fixtures.py tests the cache).
+os.environ.setdefault("MOCKSERVER_FIXTURE_CACHE", "off")
 
 RELAY_KEY = {"xx-relay-api-key": "demo-key"}
 USER = {"Authorization": "Bearer demo-user-token"}

@@ -26,7 +26,7 @@ from mockserver.qa.scenarios import Scenarios
 from mockserver.qa.sessions import Sessions
 from mockserver.relay.api import FAMILY as RELAY
 from mockserver.settings import Settings
-from mockserver.state import persistence
+from mockserver.state import fixture_cache, persistence
 from mockserver.state.fixtures import FixtureError, Fixtures
 from mockserver.state.store import MemoryStore
 
@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings()
     contract = Contract(load_document(settings.spec), load_document(settings.admin_spec))
     schemas = contract.schemas
-    fixtures = Fixtures.load(settings.fixtures, schemas)
+    fixtures = Fixtures.load(settings.fixtures, schemas, cache=fixture_cache.folder(settings.fixture_cache))
     config = fixtures.config
     state_file = persistence.StateFile(settings.state_file, settings.fsync) if settings.state_file else None
     restored = state_file.restore(fixtures, schemas) if state_file else None

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mockserver.qa.scenarios import Scenarios
+from mockserver.state import fixture_cache
 from mockserver.state.fixtures import FixtureError, Fixtures
 
 log = logging.getLogger("mockserver")
@@ -63,7 +64,8 @@ class Reloader:
             return
         contract = self.extensions["contract"]
         try:
-            fixtures = Fixtures.load(self.fixtures_path, contract.schemas) if fixtures_changed else self.extensions["fixtures"]
+            cache = fixture_cache.folder(self.extensions["settings"].fixture_cache)
+            fixtures = Fixtures.load(self.fixtures_path, contract.schemas, cache=cache) if fixtures_changed else self.extensions["fixtures"]
             toolkit = self.extensions["toolkit"]
             scenarios = Scenarios.load(self.scenarios_path, toolkit.vendor_operations, contract.schemas, fixtures.build)
         except FixtureError as exc:

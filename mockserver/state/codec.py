@@ -1,35 +1,29 @@
-"""JSON for the state file and its command log: orjson, ten times the json module on every logged change.
+"""JSON for the state file and its command log: orjson, several times the json module on every logged change.
 
-orjson refuses integers beyond 64 bits, which a request body can hold where
-the spec sets no bound; those fall back to the json module, so a valid
-record is never unwritable.
+What is written is records (strings, lists and objects only: the spec's record
+schemas are closed and hold no numbers) and small integers (generations, ids),
+so orjson's limits (integers of 64 bits at most) never bind; a value beyond
+them raises, and the change is refused, rather than written wrong. Keys keep
+their order, so answers after a restart list fields as before it.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import orjson
 
-DecodeError = orjson.JSONDecodeError  # a ValueError
-
 
 def line(value: Any) -> bytes:
     """One compact JSON line, UTF-8, ending in a newline."""
-    try:
-        return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)
-    except TypeError:
-        return (json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+    return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)
 
 
-def sorted_text(value: Any) -> bytes:
-    """JSON with sorted keys (a snapshot that diffs well), UTF-8."""
-    try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    except TypeError:
-        return json.dumps(value, ensure_ascii=False, sort_keys=True).encode()
+def text(value: Any) -> bytes:
+    """Compact JSON, UTF-8."""
+    return orjson.dumps(value)
 
 
 def loads(data: bytes | str) -> Any:
+    """Raises ValueError (orjson.JSONDecodeError) on anything that is not JSON."""
     return orjson.loads(data)

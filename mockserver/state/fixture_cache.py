@@ -35,15 +35,15 @@ FORMAT = b"mockserver-fixture-cache-1\n"
 MIN_BYTES = 1_000_000
 KEEP = 4  # entries kept (one a fixture path); the oldest go first
 SUFFIX = ".fixture"
-ENVIRONMENT = "MOCKSERVER_FIXTURE_CACHE"  # a folder, or "off"
 _CHECKERS = ("state/fixtures.py", "relay/domain.py", "contract/compiled.py")
 
 
-def folder() -> Path | None:
-    """Where entries go: $MOCKSERVER_FIXTURE_CACHE ("off": nowhere), else the user's cache folder."""
-    chosen = os.environ.get(ENVIRONMENT)
-    if chosen is not None:
-        return None if chosen.strip().lower() in ("", "off", "0", "no", "false") else Path(chosen)
+def folder(choice: str = "auto") -> Path | None:
+    """Where entries go (`serve --fixture-cache`): "auto" the user's cache folder, "off" nowhere, else that folder."""
+    if choice.strip().lower() in ("", "off", "0", "no", "false"):
+        return None
+    if choice != "auto":
+        return Path(choice)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "mockserver" / "fixtures"
 

@@ -109,7 +109,7 @@ def document(state: State, log_generation: int) -> bytes:
     """The snapshot file's content: marker, the first log it does not contain, next free id, then the state."""
     header = {MARKER: VERSION, "saved_at": datetime.now(UTC).isoformat(), "log_generation": log_generation}
     header["next_id"] = state.sources.ids.peek()
-    return codec.sorted_text(header)[:-1] + b',"state":' + codec.sorted_text(snapshot(state)) + b"}"
+    return codec.text(header)[:-1] + b',"state":' + codec.text(snapshot(state)) + b"}"
 
 
 def read(path: Path, schemas: dict[str, dict]) -> Saved | None:

@@ -209,11 +209,11 @@ def test_a_damaged_cache_entry_is_ignored(schemas, default_data, tmp_path, cache
     assert "GEN-000049" in Fixtures.load(path, schemas, cache=cache).build().relay.books["demo"].customers
 
 
-def test_the_cache_can_be_turned_off(monkeypatch, tmp_path):
-    monkeypatch.setenv(fixture_cache.ENVIRONMENT, "off")
-    assert fixture_cache.folder() is None
-    monkeypatch.setenv(fixture_cache.ENVIRONMENT, str(tmp_path))
-    assert fixture_cache.folder() == tmp_path
+def test_the_cache_can_be_turned_off_or_put_elsewhere(monkeypatch, tmp_path):
+    assert fixture_cache.folder("off") is None
+    assert fixture_cache.folder(str(tmp_path)) == tmp_path
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert fixture_cache.folder() == tmp_path / "mockserver" / "fixtures"
 
 
 # ---------------------------------------------------------------- reset
