@@ -3,7 +3,7 @@
 Designs: the old default (granian's WSGI interface, 64 blocking threads in
 a forked worker: `mockserver serve` before #10), the same with 1 thread, and
 the new design (`mockserver serve`: granian embedded on uvloop, ASGI front).
-Each run gets a fresh server restoring the same state file, so every run's
+Each run gets a fresh server loading the same fixture file, so every run's
 moves start from the same state and none can be a 409. `measure` never
 raises and never hangs: a frozen server is a failed run (wrk's own deadline
 and timeouts, the held load's bounded waits).
@@ -11,7 +11,6 @@ and timeouts, the held load's bounded waits).
 
 from __future__ import annotations
 
-import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -37,9 +36,9 @@ class Design:
     name: str
     wsgi_threads: int | None = None  # granian WSGI with this many blocking threads; None: `mockserver serve`
 
-    def argv(self, port: int, state: Path, held: bool) -> list[str]:
+    def argv(self, port: int, fixture: Path, held: bool) -> list[str]:
         if self.wsgi_threads is None:
-            argv = servers.mockserver_argv("granian", port, state_file=state)
+            argv = servers.mockserver_argv("granian", port, fixture)
             return argv + ["--head-timeout", HELD_DEADLINE, "--body-timeout", HELD_DEADLINE] if held else argv
         return [
             sys.executable, "-m", "granian", "--interface", "wsgi", "--workers", "1", "--blocking-threads", str(self.wsgi_threads),
@@ -47,8 +46,8 @@ class Design:
             "benchmarks.wsgi_app:app",
         ]  # fmt: skip
 
-    def env(self, state: Path) -> dict[str, str]:
-        return {} if self.wsgi_threads is None else {"MOCKSERVER_BENCH_STATE_FILE": str(state)}
+    def env(self, fixture: Path) -> dict[str, str]:
+        return {} if self.wsgi_threads is None else {"MOCKSERVER_BENCH_FIXTURES": str(fixture)}
 
 
 OLD = Design(f"old default: granian WSGI, {OLD_THREADS} threads", OLD_THREADS)
@@ -146,7 +145,7 @@ def describe_shape(plan: Plan) -> str:
 Watch = Callable[[servers.ServerProcess, Callable[[], load.LoadResult]], load.LoadResult]
 
 
-def measure(design: Design, held: bool, state: Path, plan: Plan, round_: int, watch: Watch) -> Outcome:
+def measure(design: Design, held: bool, fixture: Path, plan: Plan, round_: int, watch: Watch) -> Outcome:
     """One wrk run of moveCustomer on a fresh server, idle or under the held load; errors become a failed Outcome.
 
     `watch(proc, run)` runs the load and records what else used the CPU meanwhile.
@@ -160,8 +159,7 @@ def measure(design: Design, held: bool, state: Path, plan: Plan, round_: int, wa
     run = partial(load.run_load, moves, port, plan.duration, plan.threads, plan.connections, plan.workdir, plan.client)
     try:
         raise_fd_limit(shape.connections + FD_MARGIN)  # before the server starts: it inherits the limit
-        copy = shutil.copyfile(state, plan.workdir / f"{tag}.json")  # `mockserver serve` saves its state back at exit
-        with servers.ServerProcess(tag, design.argv(port, copy, held), plan.workdir, design.env(copy)) as proc:
+        with servers.ServerProcess(tag, design.argv(port, fixture, held), plan.workdir, design.env(fixture)) as proc:
             proc.wait_ready(partial(servers.mockserver_probe, port), 60)
             if plan.full:  # one unrecorded second of GETs (no state change): first-request costs are not measured
                 load.run_load(load.retrieve_scenario(), port, 1, plan.threads, plan.connections, plan.workdir, plan.client)

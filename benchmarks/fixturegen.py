@@ -1,6 +1,6 @@
-"""Data for the benchmark: fixture files (YAML) and saved-state files (JSON), fast to write even for 1M records.
+"""Data for the benchmark: fixture files (YAML or JSON), fast to write even for 1M records.
 
-Both hold the default demo data (read from the bundled `default.yaml`, so the
+They hold the default demo data (read from the bundled `default.yaml`, so the
 demo ids keep working) plus generated records in the schema of
 mockserver/fixtures.py:
 
@@ -16,9 +16,9 @@ mockserver/fixtures.py:
 A fixture file is what users write, and what the memory and lookup figures
 load: YAML (PyYAML, even with libyaml, builds about 35k Relay records a
 second), or JSON for a path ending in `.json` (about a million a second). The
-throughput server, which needs a stream of fresh merge pairs (about 100k for
-10 s), restores the same kind of data from a state file (`serve --state-file`,
-JSON) instead.
+load-test servers, the throughput one needing a stream of fresh merge pairs
+(about 100k for 10 s), load JSON: no state file, so no command log is in what
+they measure (the durability phase measures that).
 """
 
 from __future__ import annotations
@@ -126,18 +126,4 @@ def _write_json_fixture(path: Path, relay_customers: int, move_customers: int, m
         out.write("\n]},\n" + '"egain": ' + json.dumps(head)[:-1] + ', "customers": [\n')
         out.write(",\n".join(json.dumps(customer) for customer in _egain_customers(egain, merge_pairs)))
         out.write("\n]}}\n")
-    return path
-
-
-def write_state_file(path: Path, relay_customers: int = 0, move_customers: int = 0, merge_pairs: int = 0) -> Path:
-    """The same data as a saved state (`mockserver serve --state-file`), which is JSON; returns `path`."""
-    from mockserver.state.persistence import MARKER, VERSION
-
-    data = _default()
-    for client in data["relay"]["clients"]:
-        if client["client_id"] == DEMO_CLIENT:
-            client.setdefault("customers", []).extend(_relay_records(relay_customers, move_customers))
-    data["egain"].setdefault("customers", []).extend(_merge_records(merge_pairs))
-    with open(path, "w", encoding="utf-8") as out:
-        json.dump({MARKER: VERSION, "state": data}, out)
     return path

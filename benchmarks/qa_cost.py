@@ -3,7 +3,7 @@
 Four configurations of `mockserver serve`, each measured two ways:
 
 * over HTTP with wrk (moveCustomer, each load thread moving its own customers,
-  so no 409), a fresh server per run restoring the same state file, rounds
+  so no 409), a fresh server per run loading the same fixture file, rounds
   interleaved so slow drift of a shared machine hits all alike;
 * in process, the ASGI app called directly on one event loop, no sockets, so
   the difference between configurations is not buried in wrk's noise.
@@ -19,7 +19,6 @@ import gc
 import http.client
 import json
 import os
-import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -53,8 +52,8 @@ class Variant:
     def label(self) -> str:
         return f"({self.key}) {self.name}"
 
-    def serve_argv(self, port: int, state: Path) -> list[str]:
-        argv = servers.mockserver_argv("granian", port, state_file=state) + ["--journal-size", str(self.journal_size)]
+    def serve_argv(self, port: int, fixture: Path) -> list[str]:
+        argv = servers.mockserver_argv("granian", port, fixture) + ["--journal-size", str(self.journal_size)]
         return argv + ["--session-idle", SESSION_IDLE] if self.sessions else argv
 
     def settings(self) -> dict:
@@ -145,7 +144,7 @@ def inspect(port: int, variant: Variant) -> str:
     return "; ".join(checked)
 
 
-def measure(variant: Variant, state: Path, plan: Plan, round_: int, watch: Watch) -> Run:
+def measure(variant: Variant, fixture: Path, plan: Plan, round_: int, watch: Watch) -> Run:
     """One wrk run of moveCustomer on a fresh server set up as `variant`; errors become a failed Run."""
     run = Run(round_, variant)
     tag = f"qa-cost-{round_}-{variant.key}"
@@ -153,8 +152,7 @@ def measure(variant: Variant, state: Path, plan: Plan, round_: int, watch: Watch
     scenario = load.move_scenario(plan.customers)
     moves = partial(load.run_load, scenario, port, plan.duration, plan.threads, plan.connections, plan.workdir, plan.client)
     try:
-        copy = shutil.copyfile(state, plan.workdir / f"{tag}.json")  # `mockserver serve` saves its state back at exit
-        with servers.ServerProcess(tag, variant.serve_argv(port, copy), plan.workdir) as proc:
+        with servers.ServerProcess(tag, variant.serve_argv(port, fixture), plan.workdir) as proc:
             proc.wait_ready(partial(servers.mockserver_probe, port), 60)
             prepare(port, variant)
             if plan.full:  # one unrecorded second of GETs (no state change): first-request costs are not measured

@@ -24,7 +24,6 @@ import math
 import os
 import resource
 import shlex
-import shutil
 import statistics
 import sys
 import tempfile
@@ -37,8 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import designs, durability, load, machine, qa_cost, reset_stall, servers
-from benchmarks.fixturegen import move_ccid, write_fixture, write_state_file
-from mockserver.state import fixture_cache
+from benchmarks.fixturegen import move_ccid, write_fixture
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SERVERS = ("granian", "waitress")
@@ -177,8 +175,8 @@ def phase_startup(cfg: Config, tmp: Path, report: Report) -> None:
 
 
 def phase_throughput(cfg: Config, tmp: Path, report: Report) -> None:
-    # the data of the mockserver runs, restored from a state file (JSON: 100k merge pairs load in seconds, not minutes)
-    pristine = write_state_file(tmp / "bench-state.json", move_customers=MOVE_CUSTOMERS, merge_pairs=cfg.merge_pairs)
+    # the data of the mockserver runs, a JSON fixture file (100k merge pairs load in seconds, not minutes as YAML)
+    fixture = write_fixture(tmp / "bench-fixture.json", move_customers=MOVE_CUSTOMERS, merge_pairs=cfg.merge_pairs)
     scenarios = [load.move_scenario(MOVE_CUSTOMERS)]
     if cfg.one_ccid:
         scenarios.append(load.move_one_ccid_scenario())
@@ -195,8 +193,7 @@ def phase_throughput(cfg: Config, tmp: Path, report: Report) -> None:
                 progress(f"baseline {server} {method}: {base[method].rps:.0f} req/s")
         results = []
         port = servers.free_port()
-        state = shutil.copyfile(pristine, tmp / f"state-{server}.json")  # the server saves its state back at exit
-        with servers.ServerProcess(f"mockserver-{server}", servers.mockserver_argv(server, port, state_file=state), tmp) as proc:
+        with servers.ServerProcess(f"mockserver-{server}", servers.mockserver_argv(server, port, fixture), tmp) as proc:
             loaded = proc.wait_ready(partial(servers.mockserver_probe, port), cfg.load_timeout)
             progress(f"mockserver {server} ready in {loaded:.1f} s with the benchmark state ({cfg.merge_pairs:,} merge pairs)")
             _warm_up(cfg, port, tmp)
@@ -327,7 +324,7 @@ def phase_serving(cfg: Config, tmp: Path, report: Report) -> None:
 
     Rounds are interleaved (every design, then again), so slow drift of a shared machine hits all designs alike.
     """
-    state = write_state_file(tmp / "serving-state.json", move_customers=MOVE_CUSTOMERS)
+    fixture = write_fixture(tmp / "serving-fixture.json", move_customers=MOVE_CUSTOMERS)
     plan = designs.Plan(cfg.duration, cfg.threads, cfg.connections, cfg.client, MOVE_CUSTOMERS, not cfg.smoke, tmp)
     outcomes: list[designs.Outcome] = []
     for round_ in range(1, cfg.serving_rounds + 1):
@@ -335,7 +332,7 @@ def phase_serving(cfg: Config, tmp: Path, report: Report) -> None:
             for held in (False, True):
                 _wait_quiet(cfg)
                 what = f"serving round {round_}: {design.name}, {'held' if held else 'idle'}"
-                outcome = designs.measure(design, held, state, plan, round_, partial(_with_other_cpu, report=report, what=what))
+                outcome = designs.measure(design, held, fixture, plan, round_, partial(_with_other_cpu, report=report, what=what))
                 outcomes.append(outcome)
                 result = outcome.result
                 progress(f"{what}: {f'{result.rps:,.0f} req/s' if result else '—'}; {'; '.join(outcome.failures()) or 'no failure'}")
@@ -402,9 +399,9 @@ def phase_qa_cost(cfg: Config, tmp: Path, report: Report) -> None:
 
 def _qa_cost_http(cfg: Config, tmp: Path, report: Report) -> None:
     """The four configurations under wrk, a fresh server per run, rounds interleaved; the #9 goal on the worst round."""
-    state = write_state_file(tmp / "qa-cost-state.json", move_customers=MOVE_CUSTOMERS)
+    fixture = write_fixture(tmp / "qa-cost-fixture.json", move_customers=MOVE_CUSTOMERS)
     plan = designs.Plan(cfg.duration, cfg.threads, cfg.connections, cfg.client, MOVE_CUSTOMERS, not cfg.smoke, tmp)
-    runs = _interleaved(cfg, report, "qa-cost", qa_cost.VARIANTS, partial(qa_cost.measure, state=state, plan=plan))
+    runs = _interleaved(cfg, report, "qa-cost", qa_cost.VARIANTS, partial(qa_cost.measure, fixture=fixture, plan=plan))
     report.target(
         "moveCustomer req/s, journal on and no rules vs journal off (`mockserver serve`, worst round)",
         qa_cost.worst_journal_ratio(runs),
@@ -512,12 +509,12 @@ def phase_scale(cfg: Config, tmp: Path, report: Report) -> None:
         cache = tmp / f"fixture-cache-{size}"
         row = [f"{size:,}", f"{fixtures['.yaml'].stat().st_size / 1e6:.0f}", f"{fixtures['.json'].stat().st_size / 1e6:.0f}"]
         for label, suffix, cached in SCALE_STARTS:
-            env = {fixture_cache.ENVIRONMENT: str(cache) if cached == "run" else "off"}
             port = servers.free_port()
             progress(f"scale {size:,}: starting mockserver, {label} (bound {cfg.load_timeout:.0f} s)")
             try:
                 argv = servers.mockserver_argv(server, port, fixtures[suffix])
-                with servers.ServerProcess(f"scale-{size}-{suffix[1:]}-{cached}", argv, tmp, env) as proc:
+                argv += ["--fixture-cache", str(cache) if cached == "run" else "off"]
+                with servers.ServerProcess(f"scale-{size}-{suffix[1:]}-{cached}", argv, tmp) as proc:
                     starts[(size, label)] = proc.wait_ready(partial(servers.mockserver_probe, port), cfg.load_timeout, interval=0.05)
                     progress(f"scale {size:,}: {label}: first valid 200 after {starts[(size, label)]:.1f} s")
                     if suffix == ".json":

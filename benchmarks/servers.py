@@ -30,13 +30,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def mockserver_argv(server: str, port: int, fixtures: Path | None = None, state_file: Path | None = None) -> list[str]:
-    """Exactly what a user types: `mockserver serve --host 127.0.0.1 --port P --server S [--fixtures F] [--state-file F]`."""
+def mockserver_argv(server: str, port: int, fixtures: Path | None = None) -> list[str]:
+    """Exactly what a user types: `mockserver serve --host 127.0.0.1 --port P --server S [--fixtures F]`."""
     argv = [sys.executable, "-m", "mockserver", "serve", "--host", HOST, "--port", str(port), "--server", server]
     if fixtures is not None:
         argv += ["--fixtures", str(fixtures)]
-    if state_file is not None:
-        argv += ["--state-file", str(state_file), "--save-interval", "86400"]  # restored at start, saved only at the end
     return argv
 
 

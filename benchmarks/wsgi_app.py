@@ -1,11 +1,11 @@
 """The pre-#10 serving design, for comparison: the mock's WSGI app under granian's WSGI interface.
 
-    MOCKSERVER_BENCH_STATE_FILE=state.json python -m granian --interface wsgi --workers 1 \\
+    MOCKSERVER_BENCH_FIXTURES=fixture.json python -m granian --interface wsgi --workers 1 \\
         --blocking-threads 64 --no-log --http 1 benchmarks.wsgi_app:app
 
 That was `mockserver serve`'s default before #10: one forked worker, 64
 blocking threads, the app built by `create_app` (the worker loads it here).
-The state file, if any, is only restored, never saved. `Prefer: delay` is
+The fixture file is the only state (no state file). `Prefer: delay` is
 dropped on the way in: the old design had no delays (it ignored unknown
 preferences, RFC 7240), while today's WSGI middleware would sleep one of the
 threads on it, which is not what the old default did.
@@ -27,10 +27,9 @@ Wsgi = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 
 
 def settings_from_env() -> Settings:
-    """MOCKSERVER_BENCH_FIXTURES (default: the bundled demo) and MOCKSERVER_BENCH_STATE_FILE (optional)."""
+    """MOCKSERVER_BENCH_FIXTURES (default: the bundled demo)."""
     fixtures = os.environ.get("MOCKSERVER_BENCH_FIXTURES")
-    state_file = os.environ.get("MOCKSERVER_BENCH_STATE_FILE")
-    return Settings(fixtures=Path(fixtures) if fixtures else default_fixtures_path(), state_file=Path(state_file) if state_file else None)
+    return Settings(fixtures=Path(fixtures) if fixtures else default_fixtures_path())
 
 
 def without_delay(app: Wsgi) -> Wsgi:
