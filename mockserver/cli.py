@@ -100,6 +100,13 @@ def main() -> None:
 )
 @click.option("--no-check-responses", is_flag=True, help="Skip checking each answer against the spec (faster, less safe).")
 @click.option(
+    "--store",
+    default="memory",
+    show_default=True,
+    help="Where the state lives: memory (this process), or redis://HOST:PORT/DB, shared by every mockserver pointing at it.",
+)
+@click.option("--namespace", default="mockserver", show_default=True, help="Prefix of the Redis keys, so deployments can share one Redis.")
+@click.option(
     "--fixture-cache",
     default="auto",
     show_default=True,
@@ -159,6 +166,8 @@ def serve_command(
     scenario: str | None,
     reload: bool,
     no_check_responses: bool,
+    store: str,
+    namespace: str,
     fixture_cache: str,
     state_file: Path | None,
     save_interval: float,
@@ -180,6 +189,8 @@ def serve_command(
         fixtures=fixtures or default_fixtures_path(),
         check_responses=not no_check_responses,
         fixture_cache=fixture_cache,
+        store=store,
+        namespace=namespace,
         state_file=state_file,
         admin_token=admin_token,
         access_log=access_log,

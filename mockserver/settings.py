@@ -30,6 +30,10 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     # Checked fixture files of 1 MB or more are cached here: "auto" (the user's cache folder), "off", or a folder.
     fixture_cache: str = "auto"
+    # Where sessions' state lives: "memory" (this process), or "redis://HOST:PORT/DB", shared by every process using it.
+    store: str = "memory"
+    # Redis key prefix, so deployments can share one Redis.
+    namespace: str = "mockserver"
     # Restore state from this file at start (if it exists); `serve` saves to it.
     state_file: Path | None = None
     # When set, /__admin requires `Authorization: Bearer <admin_token>`.

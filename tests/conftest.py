@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import os
+import uuid
+from collections.abc import Iterator
 
 import pytest
 from flask.testing import FlaskClient
@@ -11,9 +14,13 @@ from mockserver.contract.compiled import RawRequest
 from mockserver.contract.errors import ResponseInvalid
 from mockserver.contract.reference import Reference
 from mockserver.contract.spec import load_document
+from mockserver.egain.domain import EgainState
 from mockserver.http.app import create_app
+from mockserver.relay.domain import CustomerBook, RelayState
 from mockserver.resources import admin_spec_path
 from mockserver.settings import Settings
+from mockserver.state.model import State
+from tests.redis_server import redis_server
 
 # Servers the tests start leave no fixture cache in the user's home (tests/domain/test_large_fixtures.py tests the cache).
 os.environ.setdefault("MOCKSERVER_FIXTURE_CACHE", "off")
@@ -71,9 +78,24 @@ class CheckedClient(FlaskClient):
         return response
 
 
-@pytest.fixture
-def app(reference, admin_reference):
-    application = create_app(Settings(strict_responses=True))
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """One real redis-server for the test session (each xdist worker its own); tests keep apart by namespace."""
+    with redis_server() as url:
+        yield url
+
+
+def store_settings(request: pytest.FixtureRequest, kind: str) -> dict:
+    """Settings of a fresh store of `kind`: memory, or Redis under a namespace of its own."""
+    if kind == "memory":
+        return {}
+    return {"store": request.getfixturevalue("redis_url"), "namespace": f"test-{uuid.uuid4().hex}"}
+
+
+@pytest.fixture(params=["memory", "redis"])
+def app(request, reference, admin_reference):
+    """The app under test, on each store (the in-memory one, and Redis)."""
+    application = create_app(Settings(strict_responses=True, **store_settings(request, request.param)))
     application.test_client_class = CheckedClient
     CheckedClient.reference, CheckedClient.admin_reference = reference, admin_reference
     return application
@@ -86,5 +108,25 @@ def client(app) -> CheckedClient:
 
 @pytest.fixture
 def state(app):
-    """The live state of the app under test (default session), for asserting what changed (or did not)."""
-    return app.extensions["mockserver"]["store"].state
+    """The state of the app under test (default session) as it is when read, for asserting what changed (or not)."""
+    return Current(app.extensions["mockserver"]["store"])
+
+
+class Current:
+    """The store's state now: each attribute read goes through the store (Redis has no live object to look at)."""
+
+    def __init__(self, store):
+        self._store = store
+
+    def __getattr__(self, name: str):
+        return getattr(self._store.run(materialized), name)
+
+
+def materialized(state: State) -> State:
+    """A plain copy of `state` (a command: run it in the store), whatever its collections are backed by."""
+    books = {
+        client_id: CustomerBook(book.client, {r["ccid"]: copy.deepcopy(r) for r in book.customers.values()})
+        for client_id, book in state.relay.books.items()
+    }
+    egain = EgainState(state.egain.config, {c["id"]: copy.deepcopy(c) for c in state.egain.customers.values()}, state.sources)
+    return State(relay=RelayState(books), egain=egain, sources=state.sources)

@@ -9,6 +9,7 @@ unknown path or method is answered in the API's JSON error format.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
@@ -23,12 +24,13 @@ from mockserver.http.front import Front
 from mockserver.http.pipeline import Pipeline
 from mockserver.http.wsgi import ApiMiddleware, raw_request  # noqa: F401 - raw_request is used by tools and tests
 from mockserver.qa.scenarios import Scenarios
-from mockserver.qa.sessions import Sessions
+from mockserver.qa.sessions import DEFAULT, Sessions
 from mockserver.relay.api import FAMILY as RELAY
 from mockserver.settings import Settings
 from mockserver.state import fixture_cache, persistence
 from mockserver.state.fixtures import FixtureError, Fixtures
-from mockserver.state.store import MemoryStore
+from mockserver.state.model import State
+from mockserver.state.store import MemoryStore, Store
 
 log = logging.getLogger("mockserver")
 
@@ -39,12 +41,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     schemas = contract.schemas
     fixtures = Fixtures.load(settings.fixtures, schemas, cache=fixture_cache.folder(settings.fixture_cache))
     config = fixtures.config
+    stores_for = _store_kind(settings, fixtures)
+    new_store = stores_for(fixtures.build)
     state_file = persistence.StateFile(settings.state_file, settings.fsync) if settings.state_file else None
     restored = state_file.restore(fixtures, schemas) if state_file else None
-    store = MemoryStore(fixtures.build, initial=restored)
-    sessions = Sessions(
-        lambda _: MemoryStore(fixtures.build), settings.journal_size, settings.session_idle, settings.max_sessions, default_store=store
-    )
+    store = MemoryStore(fixtures.build, initial=restored) if state_file else new_store(DEFAULT)
+    sessions = Sessions(new_store, settings.journal_size, settings.session_idle, settings.max_sessions, default_store=store)
     vendor_operations = [op for op in contract.operations.values() if op.family != "admin"]
     scenarios = Scenarios.load(settings.scenarios, vendor_operations, schemas, fixtures.build)
     toolkit = Toolkit(sessions, scenarios, vendor_operations, contract.templates, wirefaults.SUPPORTED, settings.admin_token)
@@ -73,6 +75,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         "contract": contract,
         "settings": settings,
         "state_file": state_file,
+        "stores_for": stores_for,
     }
 
     @app.errorhandler(HTTPException)
@@ -91,6 +94,26 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.wsgi_app = ApiMiddleware(app.wsgi_app, front)  # type: ignore[method-assign]
     return app
+
+
+def _store_kind(settings: Settings, fixtures: Fixtures) -> Callable[[Callable[[], State]], Callable[[str], Store]]:
+    """`--store`: given how to build the fixture state, how to make a session's store (by session id)."""
+    if settings.store == "memory":
+        return lambda build: lambda _: MemoryStore(build)
+    if settings.state_file:
+        raise FixtureError(f"--state-file keeps the in-memory store; with --store {settings.store} the state lives in Redis")
+    if not settings.store.startswith(("redis://", "rediss://", "unix://")):
+        raise FixtureError(f"--store {settings.store}: use memory, or redis://HOST:PORT/DB (rediss:// for TLS, unix:// for a socket)")
+    if settings.reload:
+        raise FixtureError("--reload swaps the fixtures of one process; with a shared store every process must serve the same ones")
+    try:
+        from mockserver.state import redis_store
+    except ImportError as exc:
+        raise FixtureError(f"--store {settings.store} needs the Redis client: pip install 'mockserver[redis]' ({exc})") from exc
+
+    client = redis_store.connect(settings.store)
+    redis_store.claim_namespace(client, settings.namespace, settings.fixtures)
+    return lambda build: redis_store.RedisStores(client, settings.namespace, build()).new
 
 
 def _apply_at_start(name: str, toolkit: Toolkit) -> None:

@@ -81,5 +81,5 @@ class Reloader:
         self.extensions["fixtures"] = fixtures
         self.extensions["pipeline"].config = fixtures.config
         self.extensions["config"] = fixtures.config
-        self.extensions["sessions"].start_over(fixtures.build)
+        self.extensions["sessions"].start_over(fixtures.build, self.extensions["stores_for"](fixtures.build))
         log.info("fixtures reloaded from %s: the default session starts again from them, test sessions were dropped", self.fixtures_path)

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from mockserver.qa.faults import FaultRules
 from mockserver.qa.journal import Journal
 from mockserver.state.model import State
-from mockserver.state.store import MemoryStore
+from mockserver.state.store import Store
 
 DEFAULT = "default"
 SESSION_HEADER = "x-mock-session"
@@ -36,7 +36,7 @@ class SessionRefused(Exception):
 @dataclass
 class Session:
     id: str
-    store: MemoryStore
+    store: Store
     faults: FaultRules
     journal: Journal
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -85,7 +85,7 @@ class Visit:
 
 class Sessions:
     def __init__(
-        self, new_store: Callable[[str], MemoryStore], journal_size: int, idle_s: float, max_sessions: int, default_store: MemoryStore
+        self, new_store: Callable[[str], Store], journal_size: int, idle_s: float, max_sessions: int, default_store: Store
     ):
         self._new_store = new_store
         self._journal_size = journal_size
@@ -142,11 +142,11 @@ class Sessions:
         for session_id in idle:
             del self._sessions[session_id]
 
-    def start_over(self, build: Callable[[], State]) -> None:
+    def start_over(self, build: Callable[[], State], new_store: Callable[[str], Store]) -> None:
         """New fixtures (`serve --reload`): the default session starts again from them, test sessions are dropped
-        (built again from them on their next request)."""
+        (built again from them, by `new_store`, on their next request)."""
         with self._lock:
-            self._new_store = lambda _: MemoryStore(build)
+            self._new_store = new_store
             self._sessions = {DEFAULT: self.default}
         self.default.store.rebuild(build)
 
@@ -157,8 +157,13 @@ class Sessions:
             return [s.as_json(now_wall, now) for s in self._sessions.values()]
 
     def delete(self, session_id: str) -> bool:
+        """End a session; its state is dropped (for a shared store, in every process)."""
         with self._lock:
-            return self._sessions.pop(session_id, None) is not None
+            session = self._sessions.pop(session_id, None)
+        if session is None:
+            return False
+        session.store.discard()
+        return True
 
 
 def _stamp(moment: datetime) -> str:

@@ -24,11 +24,15 @@ from mockserver.state.model import State
 T = TypeVar("T")
 
 class Store(Protocol):
-    """What the HTTP layer needs of a store; a shared backend could implement it later."""
+    """What the HTTP layer needs of a store: MemoryStore here, RedisStore (mockserver/state/redis_store.py)."""
 
     def run(self, command: Callable[..., T], *args: Any) -> T: ...
 
     def reset(self) -> None: ...
+
+    def rebuild(self, build: Callable[[], State]) -> None: ...
+
+    def discard(self) -> None: ...
 
 
 class Recorder(Protocol):
@@ -85,6 +89,9 @@ class MemoryStore:
         dispose(old)
         if number:
             recorder.settle(number)
+
+    def discard(self) -> None:
+        """The session is ended: its state goes with this store."""
 
     def rebuild(self, build: Callable[[], State]) -> None:
         """From now on `build` makes the fixture state (`serve --reload`); start again from it."""

@@ -1,0 +1,292 @@
+"""The state of both APIs in Redis, shared by every process pointing at it (`serve --store redis://HOST:PORT/DB`).
+
+The domain code runs unchanged: `RedisStore.run` hands a command a state
+whose collections are mappings backed by Redis. Each record the command
+reads is WATCHed, then fetched (one key a record, never one big value);
+when the command returns, the records it changed are written in one
+MULTI/EXEC. If another process changed a watched record meanwhile, EXEC
+fails and the command runs again from scratch: commands check everything
+before they change anything, so a re-run is safe, and every change is
+atomic across processes. No domain rule is copied into Lua.
+
+Redis holds only what differs from the fixtures, which every process has
+loaded: a key holds a record's current value, or a tombstone if it was
+removed; a missing key means "as in the fixtures". So a reset is one INCR of
+the session's generation (the keys of the old one are unlinked in the
+background), whatever the number of customers. New ids come from INCR. The
+phone index is one key per number, copied on write like the records.
+
+Redis unreachable, or a command losing the race too often, is the
+operation's documented 503, in the API's own error format; nothing half
+done, and the next request reconnects by itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+import redis
+
+from mockserver.egain.domain import EgainState
+from mockserver.errors import ApiError
+from mockserver.relay.domain import CustomerBook, RelayState
+from mockserver.state.fixtures import FixtureError
+from mockserver.state.model import State
+from mockserver.state.sources import Clock
+
+log = logging.getLogger("mockserver")
+T = TypeVar("T")
+GONE = b"-"  # a record removed (a merged source): not the fixture's value
+RETRIES = 50  # a command that loses the race this often is answered 503
+UNAVAILABLE = "The mock's shared store (Redis) is unavailable ({}); nothing was changed, retry."
+
+
+def connect(url: str) -> redis.Redis:
+    """A client for `--store`; short timeouts, so an unreachable Redis is a prompt 503, not a hung request."""
+    return redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0, retry_on_timeout=False)
+
+
+class RedisStores:
+    """Makes the store of each session, all under `namespace`, over one fixture state shared read-only."""
+
+    def __init__(self, client: redis.Redis, namespace: str, base: State):
+        self._client, self._namespace, self._base = client, namespace, base
+        self._first_id = base.sources.ids.peek()
+
+    def new(self, session_id: str) -> RedisStore:
+        return RedisStore(self._client, f"{self._namespace}:{session_id}:", self._base, self._first_id)
+
+
+def claim_namespace(client: redis.Redis, namespace: str, fixtures: Path) -> None:
+    """Every process of a namespace must serve the same fixtures (Redis holds only differences from them):
+    the first to start records the file's digest, the others must match it. Raises FixtureError otherwise,
+    or when Redis cannot be reached (a start that cannot serve should not look as if it could)."""
+    digest = hashlib.sha256(fixtures.read_bytes()).hexdigest()
+    try:
+        client.set(f"{namespace}:fixtures", digest, nx=True)
+        recorded = client.get(f"{namespace}:fixtures")
+    except redis.RedisError as exc:
+        raise FixtureError(f"--store: cannot reach Redis: {exc}") from exc
+    if recorded is not None and recorded.decode() != digest:
+        raise FixtureError(
+            f"--store: namespace '{namespace}' is in use with other fixtures than {fixtures}; every process sharing it must"
+            " load the same fixture file: use it, or another --namespace"
+        )
+
+
+class RedisStore:
+    """One session's state in Redis under `prefix`; `base` is the fixture state (read, never changed)."""
+
+    recorder = None  # a state file is for the in-memory store only
+
+    def __init__(self, client: redis.Redis, prefix: str, base: State, first_id: int):
+        self._client = client
+        self._prefix = prefix
+        self._base = base
+        self._first_id = first_id
+        self._clock = Clock()
+        self._random = random.Random()
+
+    def run(self, command: Callable[..., T], *args: Any) -> T:
+        """Run `command(state, *args)` as one optimistic transaction; raise ApiError(503) if Redis fails it."""
+        try:
+            for _ in range(RETRIES):
+                with self._client.pipeline() as pipe:
+                    try:
+                        return self._attempt(pipe, command, args)
+                    except redis.WatchError:
+                        continue
+        except redis.RedisError as exc:
+            raise ApiError(503, UNAVAILABLE.format(type(exc).__name__)) from exc
+        raise ApiError(503, UNAVAILABLE.format(f"{RETRIES} conflicting changes in a row"))
+
+    def _attempt(self, pipe: Any, command: Callable[..., T], args: tuple) -> T:
+        """One try: records read are watched; changes, if any, written in MULTI/EXEC. A read of several
+        records is checked the same way (an empty EXEC), so it never mixes values from before and after
+        another process's change."""
+        generation = int(self._client.get(self._prefix + "gen") or 0)
+        view = _View(self._client, pipe, f"{self._prefix}{generation}:", self._base, self._sources(generation))
+        result = command(view.state, *args)
+        writes = view.writes()
+        if writes or view.reads > 1:
+            pipe.multi()
+            if writes:
+                pipe.mset(writes)
+            pipe.execute()
+        return result
+
+    def _sources(self, generation: int) -> Any:
+        return _Sources(self._clock, _Ids(self._client, f"{self._prefix}{generation}:next_id", self._first_id), self._random)
+
+    def reset(self) -> None:
+        """Back to the fixtures for every process: a new generation; the old one's keys are unlinked meanwhile."""
+        try:
+            old = int(self._client.incr(self._prefix + "gen")) - 1
+        except redis.RedisError as exc:
+            raise ApiError(503, UNAVAILABLE.format(type(exc).__name__)) from exc
+        threading.Thread(target=self._unlink, args=(f"{self._prefix}{old}:*",), name="mockserver-unlink", daemon=True).start()
+
+    def rebuild(self, build: Callable[[], State]) -> None:
+        """New fixtures: this process serves them as the base, and the session starts again."""
+        self._base = build()
+        self.reset()
+
+    def discard(self) -> None:
+        """The session is ended: the next one of this id starts from the fixtures, in every process."""
+        self.reset()
+
+    def _unlink(self, pattern: str) -> None:
+        try:
+            batch = []
+            for key in self._client.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    self._client.unlink(*batch)
+                    batch = []
+            if batch:
+                self._client.unlink(*batch)
+        except redis.RedisError as exc:  # only space is lost; the keys are never read again
+            log.warning("could not remove the keys of a reset generation (%s): %s", pattern, exc)
+
+
+class _View:
+    """The state a command sees in one attempt: the fixture state's shape, every collection backed by Redis."""
+
+    def __init__(self, client: redis.Redis, pipe: Any, prefix: str, base: State, sources: Any):
+        self._client = client
+        self._tracked: list[_Tracked] = []
+        books = {}
+        for client_id, book in base.relay.books.items():
+            customers = self._track(pipe, f"{prefix}r:{client_id}:c:", book.customers, _record_codec)
+            phones = self._track(pipe, f"{prefix}r:{client_id}:p:", book.phone_ccids, _set_codec)
+            books[client_id] = CustomerBook(book.client, customers, phones)  # type: ignore[arg-type]
+        customers = self._track(pipe, f"{prefix}e:c:", base.egain.customers, _record_codec)
+        egain = EgainState(base.egain.config, customers, sources)  # type: ignore[arg-type]
+        self.state = State(relay=RelayState(books), egain=egain, sources=sources)
+
+    def _track(self, pipe: Any, prefix: str, base: Mapping, codec: _Codec) -> _Tracked:
+        tracked = _Tracked(self._client, pipe, prefix, base, codec)
+        self._tracked.append(tracked)
+        return tracked
+
+    def writes(self) -> dict[str, bytes]:
+        return {key: raw for tracked in self._tracked for key, raw in tracked.changed()}
+
+    @property
+    def reads(self) -> int:
+        return sum(tracked.reads for tracked in self._tracked)
+
+
+class _Codec:
+    def __init__(self, dump: Callable[[Any], bytes], load: Callable[[bytes], Any]):
+        self.dump, self.load = dump, load
+
+
+_record_codec = _Codec(orjson.dumps, orjson.loads)
+_set_codec = _Codec(lambda members: orjson.dumps(sorted(members)), lambda raw: set(orjson.loads(raw)))
+
+
+class _Tracked:
+    """A mapping over Redis keys `prefix + key`, falling back to `base` (the fixtures).
+
+    A key is WATCHed before it is first read, and read once per attempt; the values handed out are the
+    command's own copies, compared with what was read to find what changed.
+    """
+
+    def __init__(self, client: redis.Redis, pipe: Any, prefix: str, base: Mapping, codec: _Codec):
+        self._client = client
+        self._pipe = pipe
+        self._prefix = prefix
+        self._base = base
+        self._codec = codec
+        self._read: dict[str, tuple[bytes, Any]] = {}  # key -> (as read, the command's value; None: absent)
+
+    def _value(self, key: str) -> Any:
+        seen = self._read.get(key)
+        if seen is None:
+            name = self._prefix + key
+            self._pipe.watch(name)
+            raw = self._pipe.get(name)
+            if raw is None:
+                raw = GONE if key not in self._base else self._codec.dump(self._base[key])
+            seen = self._read[key] = (raw, None if raw == GONE else self._codec.load(raw))
+        return seen[1]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self._value(key)
+        return default if value is None else value
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._value(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self._value(key) is not None
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._read[key] = (self._raw_read(key), value)
+
+    def __delitem__(self, key: str) -> None:
+        if self._value(key) is None:
+            raise KeyError(key)
+        self._read[key] = (self._raw_read(key), None)
+
+    def setdefault(self, key: str, default: Any) -> Any:
+        value = self._value(key)
+        if value is None:
+            self[key] = value = default
+        return value
+
+    def _raw_read(self, key: str) -> bytes:
+        self._value(key)  # watched and read even when only written: a concurrent write must fail this attempt
+        return self._read[key][0]
+
+    def changed(self) -> Iterator[tuple[str, bytes]]:
+        for key, (raw, value) in self._read.items():
+            now = GONE if value is None or (isinstance(value, set) and not value) else self._codec.dump(value)
+            if now != raw and not (now == GONE and raw == GONE):
+                yield self._prefix + key, now
+
+    def values(self) -> list[Any]:
+        """Every current value, the fixtures' and Redis's together (the admin state view: read, not watched)."""
+        stored = {key.decode()[len(self._prefix) :] for key in self._client.scan_iter(match=self._prefix + "*", count=1000)}
+        keys = [*self._base, *sorted(stored - set(self._base))]
+        raws = self._client.mget([self._prefix + key for key in keys]) if keys else []
+        found = []
+        for key, raw in zip(keys, raws, strict=True):
+            if raw is None:
+                found.append(self._base[key])
+            elif raw != GONE:
+                found.append(self._codec.load(raw))
+        return found
+
+    @property
+    def reads(self) -> int:
+        return len(self._read)
+
+
+class _Ids:
+    """New ids from one counter per session and generation, shared by every process."""
+
+    def __init__(self, client: redis.Redis, key: str, first_id: int):
+        self._client, self._key, self._first_id = client, key, first_id
+
+    def next(self) -> str:
+        return str(self._first_id + int(self._client.incr(self._key)) - 1)
+
+    def peek(self) -> int:
+        return self._first_id + int(self._client.get(self._key) or 0)
+
+
+class _Sources:
+    def __init__(self, clock: Clock, ids: _Ids, rng: random.Random):
+        self.clock, self.ids, self.random = clock, ids, rng

@@ -1,0 +1,130 @@
+"""The Redis store without HTTP (issue #14): atomic commands across stores, retries, resets, and Redis failing."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import redis
+
+from mockserver.contract.compiled import Contract
+from mockserver.contract.spec import load_document
+from mockserver.egain.api import _merge_command
+from mockserver.errors import ApiError
+from mockserver.relay.api import _move, _retrieve
+from mockserver.settings import Settings
+from mockserver.state import redis_store
+from mockserver.state.fixtures import FixtureError, Fixtures
+
+CCID = "BAK-11984-007"
+
+
+@pytest.fixture(scope="module")
+def fixtures() -> Fixtures:
+    return Fixtures.load(Settings().fixtures, Contract(load_document()).schemas)
+
+
+@pytest.fixture
+def stores(redis_url, fixtures, request):
+    """Two processes' worth of stores of one session: separate clients, one namespace."""
+    namespace = f"unit-{request.node.name}"
+    made = [redis_store.RedisStores(redis_store.connect(redis_url), namespace, fixtures.build()).new("default") for _ in range(2)]
+    yield made
+    made[0]._client.flushdb()
+
+
+def test_a_change_made_through_one_store_is_seen_through_the_other(stores):
+    one, other = stores
+    one.run(_move, "demo", CCID, "vip")
+    assert other.run(_retrieve, "demo", CCID)["product_group_id"] == "vip"
+    with pytest.raises(ApiError) as refused:
+        other.run(_move, "demo", CCID, "vip")
+    assert refused.value.status == 409
+
+
+def test_concurrent_moves_from_two_stores_succeed_exactly_once(stores):
+    """16 threads move the same customer to the same group at once: one 200, fifteen 409s."""
+    outcomes: list[int] = []
+    start = threading.Barrier(16)
+
+    def move(store):
+        start.wait()
+        try:
+            store.run(_move, "demo", CCID, "vip")
+            outcomes.append(200)
+        except ApiError as exc:
+            outcomes.append(exc.status)
+
+    threads = [threading.Thread(target=move, args=(stores[n % 2],)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == [200] + [409] * 15
+
+
+def test_a_command_whose_record_changes_under_it_runs_again_on_the_new_value(stores, monkeypatch):
+    """Another process moves the customer between this command's read and its EXEC: the EXEC fails (WATCH),
+    and the re-run sees the move, so the answer is the 409 the new state calls for, not a lost update."""
+    one, other = stores
+    real = redis_store._View.writes
+    interfered = []
+
+    def writes_after_a_rival(view):
+        if not interfered:
+            interfered.append(True)
+            other.run(_move, "demo", CCID, "vip")  # lands between one's read and its EXEC
+        return real(view)
+
+    monkeypatch.setattr(redis_store._View, "writes", writes_after_a_rival)
+    with pytest.raises(ApiError) as refused:
+        one.run(_move, "demo", CCID, "vip")
+    assert refused.value.status == 409 and interfered
+
+
+def test_a_merge_moves_its_source_once_and_ids_come_from_one_counter(stores):
+    one, other = stores
+    target = one.run(lambda state: dict(state.egain.customers["1010"]))
+    body = {
+        "sourceCustomer": {"id": "1002"},
+        "targetCustomer": {"id": "1010", "lastModified": target["lastModified"], "contacts": {"contact": [{"firstName": "New"}]}},
+    }
+    one.run(_merge_command, body)
+    with pytest.raises(ApiError) as refused:
+        other.run(_merge_command, body)
+    assert refused.value.code == "400-107"  # the source is gone for every process
+    merged = other.run(lambda state: state.egain.customers["1010"])
+    new_ids = {c["id"] for c in merged["contacts"]["contact"]} - {c["id"] for c in target["contacts"]["contact"]}
+    assert new_ids == {str(other.run(lambda state: state.sources.ids.peek()) - 1)}
+
+
+def test_a_reset_is_one_increment_and_the_old_generation_is_cleared(stores, redis_url):
+    one, other = stores
+    one.run(_move, "demo", CCID, "vip")
+    client = redis.Redis.from_url(redis_url)
+    assert client.keys(f"{one._prefix}0:*")
+    other.reset()
+    assert one.run(_retrieve, "demo", CCID)["product_group_id"] == "default"
+    for _ in range(100):
+        if not client.keys(f"{one._prefix}0:*"):
+            break
+        threading.Event().wait(0.02)
+    assert not client.keys(f"{one._prefix}0:*")
+
+
+def test_redis_unreachable_is_a_503_and_changes_nothing(fixtures):
+    store = redis_store.RedisStores(redis_store.connect("redis://127.0.0.1:1/0"), "gone", fixtures.build()).new("default")
+    with pytest.raises(ApiError) as refused:
+        store.run(_move, "demo", CCID, "vip")
+    assert refused.value.status == 503 and "unavailable" in refused.value.message
+
+
+def test_every_process_of_a_namespace_must_serve_the_same_fixtures(redis_url, tmp_path):
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text(Settings().fixtures.read_text())
+    second.write_text(Settings().fixtures.read_text() + "\n# edited\n")
+    client = redis_store.connect(redis_url)
+    redis_store.claim_namespace(client, "claimed", first)
+    redis_store.claim_namespace(client, "claimed", first)  # the same file: fine
+    with pytest.raises(FixtureError, match="namespace 'claimed' is in use with other fixtures"):
+        redis_store.claim_namespace(client, "claimed", second)

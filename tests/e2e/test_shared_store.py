@@ -1,0 +1,128 @@
+"""`serve --store redis://`: several server processes, one Redis, behaving as one mock (issue #14).
+
+The race test: 4 processes, 8 client threads sending moves and merges on overlapping customers to random
+processes. Then the invariants a lost update or a half-applied command would break.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from contextlib import ExitStack
+
+import pytest
+
+from benchmarks.fixturegen import MERGE_LAST_MODIFIED, SOURCE_BASE, TARGET_BASE, move_ccid, write_fixture
+from tests.e2e.server import running_server
+from tests.redis_server import redis_server
+
+pytestmark = pytest.mark.e2e
+KEY = {"xx-relay-api-key": "demo-key"}
+TOKEN = {"Authorization": "Bearer demo-user-token"}
+MOVERS, PAIRS, THREADS, SECONDS = 6, 12, 8, 4.0
+GROUPS = ("default", "vip")
+
+
+def call(base: str, method: str, path: str, headers: dict, body: dict | None = None) -> tuple[int, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base + path, data=data, method=method, headers={**headers, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else {}
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def test_four_processes_on_one_redis_keep_every_invariant(tmp_path):
+    fixture = write_fixture(tmp_path / "race.json", move_customers=MOVERS, merge_pairs=PAIRS)
+    with redis_server() as url, ExitStack() as servers:
+        bases = [servers.enter_context(running_server("--fixtures", str(fixture), "--store", url, "--namespace", "race")) for _ in range(4)]
+        ledger = Ledger()
+        deadline = time.monotonic() + SECONDS
+        threads = [threading.Thread(target=ledger.work, args=(bases, deadline, seed)) for seed in range(THREADS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert ledger.errors == []
+        assert ledger.merged and ledger.moved, f"the race did too little: {ledger.statuses}"
+
+        # Each customer in exactly one group, and the one its answered moves lead to: each 200 flips it.
+        for n in range(MOVERS):
+            status, record = call(random.choice(bases), "GET", f"/cdm/client/demo/customer/{move_ccid(n)}", KEY)
+            assert status == 200
+            expected = GROUPS[ledger.moved[move_ccid(n)] % 2]
+            assert record["product_group_id"] == expected, f"{move_ccid(n)}: {ledger.moved[move_ccid(n)]} moves answered 200"
+
+        # Each source merged at most once; its contact points in exactly one customer, the one it was merged into.
+        holders: dict[str, list[str]] = {}
+        for i in range(PAIRS):
+            for customer_id in (str(SOURCE_BASE + i), str(TARGET_BASE + i)):
+                status, found = call(random.choice(bases), "GET", f"/core/customermgr/v3/customer/{customer_id}", TOKEN)
+                for customer in found.get("customer", []) if status == 200 else []:
+                    for contact in customer["contacts"]["contact"]:
+                        for email in contact.get("email", []):
+                            holders.setdefault(email["emailAddress"], []).append(customer["id"])
+        for i in range(PAIRS):
+            source = str(SOURCE_BASE + i)
+            targets = ledger.merges_of.get(source, [])
+            assert len(targets) <= 1, f"source {source} merged {len(targets)} times: into {targets}"
+            expected_holder = targets[0] if targets else source
+            assert holders.get(f"s{i}@example.com") == [expected_holder]
+        print(f"race: {dict(ledger.statuses)}")
+
+
+class Ledger:
+    """What the servers answered, from every client thread."""
+
+    def __init__(self):
+        self.moved: Counter = Counter()  # ccid -> moves answered 200
+        self.merges_of: dict[str, list[str]] = {}  # source -> targets of the merges answered 204
+        self.statuses: Counter = Counter()
+        self.errors: list[str] = []
+        self.merged = 0
+        self._lock = threading.Lock()
+
+    def work(self, bases: list[str], deadline: float, seed: int) -> None:
+        rng = random.Random(seed)
+        while time.monotonic() < deadline:
+            base = rng.choice(bases)
+            if rng.random() < 0.5:
+                self._move(base, move_ccid(rng.randrange(MOVERS)), rng.choice(GROUPS))
+            else:
+                self._merge(bases, rng, rng.randrange(PAIRS), rng.randrange(PAIRS))
+
+    def _move(self, base: str, ccid: str, group: str) -> None:
+        status, _ = call(base, "PUT", f"/cdm/client/demo/customer/{ccid}/move/{group}", KEY)
+        self._count(f"move {status}", status in (200, 409))
+        if status == 200:
+            with self._lock:
+                self.moved[ccid] += 1
+
+    def _merge(self, bases: list[str], rng: random.Random, i: int, j: int) -> None:
+        source, target = str(SOURCE_BASE + i), str(TARGET_BASE + j)
+        status, found = call(rng.choice(bases), "GET", f"/core/customermgr/v3/customer/{target}", TOKEN)
+        stamp = found["customer"][0]["lastModified"] if status == 200 else MERGE_LAST_MODIFIED
+        body = {
+            "sourceCustomer": {"id": source},
+            "targetCustomer": {"id": target, "lastModified": stamp, "contacts": {"contact": [{"firstName": "Merged"}]}},
+        }
+        status, answer = call(rng.choice(bases), "PUT", "/core/customermgr/v3/customer/merge", TOKEN, body)
+        code = answer.get("code", "")
+        self._count(f"merge {status} {code}".strip(), status == 204 or code in ("400-107", "400-111"))
+        if status == 204:
+            with self._lock:
+                self.merges_of.setdefault(source, []).append(target)
+                self.merged += 1
+
+    def _count(self, what: str, expected: bool) -> None:
+        with self._lock:
+            self.statuses[what] += 1
+            if not expected:
+                self.errors.append(what)
