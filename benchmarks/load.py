@@ -79,8 +79,9 @@ def _lua_headers(headers: dict[str, str]) -> str:
 # ---------------------------------------------------------------- scenarios
 
 
-def move_scenario(customers: int) -> Scenario:
-    """The load threads move `customers` customers back and forth, each thread its own slice, round robin.
+def move_scenario(customers: int, first: int = 0) -> Scenario:
+    """The load threads move `customers` customers (from MOV-`first` on) back and forth, each thread its own
+    slice, round robin. Load generators run side by side take disjoint ranges (`first`).
 
     A customer comes round again only after `customers / threads` other requests
     of the same thread, far more than the thread's connections in flight, so
@@ -90,11 +91,11 @@ def move_scenario(customers: int) -> Scenario:
     def python(tid: int, n: int, threads: int) -> Request:
         per_thread = customers // threads
         i, lap = n % per_thread, n // per_thread
-        return Request("PUT", f"/cdm/client/demo/customer/{move_ccid(tid * per_thread + i)}/move/{GROUPS[lap % 2]}", RELAY_KEY)
+        return Request("PUT", f"/cdm/client/demo/customer/{move_ccid(first + tid * per_thread + i)}/move/{GROUPS[lap % 2]}", RELAY_KEY)
 
     lua = f"""
   local per_thread = math.floor({customers} / threads)
-  local i = tid * per_thread + n % per_thread
+  local i = {first} + tid * per_thread + n % per_thread
   local lap = math.floor(n / per_thread)
   local group = (lap % 2 == 0) and "{GROUPS[0]}" or "{GROUPS[1]}"
   return wrk.format("PUT", string.format("/cdm/client/demo/customer/MOV-%05d/move/%s", i, group), {_lua_headers(RELAY_KEY)})

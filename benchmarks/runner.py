@@ -40,7 +40,7 @@ from benchmarks.fixturegen import move_ccid, write_fixture
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SERVERS = ("granian", "waitress")
-PHASES = ("start-up", "throughput", "serving", "qa-cost", "durability", "scale", "profile")
+PHASES = ("start-up", "throughput", "serving", "qa-cost", "durability", "shared-store", "scale", "profile")
 MOVE_CUSTOMERS = 1024  # split between the load threads: a customer comes round every 1024/threads requests
 MERGE_RATE_CEILING = 15_000  # merges/s the stream of fresh pairs is sized for (x duration); the table says if it ran out
 QUIET = 0.15  # cores used by other processes below which a load run starts
@@ -698,6 +698,42 @@ def phase_durability(cfg: Config, tmp: Path, report: Report) -> None:
     )
 
 
+def phase_shared_store(cfg: Config, tmp: Path, report: Report) -> None:
+    """#14: moveCustomer on 1, 2 and 4 processes sharing one Redis against 1 process in memory; µs per move in process."""
+    from benchmarks import shared_store
+    from tests.redis_server import redis_server
+
+    customers = MOVE_CUSTOMERS * 4  # each process's wrk its own quarter at 4 processes, a customer a slice as before
+    fixture = write_fixture(tmp / "shared-store.json", move_customers=customers)
+    plan = designs.Plan(cfg.duration, cfg.threads, cfg.connections, cfg.client, customers, not cfg.smoke, tmp)
+    with redis_server() as url:
+        measure = partial(shared_store.measure, fixture=fixture, redis_url=url, customers=customers, plan=plan)
+        runs = _interleaved(cfg, report, "shared-store", shared_store.VARIANTS, measure)
+        _wait_quiet(cfg)
+        calls = 500 if cfg.smoke else 5000
+        memory_us = shared_store.in_process_us(fixture, None, calls, cfg.qa_repeats)
+        redis_us = shared_store.in_process_us(fixture, url, calls, cfg.qa_repeats)
+    rows = []
+    for run in runs:
+        base = next((r for r in runs if r.round == run.round and not r.variant.redis), None)
+        result, reference = run.result, base.result if base else None
+        rows.append(
+            [str(run.round), run.variant.label, f"{result.rps:,.0f}" if result else "—", f"{result.p50_ms:.2f}" if result else "—",
+             f"{result.p99_ms:.2f}" if result else "—", _ratio(result.rps if result else None, reference.rps if reference else None),
+             result.status_mix() if result else run.error]
+        )  # fmt: skip
+    report.add(
+        "## Shared store (#14): moveCustomer on Redis\n\n"
+        f"Each process its own wrk (-t1, {cfg.connections} connections in all, disjoint customers: no 409), side by side, "
+        f"{cfg.duration:g} s; req/s summed, p50/p99 the worst generator's. Redis: Debian's redis-server, no persistence, "
+        "on the same 2 cores as the servers and the load generators, so processes cannot scale here.\n\n"
+        + _table(["round", "configuration", "req/s", "p50 (ms)", "p99 (ms)", "vs (a)", "statuses"], rows, "llrrrrl")
+        + f"\n\nIn process (ASGI app, no sockets, one move at a time, best of {cfg.qa_repeats}, {calls:,} moves a group):"
+        f" memory {memory_us:.1f} µs a move, Redis {redis_us:.1f} µs ({redis_us - memory_us:+.1f} µs: two round trips,"
+        " WATCH and MGET of the generation and the record, then MULTI/MSET/EXEC, waited for on the event loop)."
+    )
+
+
 def phase_profile(cfg: Config, report: Report) -> None:
     from benchmarks.profiling import profile
 
@@ -790,6 +826,7 @@ def main(argv: list[str] | None = None) -> int:
         ("serving", lambda: phase_serving(cfg, tmp_path, report)),
         ("qa-cost", lambda: phase_qa_cost(cfg, tmp_path, report)),
         ("durability", lambda: phase_durability(cfg, tmp_path, report)),
+        ("shared-store", lambda: phase_shared_store(cfg, tmp_path, report)),
         ("scale", lambda: phase_scale(cfg, tmp_path, report)),
         ("profile", lambda: phase_profile(cfg, report)),
     ]

@@ -31,9 +31,9 @@ def ensure_installed() -> str:
 
 
 @contextmanager
-def redis_server() -> Iterator[str]:
-    """Yield the URL of a fresh redis-server (`redis://127.0.0.1:PORT/0`); it is stopped on exit."""
-    binary, port = ensure_installed(), free_port()
+def redis_server(port: int | None = None) -> Iterator[str]:
+    """Yield the URL of a fresh redis-server (`redis://127.0.0.1:PORT/0`, a free port unless given); stopped on exit."""
+    binary, port = ensure_installed(), port or free_port()
     with tempfile.TemporaryDirectory(prefix="mockserver-redis-") as folder:
         process = subprocess.Popen(
             [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", folder],

@@ -37,6 +37,7 @@ import redis
 from mockserver.egain.domain import EgainState
 from mockserver.errors import ApiError
 from mockserver.relay.domain import CustomerBook, RelayState
+from mockserver.state.changes import Write
 from mockserver.state.fixtures import FixtureError
 from mockserver.state.model import State
 from mockserver.state.sources import Clock
@@ -93,33 +94,41 @@ class RedisStore:
         self._first_id = first_id
         self._clock = Clock()
         self._random = random.Random()
+        self._generation = 0  # the last one seen; every read checks it, a reset elsewhere means one re-run
 
     def run(self, command: Callable[..., T], *args: Any) -> T:
         """Run `command(state, *args)` as one optimistic transaction; raise ApiError(503) if Redis fails it."""
         try:
             for _ in range(RETRIES):
-                with self._client.pipeline() as pipe:
-                    try:
-                        return self._attempt(pipe, command, args)
-                    except redis.WatchError:
-                        continue
+                link = _Link(self._client, self._prefix + "gen", watching=isinstance(command, Write))
+                try:
+                    return self._attempt(link, command, args)
+                except _Again:
+                    continue
+                finally:
+                    link.release()
         except redis.RedisError as exc:
             raise ApiError(503, UNAVAILABLE.format(type(exc).__name__)) from exc
         raise ApiError(503, UNAVAILABLE.format(f"{RETRIES} conflicting changes in a row"))
 
-    def _attempt(self, pipe: Any, command: Callable[..., T], args: tuple) -> T:
-        """One try: records read are watched; changes, if any, written in MULTI/EXEC. A read of several
-        records is checked the same way (an empty EXEC), so it never mixes values from before and after
-        another process's change."""
-        generation = int(self._client.get(self._prefix + "gen") or 0)
-        view = _View(self._client, pipe, f"{self._prefix}{generation}:", self._base, self._sources(generation))
-        result = command(view.state, *args)
+    def _attempt(self, link: _Link, command: Callable[..., T], args: tuple) -> T:
+        """One try on the generation last seen. A write's records are watched, its changes written in one
+        MULTI/EXEC; a read of several records is read again to check nothing changed in between, so it never
+        mixes values from before and after another process's change."""
+        generation = self._generation
+        view = _View(self._client, link, f"{self._prefix}{generation}:", generation, self._base, self._sources(generation))
+        try:
+            result = command(view.state, *args)
+        except _Stale as stale:
+            self._generation = stale.generation
+            raise _Again from None
+        if link.generation is not None:
+            self._generation = link.generation
         writes = view.writes()
-        if writes or view.reads > 1:
-            pipe.multi()
-            if writes:
-                pipe.mset(writes)
-            pipe.execute()
+        if writes:
+            link.commit(writes)
+        elif view.reads > 1:
+            link.validate()
         return result
 
     def _sources(self, generation: int) -> Any:
@@ -159,20 +168,22 @@ class RedisStore:
 class _View:
     """The state a command sees in one attempt: the fixture state's shape, every collection backed by Redis."""
 
-    def __init__(self, client: redis.Redis, pipe: Any, prefix: str, base: State, sources: Any):
+    def __init__(self, client: redis.Redis, link: _Link, prefix: str, generation: int, base: State, sources: Any):
         self._client = client
+        self._link = link
+        self._generation = generation
         self._tracked: list[_Tracked] = []
         books = {}
         for client_id, book in base.relay.books.items():
-            customers = self._track(pipe, f"{prefix}r:{client_id}:c:", book.customers, _record_codec)
-            phones = self._track(pipe, f"{prefix}r:{client_id}:p:", book.phone_ccids, _set_codec)
+            customers = self._track(f"{prefix}r:{client_id}:c:", book.customers, _record_codec)
+            phones = self._track(f"{prefix}r:{client_id}:p:", book.phone_ccids, _set_codec)
             books[client_id] = CustomerBook(book.client, customers, phones)  # type: ignore[arg-type]
-        customers = self._track(pipe, f"{prefix}e:c:", base.egain.customers, _record_codec)
+        customers = self._track(f"{prefix}e:c:", base.egain.customers, _record_codec)
         egain = EgainState(base.egain.config, customers, sources)  # type: ignore[arg-type]
         self.state = State(relay=RelayState(books), egain=egain, sources=sources)
 
-    def _track(self, pipe: Any, prefix: str, base: Mapping, codec: _Codec) -> _Tracked:
-        tracked = _Tracked(self._client, pipe, prefix, base, codec)
+    def _track(self, prefix: str, base: Mapping, codec: _Codec) -> _Tracked:
+        tracked = _Tracked(self._client, lambda name: self._link.read(name, self._generation), prefix, base, codec)
         self._tracked.append(tracked)
         return tracked
 
@@ -196,13 +207,13 @@ _set_codec = _Codec(lambda members: orjson.dumps(sorted(members)), lambda raw: s
 class _Tracked:
     """A mapping over Redis keys `prefix + key`, falling back to `base` (the fixtures).
 
-    A key is WATCHed before it is first read, and read once per attempt; the values handed out are the
-    command's own copies, compared with what was read to find what changed.
+    A key is read once per attempt (watched first, for a write); the values handed out are the command's
+    own copies, compared with what was read to find what changed.
     """
 
-    def __init__(self, client: redis.Redis, pipe: Any, prefix: str, base: Mapping, codec: _Codec):
+    def __init__(self, client: redis.Redis, read: Callable[[str], bytes | None], prefix: str, base: Mapping, codec: _Codec):
         self._client = client
-        self._pipe = pipe
+        self._get = read
         self._prefix = prefix
         self._base = base
         self._codec = codec
@@ -211,9 +222,7 @@ class _Tracked:
     def _value(self, key: str) -> Any:
         seen = self._read.get(key)
         if seen is None:
-            name = self._prefix + key
-            self._pipe.watch(name)
-            raw = self._pipe.get(name)
+            raw = self._get(self._prefix + key)
             if raw is None:
                 raw = GONE if key not in self._base else self._codec.dump(self._base[key])
             seen = self._read[key] = (raw, None if raw == GONE else self._codec.load(raw))
@@ -272,6 +281,76 @@ class _Tracked:
     @property
     def reads(self) -> int:
         return len(self._read)
+
+
+class _Again(Exception):
+    """This attempt cannot stand: run the command again."""
+
+
+class _Stale(_Again):
+    """The session was reset since the generation this attempt reads: run again on `generation`."""
+
+    def __init__(self, generation: int):
+        super().__init__(generation)
+        self.generation = generation
+
+
+class _Link:
+    """One attempt's own connection. A record's WATCH and GET travel in one round trip (with the generation,
+    watched and read with it), as do MULTI, MSET and EXEC: a move is two round trips."""
+
+    def __init__(self, client: redis.Redis, generation_key: str, watching: bool):
+        self._pool = client.connection_pool
+        self._connection = self._pool.get_connection()
+        self._generation_key = generation_key
+        self._watching = watching
+        self._watched = False
+        self._names: list[str] = []
+        self._seen: list[bytes | None] = []
+        self.generation: int | None = None  # as read by this attempt
+
+    def read(self, name: str, expected_generation: int) -> bytes | None:
+        """The value of `name` (watched for a write); raises _Stale if the session's generation moved on."""
+        watch = [("WATCH", self._generation_key, name)] if self._watching else []
+        *_, (generation, value) = self._send(*watch, ("MGET", self._generation_key, name))
+        self._watched |= self._watching
+        self.generation = int(generation or 0)
+        if self.generation != expected_generation:
+            raise _Stale(self.generation)
+        self._names.append(name)
+        self._seen.append(value)
+        return value
+
+    def commit(self, writes: dict[str, bytes]) -> None:
+        *_, done = self._send(("MULTI",), ("MSET", *[part for pair in writes.items() for part in pair]), ("EXEC",))
+        self._watched = False
+        if done is None:  # a watched key changed: nothing was written
+            raise _Again
+
+    def validate(self) -> None:
+        """The records read are as they were (a read of several keys, not watched): else run again."""
+        generation, *values = self._send(("MGET", self._generation_key, *self._names))[0]
+        if int(generation or 0) != self.generation or values != self._seen:
+            raise _Again
+
+    def release(self) -> None:
+        try:
+            if self._watched:
+                self._send(("UNWATCH",))  # a refused write: the connection goes back to the pool clean
+        except redis.RedisError:
+            self._connection.disconnect()
+            raise
+        finally:
+            self._pool.release(self._connection)
+
+    def _send(self, *commands: tuple) -> list[Any]:
+        connection = self._connection
+        try:
+            connection.send_packed_command(connection.pack_commands(commands))
+            return [connection.read_response() for _ in commands]
+        except BaseException:
+            connection.disconnect()  # a half-read reply must never be read by the connection's next user
+            raise
 
 
 class _Ids:

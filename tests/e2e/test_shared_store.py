@@ -18,7 +18,7 @@ from contextlib import ExitStack
 import pytest
 
 from benchmarks.fixturegen import MERGE_LAST_MODIFIED, SOURCE_BASE, TARGET_BASE, move_ccid, write_fixture
-from tests.e2e.server import running_server
+from tests.e2e.server import free_port, running_server
 from tests.redis_server import redis_server
 
 pytestmark = pytest.mark.e2e
@@ -26,6 +26,7 @@ KEY = {"xx-relay-api-key": "demo-key"}
 TOKEN = {"Authorization": "Bearer demo-user-token"}
 MOVERS, PAIRS, THREADS, SECONDS = 6, 12, 8, 4.0
 GROUPS = ("default", "vip")
+CCID = "BAK-11984-007"
 
 
 def call(base: str, method: str, path: str, headers: dict, body: dict | None = None) -> tuple[int, dict]:
@@ -126,3 +127,24 @@ class Ledger:
             self.statuses[what] += 1
             if not expected:
                 self.errors.append(what)
+
+
+def test_redis_going_away_is_a_clear_503_and_service_resumes_by_itself(tmp_path):
+    """Redis stopped under load: every answer a documented 503 in the API's own format (never a 500, never a
+    hang past the client's timeout), and once Redis is back, the same server processes serve again unaided."""
+    port = free_port()
+    with ExitStack() as stack:
+        redis_up = ExitStack()
+        url = redis_up.enter_context(redis_server(port))
+        base = stack.enter_context(running_server("--store", url, "--namespace", "outage"))
+        assert call(base, "PUT", f"/cdm/client/demo/customer/{CCID}/move/vip", KEY)[0] == 200
+        redis_up.close()  # Redis stops
+        relay = call(base, "PUT", f"/cdm/client/demo/customer/{CCID}/move/default", KEY)
+        egain = call(base, "GET", "/core/customermgr/v3/customer/1005", TOKEN)
+        assert relay[0] == 503 and "unavailable" in relay[1]["message"]
+        assert egain[0] == 503 and egain[1]["code"] == "503-101"
+        with redis_server(port):  # back, empty (no persistence configured): the fixtures' state
+            deadline = time.monotonic() + 10
+            while call(base, "GET", f"/cdm/client/demo/customer/{CCID}", KEY)[0] != 200 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert call(base, "PUT", f"/cdm/client/demo/customer/{CCID}/move/vip", KEY)[0] == 200
