@@ -429,6 +429,20 @@ def _interleaved(cfg: Config, report: Report, phase: str, variants: tuple, measu
     return runs
 
 
+def _rows_vs_baseline(runs: list[Any], is_baseline: Callable[[Any], bool]) -> list[list[str]]:
+    """Table rows (round, configuration, req/s, p50, p99, ratio to the same round's baseline, statuses) of `runs`."""
+    rows = []
+    for run in runs:
+        base = next((r for r in runs if r.round == run.round and is_baseline(r)), None)
+        result, reference = run.result, base.result if base else None
+        rows.append(
+            [str(run.round), run.variant.label, f"{result.rps:,.0f}" if result else "—", f"{result.p50_ms:.2f}" if result else "—",
+             f"{result.p99_ms:.2f}" if result else "—", _ratio(result.rps if result else None, reference.rps if reference else None),
+             result.status_mix() if result else run.error]
+        )  # fmt: skip
+    return rows
+
+
 def _qa_cost_in_process(cfg: Config, report: Report) -> None:
     """The same configurations through the ASGI app, no sockets: µs per request, best of cfg.qa_repeats."""
     _wait_quiet(cfg)
@@ -658,15 +672,7 @@ def phase_durability(cfg: Config, tmp: Path, report: Report) -> None:
     fixture = write_fixture(tmp / "durability.yaml", move_customers=MOVE_CUSTOMERS)
     plan = designs.Plan(cfg.duration, cfg.threads, cfg.connections, cfg.client, MOVE_CUSTOMERS, not cfg.smoke, tmp)
     runs = _interleaved(cfg, report, "durability", durability.VARIANTS, partial(durability.measure_http, fixture=fixture, plan=plan))
-    rows = []
-    for run in runs:
-        base = next((r for r in runs if r.round == run.round and r.variant.fsync is None), None)
-        result, reference = run.result, base.result if base else None
-        rows.append(
-            [str(run.round), run.variant.label, f"{result.rps:,.0f}" if result else "—", f"{result.p50_ms:.2f}" if result else "—",
-             f"{result.p99_ms:.2f}" if result else "—", _ratio(result.rps if result else None, reference.rps if reference else None),
-             result.status_mix() if result else run.error]
-        )  # fmt: skip
+    rows = _rows_vs_baseline(runs, lambda run: run.variant.fsync is None)
     calls = 500 if cfg.smoke else 5000
     _wait_quiet(cfg)
     fsync_us = durability.bare_fsync_us()
@@ -713,15 +719,7 @@ def phase_shared_store(cfg: Config, tmp: Path, report: Report) -> None:
         calls = 500 if cfg.smoke else 5000
         memory_us = shared_store.in_process_us(fixture, None, calls, cfg.qa_repeats)
         redis_us = shared_store.in_process_us(fixture, url, calls, cfg.qa_repeats)
-    rows = []
-    for run in runs:
-        base = next((r for r in runs if r.round == run.round and not r.variant.redis), None)
-        result, reference = run.result, base.result if base else None
-        rows.append(
-            [str(run.round), run.variant.label, f"{result.rps:,.0f}" if result else "—", f"{result.p50_ms:.2f}" if result else "—",
-             f"{result.p99_ms:.2f}" if result else "—", _ratio(result.rps if result else None, reference.rps if reference else None),
-             result.status_mix() if result else run.error]
-        )  # fmt: skip
+    rows = _rows_vs_baseline(runs, lambda run: not run.variant.redis)
     report.add(
         "## Shared store (#14): moveCustomer on Redis\n\n"
         f"Each process its own wrk (-t1, {cfg.connections} connections in all, disjoint customers: no 409), side by side, "
