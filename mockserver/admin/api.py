@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hmac
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -98,13 +99,13 @@ def _state_command(state: State, limit: int) -> tuple[list[dict], list[dict], bo
     """Copies taken in the store's lock (commands change records in place): Relay by client and group, eGain as is."""
     relay, truncated = [], False
     for client_id, book in state.relay.books.items():
-        records = list(book.customers.values())
+        records = list(itertools.islice(book.customers.values(), limit + 1))  # no more read than shown (Redis)
         truncated |= len(records) > limit
         groups: dict[str, list[dict]] = {group: [] for group in sorted(book.client.product_groups)}
         for record in records[:limit]:
             groups[record["product_group_id"]].append(dict(record))
         relay.append({"client_id": client_id, "product_groups": [{"product_group_id": g, "customers": c} for g, c in groups.items()]})
-    customers = list(state.egain.customers.values())
+    customers = list(itertools.islice(state.egain.customers.values(), limit + 1))
     truncated |= len(customers) > limit
     return relay, [copy.deepcopy(c) for c in customers[:limit]], truncated
 

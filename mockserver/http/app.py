@@ -9,6 +9,7 @@ unknown path or method is answered in the API's JSON error format.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 
 from flask import Flask, Response
@@ -33,6 +34,7 @@ from mockserver.state.model import State
 from mockserver.state.store import MemoryStore, Store
 
 log = logging.getLogger("mockserver")
+NAMESPACE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -46,7 +48,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     state_file = persistence.StateFile(settings.state_file, settings.fsync) if settings.state_file else None
     restored = state_file.restore(fixtures, schemas) if state_file else None
     store = MemoryStore(fixtures.build, initial=restored) if state_file else new_store(DEFAULT)
-    sessions = Sessions(new_store, settings.journal_size, settings.session_idle, settings.max_sessions, default_store=store)
+    shared = settings.store != "memory"
+    sessions = Sessions(new_store, settings.journal_size, settings.session_idle, settings.max_sessions, default_store=store, shared=shared)
     vendor_operations = [op for op in contract.operations.values() if op.family != "admin"]
     scenarios = Scenarios.load(settings.scenarios, vendor_operations, schemas, fixtures.build)
     toolkit = Toolkit(sessions, scenarios, vendor_operations, contract.templates, wirefaults.SUPPORTED, settings.admin_token)
@@ -106,14 +109,21 @@ def _store_kind(settings: Settings, fixtures: Fixtures) -> Callable[[Callable[[]
         raise FixtureError(f"--store {settings.store}: use memory, or redis://HOST:PORT/DB (rediss:// for TLS, unix:// for a socket)")
     if settings.reload:
         raise FixtureError("--reload swaps the fixtures of one process; with a shared store every process must serve the same ones")
+    if settings.scenario:
+        raise FixtureError(
+            f"--scenario resets the default session of every process sharing --store {settings.store}, at each start of any of"
+            f" them; apply it once with POST /__admin/scenarios/{settings.scenario} instead"
+        )
+    if not NAMESPACE.fullmatch(settings.namespace):
+        raise FixtureError(f"--namespace {settings.namespace!r}: letters, digits, '.', '_' and '-' only, 1 to 64 of them")
     try:
         from mockserver.state import redis_store
     except ImportError as exc:
         raise FixtureError(f"--store {settings.store} needs the Redis client: pip install 'mockserver[redis]' ({exc})") from exc
 
     client = redis_store.connect(settings.store)
-    redis_store.claim_namespace(client, settings.namespace, settings.fixtures)
-    return lambda build: redis_store.RedisStores(client, settings.namespace, build()).new
+    digest = redis_store.claim_namespace(client, settings.namespace, settings.fixtures)
+    return lambda build: redis_store.RedisStores(client, f"{settings.namespace}:{digest[:12]}", build()).new
 
 
 def _apply_at_start(name: str, toolkit: Toolkit) -> None:

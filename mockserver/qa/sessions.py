@@ -85,9 +85,17 @@ class Visit:
 
 class Sessions:
     def __init__(
-        self, new_store: Callable[[str], Store], journal_size: int, idle_s: float, max_sessions: int, default_store: Store
+        self,
+        new_store: Callable[[str], Store],
+        journal_size: int,
+        idle_s: float,
+        max_sessions: int,
+        default_store: Store,
+        shared: bool = False,
     ):
+        """`shared`: the stores keep state outside this process (Redis), where other processes see it too."""
         self._new_store = new_store
+        self._shared = shared
         self._journal_size = journal_size
         self._idle_s = idle_s
         self._max = max_sessions
@@ -157,13 +165,17 @@ class Sessions:
             return [s.as_json(now_wall, now) for s in self._sessions.values()]
 
     def delete(self, session_id: str) -> bool:
-        """End a session; its state is dropped (for a shared store, in every process)."""
+        """End a session, dropping its state; False if this process has no such session. A shared store's
+        session may live in other processes only: its state is dropped all the same. The state goes first, so
+        a store that fails (503) leaves the session as it was."""
         with self._lock:
-            session = self._sessions.pop(session_id, None)
-        if session is None:
-            return False
-        session.store.discard()
-        return True
+            session = self._sessions.get(session_id)
+        if session is not None:
+            session.store.discard()
+        elif self._shared:
+            self._new_store(session_id).discard()
+        with self._lock:
+            return self._sessions.pop(session_id, None) is not None
 
 
 def _stamp(moment: datetime) -> str:

@@ -24,19 +24,21 @@ done, and the next request reconnects by itself.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import random
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
 import redis
 
 from mockserver.egain.domain import EgainState
 from mockserver.errors import ApiError
 from mockserver.relay.domain import CustomerBook, RelayState
+from mockserver.state import codec
 from mockserver.state.changes import Write
 from mockserver.state.fixtures import FixtureError
 from mockserver.state.model import State
@@ -46,7 +48,12 @@ log = logging.getLogger("mockserver")
 T = TypeVar("T")
 GONE = b"-"  # a record removed (a merged source): not the fixture's value
 RETRIES = 50  # a command that loses the race this often is answered 503
+FENCE_MS = 60_000  # how long a transaction's fence outlives it: far longer than any answer can be late
 UNAVAILABLE = "The mock's shared store (Redis) is unavailable ({}); nothing was changed, retry."
+UNSURE = (
+    "The mock's shared store (Redis) stopped answering while this change was being written ({}); it may or may not"
+    " have been made: read before you retry."
+)
 
 
 def connect(url: str) -> redis.Redis:
@@ -65,10 +72,14 @@ class RedisStores:
         return RedisStore(self._client, f"{self._namespace}:{session_id}:", self._base, self._first_id)
 
 
-def claim_namespace(client: redis.Redis, namespace: str, fixtures: Path) -> None:
+def claim_namespace(client: redis.Redis, namespace: str, fixtures: Path) -> str:
     """Every process of a namespace must serve the same fixtures (Redis holds only differences from them):
     the first to start records the file's digest, the others must match it. Raises FixtureError otherwise,
-    or when Redis cannot be reached (a start that cannot serve should not look as if it could)."""
+    or when Redis cannot be reached (a start that cannot serve should not look as if it could).
+
+    Returns the digest. The keys are under it too: should the record go (a Redis restart without
+    persistence), processes serving other fixtures still never read each other's differences.
+    """
     digest = hashlib.sha256(fixtures.read_bytes()).hexdigest()
     try:
         client.set(f"{namespace}:fixtures", digest, nx=True)
@@ -78,8 +89,10 @@ def claim_namespace(client: redis.Redis, namespace: str, fixtures: Path) -> None
     if recorded is not None and recorded.decode() != digest:
         raise FixtureError(
             f"--store: namespace '{namespace}' is in use with other fixtures than {fixtures}; every process sharing it must"
-            " load the same fixture file: use it, or another --namespace"
+            f" load the same fixture file: use it, or another --namespace (to start the namespace over, delete its keys:"
+            f" redis-cli --scan --pattern '{namespace}:*' | xargs redis-cli unlink)"
         )
+    return digest
 
 
 class RedisStore:
@@ -100,16 +113,27 @@ class RedisStore:
         """Run `command(state, *args)` as one optimistic transaction; raise ApiError(503) if Redis fails it."""
         try:
             for _ in range(RETRIES):
-                link = _Link(self._client, self._prefix + "gen", watching=isinstance(command, Write))
+                link = _Link(self._client, self._prefix, watching=isinstance(command, Write))
                 try:
                     return self._attempt(link, command, args)
                 except _Again:
                     continue
+                except _Unsure as unsure:  # the EXEC went out, its answer did not come back: find out, and fence it
+                    if self._committed(unsure.fence):
+                        return unsure.result
                 finally:
                     link.release()
         except redis.RedisError as exc:
             raise ApiError(503, UNAVAILABLE.format(type(exc).__name__)) from exc
         raise ApiError(503, UNAVAILABLE.format(f"{RETRIES} conflicting changes in a row"))
+
+    def _committed(self, fence: str) -> bool:
+        """Whether a transaction whose answer was lost committed. It set `fence` if it did; setting it now
+        otherwise makes a late EXEC fail (the fence is watched), so running the command again is safe."""
+        try:
+            return not self._client.set(fence, b"aborted", nx=True, px=FENCE_MS)
+        except redis.RedisError as exc:
+            raise ApiError(503, UNSURE.format(type(exc).__name__)) from exc
 
     def _attempt(self, link: _Link, command: Callable[..., T], args: tuple) -> T:
         """One try on the generation last seen. A write's records are watched, its changes written in one
@@ -126,7 +150,7 @@ class RedisStore:
             self._generation = link.generation
         writes = view.writes()
         if writes:
-            link.commit(writes)
+            link.commit(writes, result)
         elif view.reads > 1:
             link.validate()
         return result
@@ -200,8 +224,8 @@ class _Codec:
         self.dump, self.load = dump, load
 
 
-_record_codec = _Codec(orjson.dumps, orjson.loads)
-_set_codec = _Codec(lambda members: orjson.dumps(sorted(members)), lambda raw: set(orjson.loads(raw)))
+_record_codec = _Codec(codec.text, codec.loads)
+_set_codec = _Codec(lambda members: codec.text(sorted(members)), lambda raw: set(codec.loads(raw)))
 
 
 class _Tracked:
@@ -265,18 +289,20 @@ class _Tracked:
             if now != raw and not (now == GONE and raw == GONE):
                 yield self._prefix + key, now
 
-    def values(self) -> list[Any]:
-        """Every current value, the fixtures' and Redis's together (the admin state view: read, not watched)."""
-        stored = {key.decode()[len(self._prefix) :] for key in self._client.scan_iter(match=self._prefix + "*", count=1000)}
-        keys = [*self._base, *sorted(stored - set(self._base))]
-        raws = self._client.mget([self._prefix + key for key in keys]) if keys else []
-        found = []
-        for key, raw in zip(keys, raws, strict=True):
-            if raw is None:
-                found.append(self._base[key])
-            elif raw != GONE:
-                found.append(self._codec.load(raw))
-        return found
+    def values(self) -> Iterator[Any]:
+        """Every current value, the fixtures' then those only Redis holds, read a chunk at a time as iterated
+        (the admin state view takes the first few: it reads no more). Read, not watched."""
+        only_stored = sorted(
+            name for name in (key.decode()[len(self._prefix) :] for key in self._client.scan_iter(match=self._prefix + "*", count=1000))
+            if name not in self._base
+        )
+        keys = iter([*self._base, *only_stored])
+        while chunk := list(itertools.islice(keys, 500)):
+            for key, raw in zip(chunk, self._client.mget([self._prefix + key for key in chunk]), strict=True):
+                if raw is None:
+                    yield self._base[key]
+                elif raw != GONE:
+                    yield self._codec.load(raw)
 
     @property
     def reads(self) -> int:
@@ -295,14 +321,27 @@ class _Stale(_Again):
         self.generation = generation
 
 
+class _Unsure(Exception):
+    """The EXEC was sent, and the connection broke before its answer came."""
+
+    def __init__(self, fence: str, result: Any):
+        super().__init__(fence)
+        self.fence, self.result = fence, result
+
+
 class _Link:
     """One attempt's own connection. A record's WATCH and GET travel in one round trip (with the generation,
-    watched and read with it), as do MULTI, MSET and EXEC: a move is two round trips."""
+    watched and read with it), as do MULTI, MSET and EXEC: a move is two round trips.
 
-    def __init__(self, client: redis.Redis, generation_key: str, watching: bool):
+    A write also watches a fence key of its own and sets it in its transaction, so that an EXEC whose answer
+    was lost can be told apart: committed (the fence is set) or not, and then never later (see `_committed`).
+    """
+
+    def __init__(self, client: redis.Redis, prefix: str, watching: bool):
         self._pool = client.connection_pool
         self._connection = self._pool.get_connection()
-        self._generation_key = generation_key
+        self._generation_key = prefix + "gen"
+        self.fence = f"{prefix}tx:{uuid.uuid4().hex}"
         self._watching = watching
         self._watched = False
         self._names: list[str] = []
@@ -311,7 +350,7 @@ class _Link:
 
     def read(self, name: str, expected_generation: int) -> bytes | None:
         """The value of `name` (watched for a write); raises _Stale if the session's generation moved on."""
-        watch = [("WATCH", self._generation_key, name)] if self._watching else []
+        watch = [("WATCH", self._generation_key, self.fence, name)] if self._watching else []
         *_, (generation, value) = self._send(*watch, ("MGET", self._generation_key, name))
         self._watched |= self._watching
         self.generation = int(generation or 0)
@@ -321,8 +360,16 @@ class _Link:
         self._seen.append(value)
         return value
 
-    def commit(self, writes: dict[str, bytes]) -> None:
-        *_, done = self._send(("MULTI",), ("MSET", *[part for pair in writes.items() for part in pair]), ("EXEC",))
+    def commit(self, writes: dict[str, bytes], result: Any) -> None:
+        """MULTI, the changes and the fence, EXEC; `result` is the command's, for the caller if the answer is lost."""
+        if not self._watched:  # a write that read nothing: its fence must be watched before the EXEC can go
+            self._send(("WATCH", self._generation_key, self.fence))
+            self._watched = True
+        changes = ("MSET", *[part for pair in writes.items() for part in pair])
+        try:
+            *_, done = self._send(("MULTI",), changes, ("SET", self.fence, b"done", "PX", FENCE_MS), ("EXEC",))
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise _Unsure(self.fence, result) from exc
         self._watched = False
         if done is None:  # a watched key changed: nothing was written
             raise _Again
@@ -350,6 +397,7 @@ class _Link:
             return [connection.read_response() for _ in commands]
         except BaseException:
             connection.disconnect()  # a half-read reply must never be read by the connection's next user
+            self._watched = False  # and a closed connection's watches are gone with it
             raise
 
 

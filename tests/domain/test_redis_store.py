@@ -128,3 +128,32 @@ def test_every_process_of_a_namespace_must_serve_the_same_fixtures(redis_url, tm
     redis_store.claim_namespace(client, "claimed", first)  # the same file: fine
     with pytest.raises(FixtureError, match="namespace 'claimed' is in use with other fixtures"):
         redis_store.claim_namespace(client, "claimed", second)
+
+
+def _losing_the_exec_answer(monkeypatch, sent: bool) -> None:
+    """The connection breaks on the transaction's batch: after Redis ran it (`sent`), or before it got there."""
+    real = redis_store._Link._send
+
+    def send(link, *commands):
+        if commands and commands[-1] == ("EXEC",) and not getattr(send, "done", False):
+            send.done = True
+            if sent:
+                real(link, *commands)
+            raise redis.ConnectionError("the connection broke")
+        return real(link, *commands)
+
+    monkeypatch.setattr(redis_store._Link, "_send", send)
+
+
+def test_a_change_whose_answer_was_lost_but_committed_is_answered_as_made_not_run_again(stores, monkeypatch):
+    one, other = stores
+    _losing_the_exec_answer(monkeypatch, sent=True)
+    assert one.run(_move, "demo", CCID, "vip").startswith("Customer BAK-11984-007 moved to vip")  # not a 409 of its own re-run
+    assert other.run(_retrieve, "demo", CCID)["product_group_id"] == "vip"
+
+
+def test_a_change_whose_batch_never_arrived_is_fenced_then_run_again_once(stores, monkeypatch):
+    one, other = stores
+    _losing_the_exec_answer(monkeypatch, sent=False)
+    assert one.run(_move, "demo", CCID, "vip").startswith("Customer BAK-11984-007 moved to vip")
+    assert other.run(_retrieve, "demo", CCID)["product_group_id"] == "vip"
