@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     new_store = stores_for(fixtures.build)
     state_file = persistence.StateFile(settings.state_file, settings.fsync) if settings.state_file else None
     restored = state_file.restore(fixtures, schemas) if state_file else None
-    store = MemoryStore(fixtures.build, initial=restored) if state_file else new_store(DEFAULT)
+    store = MemoryStore(fixtures.build, initial=restored) if state_file else new_store(DEFAULT, expires=False)
     shared = settings.store != "memory"
     sessions = Sessions(new_store, settings.journal_size, settings.session_idle, settings.max_sessions, default_store=store, shared=shared)
     vendor_operations = [op for op in contract.operations.values() if op.family != "admin"]
@@ -102,7 +102,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 def _store_kind(settings: Settings, fixtures: Fixtures) -> Callable[[Callable[[], State]], Callable[[str], Store]]:
     """`--store`: given how to build the fixture state, how to make a session's store (by session id)."""
     if settings.store == "memory":
-        return lambda build: lambda _: MemoryStore(build)
+        return lambda build: lambda _, expires=True: MemoryStore(build)
     if settings.state_file:
         raise FixtureError(f"--state-file keeps the in-memory store; with --store {settings.store} the state lives in Redis")
     if not settings.store.startswith(("redis://", "rediss://", "unix://")):
@@ -121,9 +121,11 @@ def _store_kind(settings: Settings, fixtures: Fixtures) -> Callable[[Callable[[]
     except ImportError as exc:
         raise FixtureError(f"--store {settings.store} needs the Redis client: pip install 'mockserver[redis]' ({exc})") from exc
 
+    fixtures.without_spare()
     client = redis_store.connect(settings.store)
     digest = redis_store.claim_namespace(client, settings.namespace, settings.fixtures)
-    return lambda build: redis_store.RedisStores(client, f"{settings.namespace}:{digest[:12]}", build()).new
+    namespace = f"{settings.namespace}:{digest[:12]}"
+    return lambda build: redis_store.RedisStores(client, namespace, build(), settings.session_idle).new
 
 
 def _apply_at_start(name: str, toolkit: Toolkit) -> None:

@@ -151,6 +151,11 @@ class Fixtures:
     def _cacheable(self) -> bool:
         return all(frozen.only_marshal(chunks) for chunks in [*self._relay.values(), self._egain])
 
+    def without_spare(self) -> Fixtures:
+        """Keep no state ready in advance (a shared store resets in Redis, and would never take it)."""
+        self._spare = None
+        return self
+
     def build(self, config: Config | None = None, seed: int | str | None = None) -> State:
         """A fresh state of these records under `config` (this file's own unless given; it must be equal)."""
         if self._spare is not None and (config is None or config is self.config) and seed is None:

@@ -64,12 +64,17 @@ def connect(url: str) -> redis.Redis:
 class RedisStores:
     """Makes the store of each session, all under `namespace`, over one fixture state shared read-only."""
 
-    def __init__(self, client: redis.Redis, namespace: str, base: State):
+    def __init__(self, client: redis.Redis, namespace: str, base: State, idle_s: float):
         self._client, self._namespace, self._base = client, namespace, base
         self._first_id = base.sources.ids.peek()
+        self._idle_ms = max(1, round(idle_s * 1000))
 
-    def new(self, session_id: str) -> RedisStore:
-        return RedisStore(self._client, f"{self._namespace}:{session_id}:", self._base, self._first_id)
+    def new(self, session_id: str, expires: bool = True) -> RedisStore:
+        """The store of a session. A test session lives as long as it is used (`--session-idle`, in Redis, for
+        every process): one that is not live any more, or never was, starts from the fixtures. The default
+        session (`expires=False`) lives for ever."""
+        idle_ms = self._idle_ms if expires else None
+        return RedisStore(self._client, f"{self._namespace}:{session_id}:", self._base, self._first_id, idle_ms)
 
 
 def claim_namespace(client: redis.Redis, namespace: str, fixtures: Path) -> str:
@@ -100,8 +105,11 @@ class RedisStore:
 
     recorder = None  # a state file is for the in-memory store only
 
-    def __init__(self, client: redis.Redis, prefix: str, base: State, first_id: int):
+    def __init__(self, client: redis.Redis, prefix: str, base: State, first_id: int, idle_ms: int | None = None):
+        """`idle_ms`: a test session's; each command keeps it alive that long (the default session always is)."""
         self._client = client
+        self.alive_key = prefix + "alive"
+        self._idle_ms = idle_ms
         self._prefix = prefix
         self._base = base
         self._first_id = first_id
@@ -113,7 +121,7 @@ class RedisStore:
         """Run `command(state, *args)` as one optimistic transaction; raise ApiError(503) if Redis fails it."""
         try:
             for _ in range(RETRIES):
-                link = _Link(self._client, self._prefix, watching=isinstance(command, Write))
+                link = _Link(self._client, self._prefix, isinstance(command, Write), self._idle_ms)
                 try:
                     return self._attempt(link, command, args)
                 except _Again:
@@ -145,6 +153,9 @@ class RedisStore:
             result = command(view.state, *args)
         except _Stale as stale:
             self._generation = stale.generation
+            raise _Again from None
+        except _Expired:  # the first command since the session was last used longer ago than --session-idle
+            self.reset()
             raise _Again from None
         if link.generation is not None:
             self._generation = link.generation
@@ -313,6 +324,10 @@ class _Again(Exception):
     """This attempt cannot stand: run the command again."""
 
 
+class _Expired(_Again):
+    """The session was idle past `--session-idle` (or is new): start it again from the fixtures, then run."""
+
+
 class _Stale(_Again):
     """The session was reset since the generation this attempt reads: run again on `generation`."""
 
@@ -337,8 +352,9 @@ class _Link:
     was lost can be told apart: committed (the fence is set) or not, and then never later (see `_committed`).
     """
 
-    def __init__(self, client: redis.Redis, prefix: str, watching: bool):
+    def __init__(self, client: redis.Redis, prefix: str, watching: bool, idle_ms: int | None):
         self._pool = client.connection_pool
+        self._keep_alive = [("SET", prefix + "alive", b"1", "PX", idle_ms, "GET")] if idle_ms else []
         self._connection = self._pool.get_connection()
         self._generation_key = prefix + "gen"
         self.fence = f"{prefix}tx:{uuid.uuid4().hex}"
@@ -351,7 +367,13 @@ class _Link:
     def read(self, name: str, expected_generation: int) -> bytes | None:
         """The value of `name` (watched for a write); raises _Stale if the session's generation moved on."""
         watch = [("WATCH", self._generation_key, self.fence, name)] if self._watching else []
-        *_, (generation, value) = self._send(*watch, ("MGET", self._generation_key, name))
+        replies = self._send(*self._keep_alive, *watch, ("MGET", self._generation_key, name))
+        if self._keep_alive:  # once an attempt: kept alive, and was it still?
+            self._keep_alive = []
+            if replies[0] is None:
+                self._watched |= self._watching
+                raise _Expired
+        generation, value = replies[-1]
         self._watched |= self._watching
         self.generation = int(generation or 0)
         if self.generation != expected_generation:

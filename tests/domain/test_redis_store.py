@@ -28,7 +28,7 @@ def fixtures() -> Fixtures:
 def stores(redis_url, fixtures, request):
     """Two processes' worth of stores of one session: separate clients, one namespace."""
     namespace = f"unit-{request.node.name}"
-    made = [redis_store.RedisStores(redis_store.connect(redis_url), namespace, fixtures.build()).new("default") for _ in range(2)]
+    made = [redis_store.RedisStores(redis_store.connect(redis_url), namespace, fixtures.build(), 600).new("default", expires=False) for _ in range(2)]
     yield made
     made[0]._client.flushdb()
 
@@ -113,7 +113,7 @@ def test_a_reset_is_one_increment_and_the_old_generation_is_cleared(stores, redi
 
 
 def test_redis_unreachable_is_a_503_and_changes_nothing(fixtures):
-    store = redis_store.RedisStores(redis_store.connect("redis://127.0.0.1:1/0"), "gone", fixtures.build()).new("default")
+    store = redis_store.RedisStores(redis_store.connect("redis://127.0.0.1:1/0"), "gone", fixtures.build(), 600).new("default", expires=False)
     with pytest.raises(ApiError) as refused:
         store.run(_move, "demo", CCID, "vip")
     assert refused.value.status == 503 and "unavailable" in refused.value.message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -48,3 +49,14 @@ def test_what_a_shared_store_cannot_do_stops_the_start_with_a_clear_message(redi
 def test_an_unknown_store_stops_the_start():
     with pytest.raises(FixtureError, match="use memory, or redis://HOST:PORT/DB"):
         create_app(Settings(store="postgres://localhost/db"))
+
+
+def test_a_test_session_left_idle_starts_again_from_the_fixtures_in_every_process(redis_url):
+    """The session's life is kept in Redis (`--session-idle`), not in one process's memory."""
+    namespace = f"idle-{uuid.uuid4().hex}"
+    one, other = (create_app(Settings(store=redis_url, namespace=namespace, session_idle=0.3)).test_client() for _ in range(2))
+    session = {**RELAY_KEY, "X-Mock-Session": "idle-1"}
+    assert one.put(MOVE, headers=session).status_code == 200
+    assert other.get(RETRIEVE, headers=session).json["product_group_id"] == "vip"  # used: still alive
+    time.sleep(0.6)
+    assert other.get(RETRIEVE, headers=session).json["product_group_id"] == "default"
