@@ -52,7 +52,7 @@ def admin_family(toolkit: Toolkit) -> Family:
             raise ApiError(401, UNAUTHORIZED, headers={"WWW-Authenticate": 'Bearer realm="mockserver-admin"'})
 
     handlers: dict[str, Callable[[Call], Reply]] = {
-        "adminHealth": lambda call: Reply(200, {"status": "ok"}),
+        "adminHealth": _health,
         "adminReset": _reset,
         "adminState": _state,
         "adminListSessions": lambda call: Reply(200, {"sessions": toolkit.sessions.listed()}),
@@ -82,6 +82,12 @@ def admin_family(toolkit: Toolkit) -> Family:
 
 def _done(_: Any = None) -> Reply:
     return Reply(204)
+
+
+def _health(call: Call) -> Reply:
+    """Up, and its store reachable (a load balancer's health check then also notices a Redis gone)."""
+    call.session.store.ping()
+    return Reply(200, {"status": "ok"})
 
 
 def _reset(call: Call) -> Reply:

@@ -186,6 +186,13 @@ class RedisStore:
         """The session is ended: the next one of this id starts from the fixtures, in every process."""
         self.reset()
 
+    def ping(self) -> None:
+        """Raise ApiError(503) if Redis does not answer (the health check's)."""
+        try:
+            self._client.ping()
+        except redis.RedisError as exc:
+            raise ApiError(503, UNAVAILABLE.format(type(exc).__name__)) from exc
+
     def _unlink(self, pattern: str) -> None:
         try:
             batch = []

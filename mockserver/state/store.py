@@ -34,6 +34,8 @@ class Store(Protocol):
 
     def discard(self) -> None: ...
 
+    def ping(self) -> None: ...
+
 
 class Recorder(Protocol):
     """Where changes go to be durable (the state file's command log)."""
@@ -89,6 +91,9 @@ class MemoryStore:
         dispose(old)
         if number:
             recorder.settle(number)
+
+    def ping(self) -> None:
+        """Always reachable: it is this process's memory."""
 
     def discard(self) -> None:
         """The session is ended: its state goes with this store."""
