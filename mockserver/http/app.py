@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
@@ -24,6 +26,7 @@ from mockserver.http import render, wirefaults
 from mockserver.http.front import Front
 from mockserver.http.pipeline import Pipeline
 from mockserver.http.wsgi import ApiMiddleware, raw_request  # noqa: F401 - raw_request is used by tools and tests
+from mockserver.qa.faults import FaultRule, FaultRules, parse_rule
 from mockserver.qa.scenarios import Scenarios
 from mockserver.qa.sessions import DEFAULT, Sessions
 from mockserver.relay.api import FAMILY as RELAY
@@ -43,14 +46,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     schemas = contract.schemas
     fixtures = Fixtures.load(settings.fixtures, schemas, cache=fixture_cache.folder(settings.fixture_cache))
     config = fixtures.config
-    stores_for = _store_kind(settings, fixtures)
+    vendor_operations = [op for op in contract.operations.values() if op.family != "admin"]
+    backing = _backing(settings, fixtures, lambda rule_id, spec: parse_rule(rule_id, spec, vendor_operations, wirefaults.SUPPORTED))
+    stores_for = backing.stores_for
     new_store = stores_for(fixtures.build)
     state_file = persistence.StateFile(settings.state_file, settings.fsync) if settings.state_file else None
     restored = state_file.restore(fixtures, schemas) if state_file else None
     store = MemoryStore(fixtures.build, initial=restored) if state_file else new_store(DEFAULT, expires=False)
-    shared = settings.store != "memory"
-    sessions = Sessions(new_store, settings.journal_size, settings.session_idle, settings.max_sessions, default_store=store, shared=shared)
-    vendor_operations = [op for op in contract.operations.values() if op.family != "admin"]
+    sessions = Sessions(
+        new_store, settings.journal_size, settings.session_idle, settings.max_sessions, store, backing.faults, backing.shared
+    )
     scenarios = Scenarios.load(settings.scenarios, vendor_operations, schemas, fixtures.build)
     toolkit = Toolkit(sessions, scenarios, vendor_operations, contract.templates, wirefaults.SUPPORTED, settings.admin_token)
     families = {"relay": RELAY, "egain": EGAIN, "admin": admin_family(toolkit)}
@@ -99,10 +104,19 @@ def create_app(settings: Settings | None = None) -> Flask:
     return app
 
 
-def _store_kind(settings: Settings, fixtures: Fixtures) -> Callable[[Callable[[], State]], Callable[[str], Store]]:
-    """`--store`: given how to build the fixture state, how to make a session's store (by session id)."""
+@dataclass(frozen=True)
+class Backing:
+    """What `--store` decides: how a session's store is made (given how to build the fixture state), how its
+    fault rules are, and whether other processes share them."""
+
+    stores_for: Callable[[Callable[[], State]], Callable[..., Store]]
+    faults: Callable[[str], Any]
+    shared: bool
+
+
+def _backing(settings: Settings, fixtures: Fixtures, compile_rule: Callable[[str, dict], FaultRule]) -> Backing:
     if settings.store == "memory":
-        return lambda build: lambda _, expires=True: MemoryStore(build)
+        return Backing(lambda build: lambda _, expires=True: MemoryStore(build), lambda _: FaultRules(), shared=False)
     if settings.state_file:
         raise FixtureError(f"--state-file keeps the in-memory store; with --store {settings.store} the state lives in Redis")
     if not settings.store.startswith(("redis://", "rediss://", "unix://")):
@@ -121,11 +135,21 @@ def _store_kind(settings: Settings, fixtures: Fixtures) -> Callable[[Callable[[]
     except ImportError as exc:
         raise FixtureError(f"--store {settings.store} needs the Redis client: pip install 'mockserver[redis]' ({exc})") from exc
 
+    from mockserver.qa.shared_faults import SharedFaultRules
+
     fixtures.without_spare()
     client = redis_store.connect(settings.store)
     digest = redis_store.claim_namespace(client, settings.namespace, settings.fixtures)
     namespace = f"{settings.namespace}:{digest[:12]}"
-    return lambda build: redis_store.RedisStores(client, namespace, build(), settings.session_idle).new
+
+    def faults(session_id: str) -> SharedFaultRules:
+        return SharedFaultRules(client, f"{namespace}:{session_id}:", compile_rule)
+
+    def stores_for(build: Callable[[], State]) -> Callable[..., Store]:
+        # A test session idle past --session-idle starts again from nothing: its state, and its rules.
+        return redis_store.RedisStores(client, namespace, build(), settings.session_idle, lambda sid: faults(sid).clear()).new
+
+    return Backing(stores_for, faults, shared=True)
 
 
 def _apply_at_start(name: str, toolkit: Toolkit) -> None:

@@ -94,7 +94,10 @@ class Pipeline:
         family = self.families[operation.family]
         mimetype = family.negotiate(raw)
         ruled = faults is not None and family.controlled
-        action = faults.match(operation, raw, answering=True) if ruled else None
+        try:  # rules kept in Redis (`--store redis://`) may answer the documented 503
+            action = faults.match(operation, raw, answering=True) if ruled else None
+        except ApiError as error:
+            return self._render(operation, family, _error_reply(family, error), mimetype or JSON)
         if action is not None:  # the rule answers for the request, before authentication; the request is not run
             return Pending(operation, family, raw, path_values, mimetype or JSON, action.status, action.delay_s, action.rule_id, action.fault)
         try:
@@ -105,9 +108,9 @@ class Pipeline:
                 error.violation = error.message
                 raise error
             preferences = self._preferences(operation, family, raw) if family.controlled else Preferences()
+            action = faults.match(operation, raw, answering=False) if ruled else None
         except ApiError as error:
             return self._render(operation, family, _error_reply(family, error), mimetype or JSON, violation=error.violation)
-        action = faults.match(operation, raw, answering=False) if ruled else None
         delay_s = preferences.delay_ms / 1000 + (action.delay_s if action else 0.0)
         rule = action.rule_id if action else None
         return Pending(operation, family, raw, path_values, mimetype, preferences.code, delay_s, rule, None, preferences.example)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from mockserver.qa.faults import FaultRules
 from mockserver.qa.journal import Journal
@@ -91,17 +92,20 @@ class Sessions:
         idle_s: float,
         max_sessions: int,
         default_store: Store,
+        new_faults: Callable[[str], Any] = lambda _: FaultRules(),
         shared: bool = False,
     ):
-        """`shared`: the stores keep state outside this process (Redis), where other processes see it too."""
+        """`new_faults(id)`: a session's fault rules. `shared`: stores and rules live outside this process
+        (Redis), where other processes see them too."""
         self._new_store = new_store
+        self._new_faults = new_faults
         self._shared = shared
         self._journal_size = journal_size
         self._idle_s = idle_s
         self._max = max_sessions
         self._lock = threading.Lock()
         self._swept = time.monotonic()
-        self.default = Session(DEFAULT, default_store, FaultRules(), Journal(journal_size))
+        self.default = Session(DEFAULT, default_store, new_faults(DEFAULT), Journal(journal_size))
         self._sessions: dict[str, Session] = {DEFAULT: self.default}
 
     def visit(self, header: str | None) -> Visit:
@@ -129,7 +133,7 @@ class Sessions:
                         f"X-Mock-Session '{session_id}': {self._max} sessions are live (--max-sessions); "
                         "end one with DELETE /__admin/sessions/{id} or let idle ones expire."
                     )
-                session = Session(session_id, self._new_store(session_id), FaultRules(), Journal(self._journal_size))
+                session = Session(session_id, self._new_store(session_id), self._new_faults(session_id), Journal(self._journal_size))
                 self._sessions[session_id] = session
             self._hold(session, time.monotonic())
             return session
@@ -174,6 +178,8 @@ class Sessions:
             session.store.discard()
         elif self._shared:
             self._new_store(session_id).discard()
+        if self._shared:  # rules kept in Redis do not go with this process's session object
+            (session.faults if session is not None else self._new_faults(session_id)).clear()
         with self._lock:
             return self._sessions.pop(session_id, None) is not None
 

@@ -24,11 +24,17 @@ def fixtures() -> Fixtures:
     return Fixtures.load(Settings().fixtures, Contract(load_document()).schemas)
 
 
+def store_of(url: str, namespace: str, fixtures: Fixtures) -> redis_store.RedisStore:
+    """The default session's store, as `serve --store URL --namespace NAMESPACE` makes it."""
+    stores = redis_store.RedisStores(redis_store.connect(url), namespace, fixtures.build(), 600, lambda _: None)
+    return stores.new("default", expires=False)
+
+
 @pytest.fixture
 def stores(redis_url, fixtures, request):
     """Two processes' worth of stores of one session: separate clients, one namespace."""
     namespace = f"unit-{request.node.name}"
-    made = [redis_store.RedisStores(redis_store.connect(redis_url), namespace, fixtures.build(), 600).new("default", expires=False) for _ in range(2)]
+    made = [store_of(redis_url, namespace, fixtures) for _ in range(2)]
     yield made
     made[0]._client.flushdb()
 
@@ -113,7 +119,7 @@ def test_a_reset_is_one_increment_and_the_old_generation_is_cleared(stores, redi
 
 
 def test_redis_unreachable_is_a_503_and_changes_nothing(fixtures):
-    store = redis_store.RedisStores(redis_store.connect("redis://127.0.0.1:1/0"), "gone", fixtures.build(), 600).new("default", expires=False)
+    store = store_of("redis://127.0.0.1:1/0", "gone", fixtures)
     with pytest.raises(ApiError) as refused:
         store.run(_move, "demo", CCID, "vip")
     assert refused.value.status == 503 and "unavailable" in refused.value.message

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.e2e
 KEY = {"xx-relay-api-key": "demo-key"}
 TOKEN = {"Authorization": "Bearer demo-user-token"}
 MOVERS, PAIRS, THREADS, SECONDS = 6, 12, 8, 4.0
+RULE_TIMES = 20
 GROUPS = ("default", "vip")
 CCID = "BAK-11984-007"
 
@@ -44,6 +45,8 @@ def test_four_processes_on_one_redis_keep_every_invariant(tmp_path):
     fixture = write_fixture(tmp_path / "race.json", move_customers=MOVERS, merge_pairs=PAIRS)
     with redis_server() as url, ExitStack() as servers:
         bases = [servers.enter_context(running_server("--fixtures", str(fixture), "--store", url, "--namespace", "race")) for _ in range(4)]
+        rule = {"operationId": "getCustomersByIds", "status": 500, "times": RULE_TIMES}
+        assert call(bases[0], "POST", "/__admin/faults", {}, rule)[0] == 201  # added in one process, counted in all
         ledger = Ledger()
         deadline = time.monotonic() + SECONDS
         threads = [threading.Thread(target=ledger.work, args=(bases, deadline, seed)) for seed in range(THREADS)]
@@ -53,6 +56,8 @@ def test_four_processes_on_one_redis_keep_every_invariant(tmp_path):
             thread.join(timeout=60)
         assert ledger.errors == []
         assert ledger.merged and ledger.moved, f"the race did too little: {ledger.statuses}"
+        assert ledger.statuses["get 500"] == RULE_TIMES  # a `times` rule fired exactly N times across the 4 processes
+        assert all(call(base, "GET", "/__admin/faults", {})[1]["faults"][0]["remaining"] == 0 for base in bases)
 
         # Each customer in exactly one group, and the one its answered moves lead to: each 200 flips it.
         for n in range(MOVERS):
@@ -109,6 +114,7 @@ class Ledger:
     def _merge(self, bases: list[str], rng: random.Random, i: int, j: int) -> None:
         source, target = str(SOURCE_BASE + i), str(TARGET_BASE + j)
         status, found = call(rng.choice(bases), "GET", f"/core/customermgr/v3/customer/{target}", TOKEN)
+        self._count(f"get {status}", status in (200, 500))
         stamp = found["customer"][0]["lastModified"] if status == 200 else MERGE_LAST_MODIFIED
         body = {
             "sourceCustomer": {"id": source},

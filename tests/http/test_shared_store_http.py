@@ -60,3 +60,14 @@ def test_a_test_session_left_idle_starts_again_from_the_fixtures_in_every_proces
     assert other.get(RETRIEVE, headers=session).json["product_group_id"] == "vip"  # used: still alive
     time.sleep(0.6)
     assert other.get(RETRIEVE, headers=session).json["product_group_id"] == "default"
+
+
+def test_a_rule_added_in_one_process_fires_in_all_and_its_times_are_counted_once_for_all(two):
+    one, other = two
+    added = one.post("/__admin/faults", json={"operationId": "retrieveCustomer", "status": 500, "times": 3})
+    assert added.status_code == 201
+    statuses = [(one if n % 2 else other).get(RETRIEVE, headers=RELAY_KEY).status_code for n in range(8)]
+    assert sorted(statuses) == [200] * 5 + [500] * 3
+    assert other.get("/__admin/faults").json["faults"] == [{**added.json, "remaining": 0, "matched": 3}]
+    assert other.delete(f"/__admin/faults/{added.json['id']}").status_code == 204
+    assert one.get("/__admin/faults").json["faults"] == []

@@ -1,0 +1,112 @@
+"""A session's fault rules in Redis (`serve --store redis://`): every process sharing the store applies them.
+
+The same interface as `FaultRules`. The rules are kept as the JSON the admin
+API took, in one hash per session, with a version counter: each process keeps
+them compiled and reads only the version on a request (one round trip), the
+rules themselves again only after a change. `times` is counted in Redis
+(HINCRBY), so N matches across all processes fire a rule at most N times.
+`probability` and delay ranges are drawn in each process (a `seed` makes each
+process's draws reproducible, not the interleaving of processes).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from mockserver.contract.compiled import Operation, RawRequest
+from mockserver.errors import ApiError
+from mockserver.qa.faults import MAX_RULES, Action, FaultRule, RuleInvalid
+from mockserver.state import codec
+
+UNAVAILABLE = "The mock's shared store (Redis) is unavailable ({}); nothing was changed, retry."
+
+
+class SharedFaultRules:
+    def __init__(self, client: redis.Redis, prefix: str, compile_rule: Callable[[str, dict], FaultRule]):
+        """`compile_rule(id, spec)` makes a rule from its JSON (as the admin API does, against the spec)."""
+        self._client = client
+        self._rules_key, self._used_key = prefix + "faults", prefix + "faults:used"
+        self._version_key, self._next_key = prefix + "faults:v", prefix + "faults:next"
+        self._compile = compile_rule
+        self._lock = threading.Lock()
+        self._version: bytes | None = None
+        self._compiled: list[FaultRule] = []
+
+    def add(self, build: Callable[[str], FaultRule]) -> FaultRule:
+        """Add the rule `build(id)` makes (it may raise RuleInvalid, and then nothing is added)."""
+        with _available():
+            if self._client.hlen(self._rules_key) >= MAX_RULES:
+                raise RuleInvalid(f"a session holds at most {MAX_RULES} rules; delete some (DELETE /__admin/faults).")
+            rule = build(f"f{self._client.incr(self._next_key)}")
+            with self._client.pipeline() as pipe:
+                pipe.hset(self._rules_key, rule.id, codec.text(rule.spec))
+                pipe.incr(self._version_key)
+                pipe.execute()
+        return rule
+
+    def match(self, operation: Operation, raw: RawRequest, answering: bool) -> Action | None:
+        """As FaultRules.match; raises ApiError(503) if Redis does not answer."""
+        with _available():
+            for rule in self._current():
+                if rule.answers != answering or not rule.applies_to(operation, raw):
+                    continue
+                if rule.probability < 1 and rule.random.random() >= rule.probability:
+                    continue
+                used = int(self._client.hincrby(self._used_key, rule.id, 1))
+                if rule.remaining is not None and used > rule.remaining:
+                    continue  # its `times` ran out, in some process: it stays listed, matching nothing
+                low, high = rule.delay_ms or (0.0, 0.0)
+                delay = low if low == high else rule.random.uniform(low, high)
+                return Action(rule.id, rule.status, delay / 1000, rule.fault)
+        return None
+
+    def listed(self) -> list[dict[str, Any]]:
+        with _available():
+            specs, used = self._client.hgetall(self._rules_key), self._client.hgetall(self._used_key)
+        listed = []
+        for rule_id, raw in sorted(specs.items(), key=lambda item: int(item[0][1:])):
+            spec, count = codec.loads(raw), int(used.get(rule_id, 0))
+            times = spec.get("times")
+            matched = count if times is None else min(count, times)
+            listed.append({"id": rule_id.decode(), **spec, "remaining": None if times is None else times - matched, "matched": matched})
+        return listed
+
+    def delete(self, rule_id: str) -> bool:
+        with _available(), self._client.pipeline() as pipe:
+            pipe.hdel(self._rules_key, rule_id)
+            pipe.hdel(self._used_key, rule_id)
+            pipe.incr(self._version_key)
+            return bool(pipe.execute()[0])
+
+    def clear(self) -> None:
+        with _available(), self._client.pipeline() as pipe:
+            pipe.delete(self._rules_key, self._used_key)
+            pipe.incr(self._version_key)
+            pipe.execute()
+
+    def _current(self) -> list[FaultRule]:
+        """The rules, compiled, as of now: one round trip for the version, the rules read only when it moved."""
+        version = self._client.get(self._version_key)
+        with self._lock:
+            if version == self._version:
+                return self._compiled
+        specs = self._client.hgetall(self._rules_key)
+        compiled = [self._compile(key.decode(), codec.loads(raw)) for key, raw in sorted(specs.items(), key=lambda item: int(item[0][1:]))]
+        with self._lock:
+            self._version, self._compiled = version, compiled
+        return compiled
+
+
+class _available:
+    """Redis errors as the documented 503."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type | None, error: BaseException | None, trace: Any) -> None:
+        if isinstance(error, redis.RedisError):
+            raise ApiError(503, UNAVAILABLE.format(type(error).__name__)) from error
