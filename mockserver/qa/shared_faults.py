@@ -3,7 +3,7 @@
 The same interface as `FaultRules`. The rules are kept as the JSON the admin
 API took, in one hash per session, with a version counter: each process keeps
 them compiled and reads only the version on a request (one round trip), the
-rules themselves again only after a change. `times` is counted in Redis
+rules themselves again only after a change (each request: one round trip). `times` is counted in Redis
 (HINCRBY), so N matches across all processes fire a rule at most N times.
 `probability` and delay ranges are drawn in each process (a `seed` makes each
 process's draws reproducible, not the interleaving of processes).
@@ -49,9 +49,11 @@ class SharedFaultRules:
         return rule
 
     def match(self, operation: Operation, raw: RawRequest, answering: bool) -> Action | None:
-        """As FaultRules.match; raises ApiError(503) if Redis does not answer."""
+        """As FaultRules.match; raises ApiError(503) if Redis does not answer. A request asks for answering
+        rules first, then (none answered) for delaying ones: the rules are brought up to date on the first
+        ask only, so a request costs one round trip, not two."""
         with _available():
-            for rule in self._current():
+            for rule in self._current() if answering else self._compiled:
                 if rule.answers != answering or not rule.applies_to(operation, raw):
                     continue
                 if rule.probability < 1 and rule.random.random() >= rule.probability:
