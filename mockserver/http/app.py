@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     restored = state_file.restore(fixtures, schemas) if state_file else None
     store = MemoryStore(fixtures.build, initial=restored) if state_file else new_store(DEFAULT, expires=False)
     sessions = Sessions(
-        new_store, settings.journal_size, settings.session_idle, settings.max_sessions, store, backing.faults, backing.shared
+        new_store, settings.journal_size, settings.session_idle, settings.max_sessions, store, backing.faults, backing.shared, backing.journal
     )
     scenarios = Scenarios.load(settings.scenarios, vendor_operations, schemas, fixtures.build)
     toolkit = Toolkit(sessions, scenarios, vendor_operations, contract.templates, wirefaults.SUPPORTED, settings.admin_token)
@@ -107,11 +107,12 @@ def create_app(settings: Settings | None = None) -> Flask:
 @dataclass(frozen=True)
 class Backing:
     """What `--store` decides: how a session's store is made (given how to build the fixture state), how its
-    fault rules are, and whether other processes share them."""
+    fault rules and journal are, and whether other processes share them."""
 
     stores_for: Callable[[Callable[[], State]], Callable[..., Store]]
     faults: Callable[[str], Any]
     shared: bool
+    journal: Callable[[str], Any] | None = None  # None: in memory
 
 
 def _backing(settings: Settings, fixtures: Fixtures, compile_rule: Callable[[str, dict], FaultRule]) -> Backing:
@@ -136,6 +137,7 @@ def _backing(settings: Settings, fixtures: Fixtures, compile_rule: Callable[[str
         raise FixtureError(f"--store {settings.store} needs the Redis client: pip install 'mockserver[redis]' ({exc})") from exc
 
     from mockserver.qa.shared_faults import SharedFaultRules
+    from mockserver.qa.shared_journal import SharedJournal
 
     fixtures.without_spare()
     client = redis_store.connect(settings.store)
@@ -145,11 +147,18 @@ def _backing(settings: Settings, fixtures: Fixtures, compile_rule: Callable[[str
     def faults(session_id: str) -> SharedFaultRules:
         return SharedFaultRules(client, f"{namespace}:{session_id}:", compile_rule)
 
-    def stores_for(build: Callable[[], State]) -> Callable[..., Store]:
-        # A test session idle past --session-idle starts again from nothing: its state, and its rules.
-        return redis_store.RedisStores(client, namespace, build(), settings.session_idle, lambda sid: faults(sid).clear()).new
+    def journal(session_id: str) -> SharedJournal:
+        return SharedJournal(client, f"{namespace}:{session_id}:", settings.journal_size)
 
-    return Backing(stores_for, faults, shared=True)
+    def expired(session_id: str) -> None:
+        faults(session_id).clear()
+        journal(session_id).clear()
+
+    def stores_for(build: Callable[[], State]) -> Callable[..., Store]:
+        # A test session idle past --session-idle starts again from nothing: its state, rules and journal.
+        return redis_store.RedisStores(client, namespace, build(), settings.session_idle, expired).new
+
+    return Backing(stores_for, faults, shared=True, journal=journal)
 
 
 def _apply_at_start(name: str, toolkit: Toolkit) -> None:

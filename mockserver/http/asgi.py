@@ -160,8 +160,15 @@ class AsgiApp:
     async def _poll(self, waiting: Waiting, receive: Receive) -> WireResponse:
         """A long poll: re-ask after each matching journal entry until ready, expired, stopped or abandoned.
 
-        It holds no lock and no thread, and gives its slot back as soon as its client leaves.
+        It holds no lock and no thread, and gives its slot back as soon as its client leaves. A shared
+        journal (Redis) that cannot be read ends it with the documented 503.
         """
+        try:
+            return await self._polled(waiting, receive)
+        except ApiError as error:
+            return self.pipeline.refuse(waiting.pending, error)
+
+    async def _polled(self, waiting: Waiting, receive: Receive) -> WireResponse:
         wait = waiting.wait
         seen = wait.journal.newest_id()
         reply = wait.poll()

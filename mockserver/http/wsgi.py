@@ -19,6 +19,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Request
 
 from mockserver.contract.compiled import RawRequest
+from mockserver.errors import ApiError
 from mockserver.http.front import Front, now, session_header
 from mockserver.http.pipeline import Waiting
 from mockserver.http.render import WireResponse
@@ -78,12 +79,15 @@ class ApiMiddleware:
     def _poll(self, waiting: Waiting) -> WireResponse:
         wait = waiting.wait
         deadline = time.monotonic() + wait.timeout_s
-        seen = wait.journal.newest_id()
-        reply = wait.poll()
-        while reply is None and (left := deadline - time.monotonic()) > 0:
-            wait.journal.changed_blocking(seen, left)
+        try:  # a shared journal (Redis) may be unreachable: the documented 503
             seen = wait.journal.newest_id()
             reply = wait.poll()
+            while reply is None and (left := deadline - time.monotonic()) > 0:
+                wait.journal.changed_blocking(seen, left)
+                seen = wait.journal.newest_id()
+                reply = wait.poll()
+        except ApiError as error:
+            return self.pipeline.refuse(waiting.pending, error)
         return self.pipeline.render_reply(waiting.pending, reply or wait.expired())
 
 

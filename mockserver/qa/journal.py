@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -104,11 +105,8 @@ class Journal:
             self._entries.append(entry)
             if self._blocked:  # waitress long polls waiting; none under granian
                 self._changed.notify_all()
-            woken = [(future, loop) for future, (loop, wanted) in self._waiters.items() if wanted.accepts(entry)] if self._waiters else []
-            for future, _ in woken:
-                del self._waiters[future]
-        for future, loop in woken:
-            loop.call_soon_threadsafe(_wake, future)
+        if self._waiters:
+            wake(self._waiters, self._lock, lambda waiter: waiter[1].accepts(entry))
         return entry
 
     def find(self, wanted: RequestFilter) -> list[Entry]:
@@ -165,6 +163,16 @@ class Journal:
                 self._changed.wait_for(lambda: self._next_id - 1 > after_id, timeout)
             finally:
                 self._blocked -= 1
+
+
+def wake(waiters: dict[asyncio.Future, tuple], lock: threading.Lock, chosen: Callable[[tuple], bool]) -> None:
+    """Wake, and forget, the waits (`future: (loop, ...)`) that `chosen` picks; each on its own loop."""
+    with lock:
+        woken = [(future, waiter[0]) for future, waiter in waiters.items() if chosen(waiter)]
+        for future, _ in woken:
+            del waiters[future]
+    for future, loop in woken:
+        loop.call_soon_threadsafe(_wake, future)
 
 
 def _wake(future: asyncio.Future) -> None:

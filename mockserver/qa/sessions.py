@@ -94,18 +94,20 @@ class Sessions:
         default_store: Store,
         new_faults: Callable[[str], Any] = lambda _: FaultRules(),
         shared: bool = False,
+        new_journal: Callable[[str], Any] | None = None,
     ):
-        """`new_faults(id)`: a session's fault rules. `shared`: stores and rules live outside this process
-        (Redis), where other processes see them too."""
+        """`new_faults(id)`, `new_journal(id)`: a session's fault rules and journal (by default in memory).
+        `shared`: stores, rules and journals live outside this process (Redis), where others see them too."""
         self._new_store = new_store
         self._new_faults = new_faults
+        self._new_journal = new_journal or (lambda _: Journal(journal_size))
         self._shared = shared
         self._journal_size = journal_size
         self._idle_s = idle_s
         self._max = max_sessions
         self._lock = threading.Lock()
         self._swept = time.monotonic()
-        self.default = Session(DEFAULT, default_store, new_faults(DEFAULT), Journal(journal_size))
+        self.default = Session(DEFAULT, default_store, new_faults(DEFAULT), self._new_journal(DEFAULT))
         self._sessions: dict[str, Session] = {DEFAULT: self.default}
 
     def visit(self, header: str | None) -> Visit:
@@ -133,7 +135,7 @@ class Sessions:
                         f"X-Mock-Session '{session_id}': {self._max} sessions are live (--max-sessions); "
                         "end one with DELETE /__admin/sessions/{id} or let idle ones expire."
                     )
-                session = Session(session_id, self._new_store(session_id), self._new_faults(session_id), Journal(self._journal_size))
+                session = Session(session_id, self._new_store(session_id), self._new_faults(session_id), self._new_journal(session_id))
                 self._sessions[session_id] = session
             self._hold(session, time.monotonic())
             return session
@@ -178,8 +180,9 @@ class Sessions:
             session.store.discard()
         elif self._shared:
             self._new_store(session_id).discard()
-        if self._shared:  # rules kept in Redis do not go with this process's session object
+        if self._shared:  # rules and journals kept in Redis do not go with this process's session object
             (session.faults if session is not None else self._new_faults(session_id)).clear()
+            (session.journal if session is not None else self._new_journal(session_id)).clear()
         with self._lock:
             return self._sessions.pop(session_id, None) is not None
 

@@ -18,9 +18,9 @@ from typing import Any
 import redis
 
 from mockserver.contract.compiled import Operation, RawRequest
-from mockserver.errors import ApiError
 from mockserver.qa.faults import MAX_RULES, Action, FaultRule, RuleInvalid
 from mockserver.state import codec
+from mockserver.state.redis_store import answered_503
 
 UNAVAILABLE = "The mock's shared store (Redis) is unavailable ({}); nothing was changed, retry."
 
@@ -38,7 +38,7 @@ class SharedFaultRules:
 
     def add(self, build: Callable[[str], FaultRule]) -> FaultRule:
         """Add the rule `build(id)` makes (it may raise RuleInvalid, and then nothing is added)."""
-        with _available():
+        with answered_503(UNAVAILABLE):
             if self._client.hlen(self._rules_key) >= MAX_RULES:
                 raise RuleInvalid(f"a session holds at most {MAX_RULES} rules; delete some (DELETE /__admin/faults).")
             rule = build(f"f{self._client.incr(self._next_key)}")
@@ -52,7 +52,7 @@ class SharedFaultRules:
         """As FaultRules.match; raises ApiError(503) if Redis does not answer. A request asks for answering
         rules first, then (none answered) for delaying ones: the rules are brought up to date on the first
         ask only, so a request costs one round trip, not two."""
-        with _available():
+        with answered_503(UNAVAILABLE):
             for rule in self._current() if answering else self._compiled:
                 if rule.answers != answering or not rule.applies_to(operation, raw):
                     continue
@@ -67,7 +67,7 @@ class SharedFaultRules:
         return None
 
     def listed(self) -> list[dict[str, Any]]:
-        with _available():
+        with answered_503(UNAVAILABLE):
             specs, used = self._client.hgetall(self._rules_key), self._client.hgetall(self._used_key)
         listed = []
         for rule_id, raw in sorted(specs.items(), key=lambda item: int(item[0][1:])):
@@ -78,14 +78,14 @@ class SharedFaultRules:
         return listed
 
     def delete(self, rule_id: str) -> bool:
-        with _available(), self._client.pipeline() as pipe:
+        with answered_503(UNAVAILABLE), self._client.pipeline() as pipe:
             pipe.hdel(self._rules_key, rule_id)
             pipe.hdel(self._used_key, rule_id)
             pipe.incr(self._version_key)
             return bool(pipe.execute()[0])
 
     def clear(self) -> None:
-        with _available(), self._client.pipeline() as pipe:
+        with answered_503(UNAVAILABLE), self._client.pipeline() as pipe:
             pipe.delete(self._rules_key, self._used_key)
             pipe.incr(self._version_key)
             pipe.execute()
@@ -101,14 +101,3 @@ class SharedFaultRules:
         with self._lock:
             self._version, self._compiled = version, compiled
         return compiled
-
-
-class _available:
-    """Redis errors as the documented 503."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type | None, error: BaseException | None, trace: Any) -> None:
-        if isinstance(error, redis.RedisError):
-            raise ApiError(503, UNAVAILABLE.format(type(error).__name__)) from error

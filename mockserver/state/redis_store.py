@@ -23,6 +23,7 @@ done, and the next request reconnects by itself.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import logging
@@ -55,6 +56,15 @@ UNSURE = (
     "The mock's shared store (Redis) stopped answering while this change was being written ({}); it may or may not"
     " have been made: read before you retry."
 )
+
+
+@contextlib.contextmanager
+def answered_503(message: str = UNAVAILABLE) -> Iterator[None]:
+    """Redis errors as the documented 503 (`message` formatted with the error's kind)."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise ApiError(503, message.format(type(exc).__name__)) from exc
 
 
 def connect(url: str) -> redis.Redis:

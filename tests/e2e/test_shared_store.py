@@ -44,7 +44,8 @@ def call(base: str, method: str, path: str, headers: dict, body: dict | None = N
 def test_four_processes_on_one_redis_keep_every_invariant(tmp_path):
     fixture = write_fixture(tmp_path / "race.json", move_customers=MOVERS, merge_pairs=PAIRS)
     with redis_server() as url, ExitStack() as servers:
-        bases = [servers.enter_context(running_server("--fixtures", str(fixture), "--store", url, "--namespace", "race")) for _ in range(4)]
+        flags = ("--fixtures", str(fixture), "--store", url, "--namespace", "race", "--journal-size", "100000")
+        bases = [servers.enter_context(running_server(*flags)) for _ in range(4)]
         rule = {"operationId": "getCustomersByIds", "status": 500, "times": RULE_TIMES}
         assert call(bases[0], "POST", "/__admin/faults", {}, rule)[0] == 201  # added in one process, counted in all
         ledger = Ledger()
@@ -58,6 +59,9 @@ def test_four_processes_on_one_redis_keep_every_invariant(tmp_path):
         assert ledger.merged and ledger.moved, f"the race did too little: {ledger.statuses}"
         assert ledger.statuses["get 500"] == RULE_TIMES  # a `times` rule fired exactly N times across the 4 processes
         assert all(call(base, "GET", "/__admin/faults", {})[1]["faults"][0]["remaining"] == 0 for base in bases)
+        moves = ledger.statuses["move 200"] + ledger.statuses["move 409"]
+        for base in bases:  # one journal: every process counts every move, whichever process served it
+            assert call(base, "POST", "/__admin/requests/count", {}, {"operationId": "moveCustomer"}) == (200, {"count": moves})
 
         # Each customer in exactly one group, and the one its answered moves lead to: each 200 flips it.
         for n in range(MOVERS):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import threading
 import time
 import uuid
 
@@ -71,3 +74,45 @@ def test_a_rule_added_in_one_process_fires_in_all_and_its_times_are_counted_once
     assert other.get("/__admin/faults").json["faults"] == [{**added.json, "remaining": 0, "matched": 3}]
     assert other.delete(f"/__admin/faults/{added.json['id']}").status_code == 204
     assert one.get("/__admin/faults").json["faults"] == []
+
+
+def test_one_journal_for_all_processes_and_a_wait_woken_by_another_process(two):
+    one, other = two
+    assert one.get(RETRIEVE, headers=RELAY_KEY).status_code == 200
+    counted = other.post("/__admin/requests/count", json={"operationId": "retrieveCustomer"})
+    assert counted.json == {"count": 1}  # recorded by one, read by the other
+    waited: list = []
+    waiter = threading.Thread(
+        target=lambda: waited.append(
+            other.post("/__admin/requests/wait", json={"operationId": "moveCustomer", "count": 1, "timeout_ms": 5000})
+        )
+    )
+    waiter.start()
+    time.sleep(0.2)
+    assert one.put(MOVE, headers=RELAY_KEY).status_code == 200
+    waiter.join(10)
+    assert waited and waited[0].status_code == 200 and waited[0].json["count"] == 1
+    assert other.get("/__admin/requests?operationId=moveCustomer").json["requests"][0]["path"] == MOVE
+
+
+def test_a_long_poll_on_the_event_loop_is_woken_by_a_request_another_process_recorded(redis_url):
+    """The ASGI front waits on a future: another process's entry wakes it through the journal's poller."""
+    from mockserver.http.asgi import AsgiApp
+    from tests.http.test_asgi import call, run
+
+    namespace = f"poll-{uuid.uuid4().hex}"
+    waiting, recording = (
+        AsgiApp(create_app(Settings(strict_responses=True, store=redis_url, namespace=namespace)).extensions["mockserver"]["front"])
+        for _ in range(2)
+    )
+    wait = json.dumps({"operationId": "moveCustomer", "count": 1, "timeout_ms": 5000}).encode()
+
+    async def scenario() -> None:
+        poll = asyncio.ensure_future(call(waiting, "POST", "/__admin/requests/wait", {"Content-Type": "application/json"}, [wait]))
+        await asyncio.sleep(0.3)
+        assert not poll.done()
+        assert (await call(recording, "PUT", MOVE, RELAY_KEY))["status"] == 200
+        answer = await asyncio.wait_for(poll, 5)
+        assert answer["status"] == 200 and json.loads(answer["body"])["count"] == 1
+
+    run(scenario())

@@ -1,0 +1,141 @@
+"""A session's request journal in Redis (`serve --store redis://`): every process records into it and reads it.
+
+The same interface as `Journal`. Entries go into one Redis stream per
+session, capped at `--journal-size`; each gets its id from one counter, in
+the same round trip (a three-line script: INCR then XADD, so ids and stream
+order agree). find, count and unmatched read the stream. A long poll is
+woken at once by a matching entry recorded in its own process, and within
+POLL_S by one recorded in another (a thread compares the counter with what
+the waits have seen).
+
+A request whose entry cannot be recorded (Redis unreachable) is still
+answered, and logged: the journal is an observer. A query that cannot read
+it is the admin API's documented 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import Any
+
+import redis
+
+from mockserver.qa.journal import Entry, RequestFilter, wake
+from mockserver.state import codec
+from mockserver.state.redis_store import answered_503
+
+log = logging.getLogger("mockserver")
+POLL_S = 0.05  # how soon a wait notices an entry another process recorded
+UNAVAILABLE = "The mock's shared store (Redis) is unavailable ({}); retry."
+_RECORD = """
+local id = redis.call('INCR', KEYS[2])
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], '*', 'id', id, 'e', ARGV[1])
+return id
+"""
+
+
+class SharedJournal:
+    def __init__(self, client: redis.Redis, prefix: str, size: int):
+        self.size = size
+        self._client = client
+        self._stream, self._counter = prefix + "journal", prefix + "journal:id"
+        self._record = client.register_script(_RECORD)
+        self._lock = threading.Lock()
+        self._waiters: dict[asyncio.Future, tuple[asyncio.AbstractEventLoop, RequestFilter, int]] = {}
+        self._poller: threading.Thread | None = None
+
+    def record(self, entry: Entry) -> Entry:
+        """Append `entry` (its id given here) and wake this process's waits it matches; with Redis gone, the
+        entry is lost (logged) and the request answered all the same."""
+        if self.size <= 0:
+            return entry
+        try:
+            entry.id = int(self._record(keys=[self._stream, self._counter], args=[codec.text(_fields(entry)), self.size]))
+        except redis.RedisError as exc:
+            log.warning("request not journaled, the shared store (Redis) is unavailable: %s %s: %s", entry.method, entry.path, exc)
+            return entry
+        wake(self._waiters, self._lock, lambda waiter: waiter[1].accepts(entry))
+        return entry
+
+    def find(self, wanted: RequestFilter) -> list[Entry]:
+        return self.find_marked(wanted)[0]
+
+    def find_marked(self, wanted: RequestFilter) -> tuple[list[Entry], int]:
+        """Matching entries, newest first, and the id of the last entry they were chosen from."""
+        entries = self._newest_first()
+        return [entry for entry in entries if wanted.accepts(entry)], entries[0].id if entries else self.newest_id()
+
+    def find_after(self, last_seen: int, wanted: RequestFilter) -> list[Entry]:
+        fresh = []
+        for entry in self._newest_first():
+            if entry.id <= last_seen:
+                break
+            fresh.append(entry)
+        return [entry for entry in fresh if wanted.accepts(entry)]
+
+    def clear(self) -> None:
+        with answered_503(UNAVAILABLE):
+            self._client.delete(self._stream)
+
+    def newest_id(self) -> int:
+        with answered_503(UNAVAILABLE):
+            return int(self._client.get(self._counter) or 0)
+
+    def subscribe(self, wanted: RequestFilter, after_id: int) -> asyncio.Future:
+        """As Journal.subscribe; entries of other processes wake it within POLL_S."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        with self._lock:
+            self._waiters[future] = (loop, wanted, after_id)
+            if self._poller is None:
+                self._poller = threading.Thread(target=self._poll, name="mockserver-journal-poll", daemon=True)
+                self._poller.start()
+        return future
+
+    def unsubscribe(self, future: asyncio.Future) -> None:
+        with self._lock:
+            self._waiters.pop(future, None)
+
+    def changed_blocking(self, after_id: int, timeout: float) -> None:
+        """For waitress: return once an entry newer than `after_id` exists, or after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while self.newest_id() <= after_id and time.monotonic() < deadline:
+            time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+
+    def _poll(self) -> None:
+        """While waits are pending: wake those an entry newer than they have seen exists for (they re-check)."""
+        while True:
+            with self._lock:
+                if not self._waiters:
+                    self._poller = None
+                    return
+            try:
+                newest = int(self._client.get(self._counter) or 0)
+            except redis.RedisError:
+                newest = 0  # the waits time out as usual
+            wake(self._waiters, self._lock, lambda waiter, newest=newest: newest > waiter[2])
+            time.sleep(POLL_S)
+
+    def _newest_first(self) -> list[Entry]:
+        with answered_503(UNAVAILABLE):
+            raw = self._client.xrevrange(self._stream, count=self.size)
+        return [_entry(int(fields[b"id"]), codec.loads(fields[b"e"])) for _, fields in raw]
+
+
+def _fields(entry: Entry) -> list[Any]:
+    return [
+        entry.time, entry.method, entry.path, entry.query, entry.operation_id, entry.status, entry.duration_ms, entry.session,
+        entry.admin, entry.fault, list(entry.violations), entry.headers, entry.body.decode("latin-1"),
+    ]  # fmt: skip
+
+
+def _entry(entry_id: int, fields: list[Any]) -> Entry:
+    (moment, method, path, query, operation_id, status, duration_ms, session, admin, fault, violations, headers, body) = fields
+    return Entry(
+        entry_id, moment, method, path, query, operation_id, status, duration_ms, session, admin, fault, tuple(violations), headers,
+        body.encode("latin-1"),
+    )  # fmt: skip
+
