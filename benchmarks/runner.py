@@ -727,9 +727,9 @@ def phase_shared_store(cfg: Config, tmp: Path, report: Report) -> None:
         "on the same 2 cores as the servers and the load generators, so processes cannot scale here.\n\n"
         + _table(["round", "configuration", "req/s", "p50 (ms)", "p99 (ms)", "vs (a)", "statuses"], rows, "llrrrrl")
         + f"\n\nIn process (ASGI app, no sockets, one move at a time, best of {cfg.qa_repeats}, {calls:,} moves a group):"
-        f" memory {memory_us:.1f} µs a move, Redis {redis_us:.1f} µs ({redis_us - memory_us:+.1f} µs: three round trips,"
-        " the fault rules' version, WATCH and MGET of the generation and the record, then MULTI/MSET/EXEC, waited for on"
-        " the event loop)."
+        f" memory {memory_us:.1f} µs a move, Redis {redis_us:.1f} µs ({redis_us - memory_us:+.1f} µs: four round trips,"
+        " the fault rules' version, WATCH and MGET of the generation and the record, MULTI/MSET/EXEC, and the journal"
+        " entry, waited for on the event loop)."
     )
 
 
