@@ -147,16 +147,13 @@ def _backing(settings: Settings, fixtures: Fixtures, compile_rule: Callable[[str
     def faults(session_id: str) -> SharedFaultRules:
         return SharedFaultRules(client, f"{namespace}:{session_id}:", compile_rule)
 
-    def journal(session_id: str) -> SharedJournal:
-        return SharedJournal(client, f"{namespace}:{session_id}:", settings.journal_size)
+    idle_ms = round(settings.session_idle * 1000)
 
-    def expired(session_id: str) -> None:
-        faults(session_id).clear()
-        journal(session_id).clear()
+    def journal(session_id: str) -> SharedJournal:
+        return SharedJournal(client, f"{namespace}:{session_id}:", settings.journal_size, idle_ms if session_id != DEFAULT else 0)
 
     def stores_for(build: Callable[[], State]) -> Callable[..., Store]:
-        # A test session idle past --session-idle starts again from nothing: its state, rules and journal.
-        return redis_store.RedisStores(client, namespace, build(), settings.session_idle, expired).new
+        return redis_store.RedisStores(client, namespace, build(), settings.session_idle).new
 
     return Backing(stores_for, faults, shared=True, journal=journal)
 

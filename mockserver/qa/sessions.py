@@ -67,7 +67,11 @@ class Visit:
 
     @property
     def faults(self) -> FaultRules | None:
-        return self.session.faults if self.session else None
+        """The session's rules; for a session this process has not seen yet, none, unless they are shared
+        (another process may have added some)."""
+        if self.session is not None:
+            return self.session.faults
+        return self._sessions._new_faults(self.session_id) if self._sessions._shared else None
 
     def enter(self) -> Session:
         """The session, created now if need be (SessionRefused past the cap)."""
@@ -181,8 +185,8 @@ class Sessions:
         elif self._shared:
             self._new_store(session_id).discard()
         if self._shared:  # rules and journals kept in Redis do not go with this process's session object
-            (session.faults if session is not None else self._new_faults(session_id)).clear()
-            (session.journal if session is not None else self._new_journal(session_id)).clear()
+            (session.faults if session is not None else self._new_faults(session_id)).forget()
+            (session.journal if session is not None else self._new_journal(session_id)).forget()
         with self._lock:
             return self._sessions.pop(session_id, None) is not None
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import redis
@@ -22,7 +23,17 @@ from mockserver.qa.faults import MAX_RULES, Action, FaultRule, RuleInvalid
 from mockserver.state import codec
 from mockserver.state.redis_store import answered_503
 
-UNAVAILABLE = "The mock's shared store (Redis) is unavailable ({}); nothing was changed, retry."
+UNAVAILABLE = "The mock's shared store (Redis) is unavailable ({}); retry."
+# The cap, a new id, the rule (its spent count cleared: a process may still count a deleted rule's old
+# matches under its id), and the version a process compares: one atomic step.
+_ADD = """
+if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[1]) then return -1 end
+local number = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[1], 'f' .. number, ARGV[2])
+redis.call('HDEL', KEYS[3], 'f' .. number)
+redis.call('INCR', KEYS[4])
+return number
+"""
 
 
 class SharedFaultRules:
@@ -32,21 +43,21 @@ class SharedFaultRules:
         self._rules_key, self._used_key = prefix + "faults", prefix + "faults:used"
         self._version_key, self._next_key = prefix + "faults:v", prefix + "faults:next"
         self._compile = compile_rule
+        self._keys = [self._rules_key, self._next_key, self._used_key, self._version_key]
+        self._add = client.register_script(_ADD)
         self._lock = threading.Lock()
         self._version: bytes | None = None
         self._compiled: list[FaultRule] = []
 
     def add(self, build: Callable[[str], FaultRule]) -> FaultRule:
-        """Add the rule `build(id)` makes (it may raise RuleInvalid, and then nothing is added)."""
+        """Add the rule `build(id)` makes (it may raise RuleInvalid, and then nothing is added, no id taken).
+        The cap, the id and the rule are one step in Redis, whichever processes add at once."""
+        rule = build("f0")  # checked first; its id is given by Redis
         with answered_503(UNAVAILABLE):
-            if self._client.hlen(self._rules_key) >= MAX_RULES:
-                raise RuleInvalid(f"a session holds at most {MAX_RULES} rules; delete some (DELETE /__admin/faults).")
-            rule = build(f"f{self._client.incr(self._next_key)}")
-            with self._client.pipeline() as pipe:
-                pipe.hset(self._rules_key, rule.id, codec.text(rule.spec))
-                pipe.incr(self._version_key)
-                pipe.execute()
-        return rule
+            number = int(self._add(keys=self._keys, args=[MAX_RULES, codec.text(rule.spec)]))
+        if number < 0:
+            raise RuleInvalid(f"a session holds at most {MAX_RULES} rules; delete some (DELETE /__admin/faults).")
+        return replace(rule, id=f"f{number}")
 
     def match(self, operation: Operation, raw: RawRequest, answering: bool) -> Action | None:
         """As FaultRules.match; raises ApiError(503) if Redis does not answer. A request asks for answering
@@ -56,13 +67,16 @@ class SharedFaultRules:
             for rule in self._current() if answering else self._compiled:
                 if rule.answers != answering or not rule.applies_to(operation, raw):
                     continue
-                if rule.probability < 1 and rule.random.random() >= rule.probability:
+                with self._lock:  # one rule's draws in order, whichever thread serves (waitress)
+                    skipped = rule.probability < 1 and rule.random.random() >= rule.probability
+                if skipped:
                     continue
                 used = int(self._client.hincrby(self._used_key, rule.id, 1))
                 if rule.remaining is not None and used > rule.remaining:
                     continue  # its `times` ran out, in some process: it stays listed, matching nothing
                 low, high = rule.delay_ms or (0.0, 0.0)
-                delay = low if low == high else rule.random.uniform(low, high)
+                with self._lock:
+                    delay = low if low == high else rule.random.uniform(low, high)
                 return Action(rule.id, rule.status, delay / 1000, rule.fault)
         return None
 
@@ -90,6 +104,13 @@ class SharedFaultRules:
             pipe.incr(self._version_key)
             pipe.execute()
 
+    def forget(self) -> None:
+        """The session is ended: its rules go, and its next rule is `f1` again (as for a new session in memory)."""
+        with answered_503(UNAVAILABLE), self._client.pipeline() as pipe:
+            pipe.delete(self._rules_key, self._used_key, self._next_key)
+            pipe.incr(self._version_key)
+            pipe.execute()
+
     def _current(self) -> list[FaultRule]:
         """The rules, compiled, as of now: one round trip for the version, the rules read only when it moved."""
         version = self._client.get(self._version_key)
@@ -97,7 +118,10 @@ class SharedFaultRules:
             if version == self._version:
                 return self._compiled
         specs = self._client.hgetall(self._rules_key)
-        compiled = [self._compile(key.decode(), codec.loads(raw)) for key, raw in sorted(specs.items(), key=lambda item: int(item[0][1:]))]
         with self._lock:
+            # A rule's JSON never changes: rules already compiled are kept, with their draws (`seed`) where they were.
+            known = {rule.id: rule for rule in self._compiled}
+            ordered = sorted(specs.items(), key=lambda item: int(item[0][1:]))
+            compiled = [known.get(key.decode()) or self._compile(key.decode(), codec.loads(raw)) for key, raw in ordered]
             self._version, self._compiled = version, compiled
         return compiled

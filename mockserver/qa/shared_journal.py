@@ -30,18 +30,27 @@ from mockserver.state.redis_store import answered_503
 log = logging.getLogger("mockserver")
 POLL_S = 0.05  # how soon a wait notices an entry another process recorded
 UNAVAILABLE = "The mock's shared store (Redis) is unavailable ({}); retry."
+# The entry's id is the stream entry's id (`<id>-0`), so "newer than N" is a range read. A test session's
+# life (`--session-idle`) is kept by every request it journals: if it had lapsed, its state starts again
+# from the fixtures (a new generation), as the store itself does on its next command.
 _RECORD = """
 local id = redis.call('INCR', KEYS[2])
-redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], '*', 'id', id, 'e', ARGV[1])
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], id .. '-0', 'e', ARGV[1])
+if ARGV[3] ~= '0' and not redis.call('SET', KEYS[3], '1', 'PX', ARGV[3], 'GET') then
+  redis.call('INCR', KEYS[4])
+end
 return id
 """
 
 
 class SharedJournal:
-    def __init__(self, client: redis.Redis, prefix: str, size: int):
+    def __init__(self, client: redis.Redis, prefix: str, size: int, idle_ms: int = 0):
+        """`idle_ms`: a test session's `--session-idle` (0 for the default session, which never lapses)."""
         self.size = size
         self._client = client
+        self._idle_ms = idle_ms
         self._stream, self._counter = prefix + "journal", prefix + "journal:id"
+        self._alive, self._generation = prefix + "alive", prefix + "gen"
         self._record = client.register_script(_RECORD)
         self._lock = threading.Lock()
         self._waiters: dict[asyncio.Future, tuple[asyncio.AbstractEventLoop, RequestFilter, int]] = {}
@@ -53,7 +62,8 @@ class SharedJournal:
         if self.size <= 0:
             return entry
         try:
-            entry.id = int(self._record(keys=[self._stream, self._counter], args=[codec.text(_fields(entry)), self.size]))
+            keys = [self._stream, self._counter, self._alive, self._generation]
+            entry.id = int(self._record(keys=keys, args=[codec.text(_fields(entry)), self.size, self._idle_ms]))
         except redis.RedisError as exc:
             log.warning("request not journaled, the shared store (Redis) is unavailable: %s %s: %s", entry.method, entry.path, exc)
             return entry
@@ -64,21 +74,28 @@ class SharedJournal:
         return self.find_marked(wanted)[0]
 
     def find_marked(self, wanted: RequestFilter) -> tuple[list[Entry], int]:
-        """Matching entries, newest first, and the id of the last entry they were chosen from."""
-        entries = self._newest_first()
-        return [entry for entry in entries if wanted.accepts(entry)], entries[0].id if entries else self.newest_id()
+        """Matching entries, newest first, and the id of the last entry they were chosen from (read in one
+        transaction with them: an entry recorded meanwhile is after the mark, not lost between)."""
+        with answered_503(UNAVAILABLE), self._client.pipeline(transaction=True) as pipe:
+            pipe.get(self._counter)
+            pipe.xrevrange(self._stream, count=self.size)
+            newest, raw = pipe.execute()
+        return [entry for entry in _entries(raw) if wanted.accepts(entry)], int(newest or 0)
 
     def find_after(self, last_seen: int, wanted: RequestFilter) -> list[Entry]:
-        fresh = []
-        for entry in self._newest_first():
-            if entry.id <= last_seen:
-                break
-            fresh.append(entry)
-        return [entry for entry in fresh if wanted.accepts(entry)]
+        """Matching entries newer than id `last_seen`, newest first: only those are read."""
+        with answered_503(UNAVAILABLE):
+            raw = self._client.xrevrange(self._stream, min=f"{last_seen + 1}-0", count=self.size)
+        return [entry for entry in _entries(raw) if wanted.accepts(entry)]
 
     def clear(self) -> None:
         with answered_503(UNAVAILABLE):
             self._client.delete(self._stream)
+
+    def forget(self) -> None:
+        """The session is ended: its entries go, and ids start again from 1 (as for a new session in memory)."""
+        with answered_503(UNAVAILABLE):
+            self._client.delete(self._stream, self._counter)
 
     def newest_id(self) -> int:
         with answered_503(UNAVAILABLE):
@@ -115,14 +132,15 @@ class SharedJournal:
             try:
                 newest = int(self._client.get(self._counter) or 0)
             except redis.RedisError:
-                newest = 0  # the waits time out as usual
-            wake(self._waiters, self._lock, lambda waiter, newest=newest: newest > waiter[2])
+                newest = None  # every wait wakes, and finds Redis gone: the documented 503 at once
+            wake(self._waiters, self._lock, lambda waiter, newest=newest: newest is None or newest > waiter[2])
             time.sleep(POLL_S)
 
-    def _newest_first(self) -> list[Entry]:
-        with answered_503(UNAVAILABLE):
-            raw = self._client.xrevrange(self._stream, count=self.size)
-        return [_entry(int(fields[b"id"]), codec.loads(fields[b"e"])) for _, fields in raw]
+
+
+def _entries(raw: list) -> list[Entry]:
+    """Stream entries (`<id>-0`, {e: fields}) as journal entries."""
+    return [_entry(int(stream_id.split(b"-")[0]), codec.loads(fields[b"e"])) for stream_id, fields in raw]
 
 
 def _fields(entry: Entry) -> list[Any]:

@@ -31,7 +31,6 @@ import random
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -75,10 +74,8 @@ def connect(url: str) -> redis.Redis:
 class RedisStores:
     """Makes the store of each session, all under `namespace`, over one fixture state shared read-only."""
 
-    def __init__(self, client: redis.Redis, namespace: str, base: State, idle_s: float, on_expiry: Callable[[str], None]):
-        """`on_expiry(session_id)` drops what else the session keeps (its fault rules) when it expires."""
+    def __init__(self, client: redis.Redis, namespace: str, base: State, idle_s: float):
         self._client, self._namespace, self._base = client, namespace, base
-        self._on_expiry = on_expiry
         self._first_id = base.sources.ids.peek()
         self._idle_ms = max(1, round(idle_s * 1000))
 
@@ -86,10 +83,8 @@ class RedisStores:
         """The store of a session. A test session lives as long as it is used (`--session-idle`, in Redis, for
         every process): one that is not live any more, or never was, starts from the fixtures. The default
         session (`expires=False`) lives for ever."""
-        if not expires:
-            return RedisStore(self._client, f"{self._namespace}:{session_id}:", self._base, self._first_id)
-        expired = partial(self._on_expiry, session_id)
-        return RedisStore(self._client, f"{self._namespace}:{session_id}:", self._base, self._first_id, self._idle_ms, expired)
+        idle_ms = self._idle_ms if expires else None
+        return RedisStore(self._client, f"{self._namespace}:{session_id}:", self._base, self._first_id, idle_ms)
 
 
 def claim_namespace(client: redis.Redis, namespace: str, fixtures: Path) -> str:
@@ -127,12 +122,9 @@ class RedisStore:
         base: State,
         first_id: int,
         idle_ms: int | None = None,
-        on_expiry: Callable[[], None] = lambda: None,
     ):
-        """`idle_ms`: a test session's; each command keeps it alive that long (the default session always is).
-        `on_expiry()` drops what else the session kept when it expired."""
+        """`idle_ms`: a test session's; each command keeps it alive that long (the default session always is)."""
         self._client = client
-        self._on_expiry = on_expiry
         self.alive_key = prefix + "alive"
         self._idle_ms = idle_ms
         self._prefix = prefix
@@ -181,7 +173,6 @@ class RedisStore:
             raise _Again from None
         except _Expired:  # the first command since the session was last used longer ago than --session-idle
             self.reset()
-            self._on_expiry()
             raise _Again from None
         if link.generation is not None:
             self._generation = link.generation

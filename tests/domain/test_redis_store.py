@@ -26,7 +26,7 @@ def fixtures() -> Fixtures:
 
 def store_of(url: str, namespace: str, fixtures: Fixtures) -> redis_store.RedisStore:
     """The default session's store, as `serve --store URL --namespace NAMESPACE` makes it."""
-    stores = redis_store.RedisStores(redis_store.connect(url), namespace, fixtures.build(), 600, lambda _: None)
+    stores = redis_store.RedisStores(redis_store.connect(url), namespace, fixtures.build(), 600)
     return stores.new("default", expires=False)
 
 

@@ -116,3 +116,38 @@ def test_a_long_poll_on_the_event_loop_is_woken_by_a_request_another_process_rec
         assert answer["status"] == 200 and json.loads(answer["body"])["count"] == 1
 
     run(scenario())
+
+
+def test_rules_added_before_a_new_sessions_first_command_stay_and_apply_in_every_process(two):
+    one, other = two
+    session = {"X-Mock-Session": "fresh-1"}
+    assert one.post("/__admin/faults", json={"operationId": "moveCustomer", "status": 500}, headers=session).status_code == 201
+    assert one.get(RETRIEVE, headers={**RELAY_KEY, **session}).status_code == 200  # the session's first store command
+    assert other.put(MOVE, headers={**RELAY_KEY, **session}).status_code == 500  # other's first request in it: the rule holds
+    assert one.post("/__admin/requests/count", json={"path": "^/__admin/faults$"}, headers=session).json == {"count": 1}
+
+
+def test_ids_are_as_in_memory_a_refused_rule_takes_none_and_an_ended_session_starts_again_from_one(two):
+    one, _ = two
+    session = {"X-Mock-Session": "ids-1"}
+    assert one.post("/__admin/faults", json={"operationId": "noSuchOperation", "status": 500}, headers=session).status_code == 400
+    assert one.post("/__admin/faults", json={"status": 500}, headers=session).json["id"] == "f1"
+    assert one.delete("/__admin/sessions/ids-1").status_code == 204
+    assert one.post("/__admin/faults", json={"status": 500}, headers=session).json["id"] == "f1"
+    assert one.get("/__admin/requests", headers=session).json["requests"][0]["id"] == 1
+
+
+def test_a_seeded_rule_draws_the_same_sequence_as_in_memory_whatever_other_rules_come_and_go(two):
+    one, _ = two
+    rule = {"operationId": "retrieveCustomer", "status": 500, "probability": 0.5, "seed": 7}
+
+    def sequence(app_client, interfere: bool) -> list[int]:
+        app_client.post("/__admin/faults", json=rule)
+        statuses = []
+        for n in range(12):
+            if interfere and n in (4, 8):
+                app_client.post("/__admin/faults", json={"operationId": "mergeCustomer", "status": 500})
+            statuses.append(app_client.get(RETRIEVE, headers=RELAY_KEY).status_code)
+        return statuses
+
+    assert sequence(one, interfere=True) == sequence(create_app(Settings(strict_responses=True)).test_client(), interfere=False)
