@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import click
 
 from mockserver import logs
 from mockserver.http.serving import SERVERS, available_server, is_loopback, serve
+from mockserver.http.workers import WORKER_OF, supervise
 from mockserver.resources import admin_spec_path, default_fixtures_path, default_scenarios_path, spec_path
 from mockserver.settings import Settings
 from mockserver.state.fixtures import FixtureError
@@ -99,6 +101,12 @@ def main() -> None:
     help="Watch the fixtures file and the scenarios folder; apply changes (a broken file keeps the last good state).",
 )
 @click.option("--no-check-responses", is_flag=True, help="Skip checking each answer against the spec (faster, less safe).")
+@_limit(
+    "--workers",
+    1,
+    click.IntRange(1, 64),
+    "Server processes sharing the port (granian); more than 1 needs --store redis://, where they share everything.",
+)
 @click.option(
     "--store",
     default="memory",
@@ -166,6 +174,7 @@ def serve_command(
     scenario: str | None,
     reload: bool,
     no_check_responses: bool,
+    workers: int,
     store: str,
     namespace: str,
     fixture_cache: str,
@@ -212,13 +221,20 @@ def serve_command(
         scenarios=scenarios or default_scenarios_path(),
         scenario=scenario,
         reload=reload,
+        worker=bool(os.environ.get(WORKER_OF)),
     )
 
     def listening(bound: int) -> None:
-        click.echo(banner(settings, bound))
+        click.echo(banner(settings, bound) + (f"\n  {workers} worker processes, sharing --store {store}" if workers > 1 else ""))
         if port_file is not None:
             port_file.write_text(f"{bound}\n", encoding="utf-8")
 
+    if workers > 1:
+        if store == "memory" or (server or available_server()) != "granian":
+            raise click.UsageError("--workers above 1 needs --store redis://... (each worker is a process) and the granian server")
+        sys.exit(supervise(settings, workers, _worker_argv(sys.argv), listening))
+    if settings.worker:
+        listening = lambda bound: logging.getLogger("mockserver").info("worker %d serving port %d", os.getpid(), bound)  # noqa: E731
     try:
         serve(settings, on_listening=listening)
     except FixtureError as exc:
@@ -231,6 +247,21 @@ def serve_command(
         logging.getLogger("mockserver").exception("the server stopped on an unexpected error")
         click.echo(f"error: mockserver stopped on an unexpected error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(1)
+
+
+def _worker_argv(argv: list[str]) -> list[str]:
+    """The options a worker of `serve --workers` is started with: the supervisor's, but the port (given),
+    the port file (the supervisor's) and the number of workers."""
+    options = argv[argv.index("serve") + 1 :] if "serve" in argv else argv[1:]
+    kept, skip = [], False
+    for option in options:
+        if skip:
+            skip = False
+        elif option in ("--workers", "--port", "--port-file"):
+            skip = True
+        elif not option.startswith(("--workers=", "--port=", "--port-file=")):
+            kept.append(option)
+    return kept
 
 
 def banner(settings: Settings, port: int) -> str:

@@ -45,6 +45,8 @@ class Settings:
     cors_origins: str | None = None
 
     # Serving (`mockserver serve`); see mockserver/http/serving.py.
+    # One of the processes of `serve --workers N` (mockserver/http/workers.py): its port is shared, not claimed.
+    worker: bool = False
     host: str = "127.0.0.1"
     port: int = 8080
     server: str = "granian"  # or "waitress"

@@ -113,7 +113,8 @@ def _serve_waitress(app: Flask, settings: Settings, announce: Callable[[int], No
 
 def _serve_granian(app: Flask, settings: Settings, announce: Callable[[int], None]) -> None:
     asgi = AsgiApp(app.extensions["mockserver"]["front"])
-    with _claim_port(settings.host, settings.port) as port:
+    claimed = contextlib.nullcontext(settings.port) if settings.worker else claim_port(settings.host, settings.port)
+    with claimed as port:  # a worker's port is its supervisor's, shared with its siblings (SO_REUSEPORT)
         run = _run_granian(asgi, replace(settings, port=port), announce, app.extensions["mockserver"])
         try:
             import uvloop
@@ -179,7 +180,7 @@ def _log_listening(settings: Settings, port: int) -> None:
 
 
 @contextlib.contextmanager
-def _claim_port(host: str, port: int) -> Iterator[int]:
+def claim_port(host: str, port: int) -> Iterator[int]:
     """The port granian is to bind: `port` if free, or for 0 one the system picks, held until the server is done.
 
     granian binds with SO_REUSEPORT, so a second mockserver on the same port would silently share it

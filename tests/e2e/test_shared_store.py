@@ -7,18 +7,24 @@ processes. Then the invariants a lost update or a half-applied command would bre
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections import Counter
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 
 from benchmarks.fixturegen import MERGE_LAST_MODIFIED, SOURCE_BASE, TARGET_BASE, move_ccid, write_fixture
-from tests.e2e.server import free_port, running_server
+from tests.e2e.server import free_port, process_tree, running_server
+from tests.e2e.wire import eventually
 from tests.redis_server import redis_server
 
 pytestmark = pytest.mark.e2e
@@ -159,3 +165,26 @@ def test_redis_going_away_is_a_clear_503_and_service_resumes_by_itself(tmp_path)
             while call(base, "GET", f"/cdm/client/demo/customer/{CCID}", KEY)[0] != 200 and time.monotonic() < deadline:
                 time.sleep(0.1)
             assert call(base, "PUT", f"/cdm/client/demo/customer/{CCID}/move/vip", KEY)[0] == 200
+
+
+def test_workers_share_one_port_a_dead_one_is_replaced_and_none_outlives_the_supervisor(tmp_path):
+    """`serve --workers 2`: both serve one port (SO_REUSEPORT), one killed is logged with its cause and started
+    again while the others serve on, and SIGTERM to the supervisor ends them all."""
+    log = tmp_path / "server.log"
+    with redis_server() as url, running_server("--store", url, "--namespace", "workers", "--workers", "2", log_to=log) as base:
+        workers = process_tree(base.pid)[1:]
+        assert len(workers) == 2
+        assert call(base, "PUT", f"/cdm/client/demo/customer/{CCID}/move/vip", KEY)[0] == 200
+        assert {call(base, "PUT", f"/cdm/client/demo/customer/{CCID}/move/vip", KEY)[0] for _ in range(20)} == {409}  # one state
+        os.kill(workers[0], signal.SIGKILL)
+        assert eventually(lambda: "was killed by SIGKILL; starting another" in log.read_text())
+        assert eventually(lambda: len(process_tree(base.pid)[1:]) == 2 and workers[0] not in process_tree(base.pid))
+        assert call(base, "GET", f"/cdm/client/demo/customer/{CCID}", KEY)[1]["product_group_id"] == "vip"
+        everyone = process_tree(base.pid)
+    assert eventually(lambda: not any(Path(f"/proc/{pid}").exists() for pid in everyone), seconds=10)
+
+
+def test_workers_need_a_shared_store(tmp_path):
+    command = [sys.executable, "-m", "mockserver", "serve", "--port", "0", "--workers", "2"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--workers above 1 needs --store redis://" in done.stderr
