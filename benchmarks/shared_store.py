@@ -2,7 +2,8 @@
 
 * Over HTTP (wrk): one `serve` process in memory (the baseline), then one, two and
   four processes on one Redis, each with its own wrk (disjoint customers, so no
-  409), run side by side; req/s summed, p99 the worst of them. On a 2-core
+  409), run side by side; req/s summed, p99 the worst of them; then `--workers 2`
+  and `--workers 4` behind one port, one wrk. On a 2-core
   machine the servers, Redis and the load generators share the cores, so more
   processes cannot scale here: the figures say what one Redis round trip costs
   and that several processes stay correct together, not how far they scale.
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,16 +26,22 @@ from benchmarks import load, servers
 @dataclass(frozen=True)
 class Variant:
     key: str
-    processes: int
+    processes: int  # `serve` processes, each on its own port with its own wrk
     redis: bool
+    workers: int = 1  # `serve --workers`: processes behind one port, one wrk
 
     @property
     def label(self) -> str:
         where = "Redis (`--store redis://`)" if self.redis else "memory"
+        if self.workers > 1:
+            return f"({self.key}) `--workers {self.workers}` on one port, {where}"
         return f"({self.key}) {self.processes} process{'es' if self.processes > 1 else ''}, {where}"
 
 
-VARIANTS = (Variant("a", 1, False), Variant("b", 1, True), Variant("c", 2, True), Variant("d", 4, True))
+VARIANTS = (
+    Variant("a", 1, False), Variant("b", 1, True), Variant("c", 2, True), Variant("d", 4, True),
+    Variant("e", 1, True, workers=2), Variant("f", 1, True, workers=4),
+)  # fmt: skip
 
 
 @dataclass
@@ -106,6 +114,8 @@ class _servers:
             argv = servers.mockserver_argv("granian", port, fixture)
             if variant.redis:
                 argv += ["--store", redis_url, "--namespace", namespace]
+            if variant.workers > 1:
+                argv += ["--workers", str(variant.workers)]
             self._argvs.append((f"shared-{variant.key}-{k}-{uuid.uuid4().hex[:4]}", argv, port))
         self._workdir = workdir
         self._procs: list[tuple[servers.ServerProcess, int]] = []
@@ -117,6 +127,8 @@ class _servers:
                 proc.__enter__()
                 self._procs.append((proc, port))
                 proc.wait_ready(partial(servers.mockserver_probe, port), 60)
+                if "--workers" in argv:  # the port answers from the first worker on: wait for them all
+                    _until_logged(proc, "workers serve port", 60)
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -125,6 +137,14 @@ class _servers:
     def __exit__(self, *exc) -> None:
         for proc, _ in self._procs:
             proc.__exit__(None, None, None)
+
+
+def _until_logged(proc: servers.ServerProcess, line: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while line not in proc.log_path.read_text(errors="replace"):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{proc.name} did not log {line!r} within {timeout:g} s")
+        time.sleep(0.05)
 
 
 def in_process_us(fixture: Path, redis_url: str | None, calls: int, repeats: int) -> float:

@@ -11,7 +11,7 @@ import click
 
 from mockserver import logs
 from mockserver.http.serving import SERVERS, available_server, is_loopback, serve
-from mockserver.http.workers import WORKER_OF, supervise
+from mockserver.http.workers import WORKER_OF, say_listening, supervise
 from mockserver.resources import admin_spec_path, default_fixtures_path, default_scenarios_path, spec_path
 from mockserver.settings import Settings
 from mockserver.state.fixtures import FixtureError
@@ -233,10 +233,8 @@ def serve_command(
         if store == "memory" or (server or available_server()) != "granian":
             raise click.UsageError("--workers above 1 needs --store redis://... (each worker is a process) and the granian server")
         sys.exit(supervise(settings, workers, _worker_argv(sys.argv), listening))
-    if settings.worker:
-        listening = lambda bound: logging.getLogger("mockserver").info("worker %d serving port %d", os.getpid(), bound)  # noqa: E731
     try:
-        serve(settings, on_listening=listening)
+        serve(settings, on_listening=say_listening if settings.worker else listening)
     except FixtureError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

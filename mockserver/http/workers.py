@@ -17,17 +17,19 @@ import ctypes
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from mockserver.http.serving import claim_port
 from mockserver.settings import Settings
 
 log = logging.getLogger("mockserver")
 WORKER_OF = "MOCKSERVER_WORKER_OF"  # set in a worker's environment: the supervisor's pid
+READY_IN = "MOCKSERVER_WORKER_READY"  # and the folder where it says it listens (a file named by its pid)
 RESTART_PAUSE_S = 0.5  # a worker that dies at once is not restarted in a tight loop
 
 
@@ -37,12 +39,14 @@ def supervise(settings: Settings, workers: int, argv: list[str], announce: Calla
     stopping: list[int] = []
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda signum, _: stopping.append(signum))
-    with claim_port(settings.host, settings.port) as port:
+    with claim_port(settings.host, settings.port) as port, tempfile.TemporaryDirectory(prefix="mockserver-workers-") as ready:
         command = [sys.executable, "-m", "mockserver", "serve", *argv, "--port", str(port), "--workers", "1"]
-        env = {**os.environ, WORKER_OF: str(os.getpid()), "MOCKSERVER_WORKERS": "1"}
+        env = {**os.environ, WORKER_OF: str(os.getpid()), READY_IN: ready, "MOCKSERVER_WORKERS": "1"}
         env.pop("MOCKSERVER_PORT_FILE", None)
         running = [_start(command, env) for _ in range(workers)]
-        if not _until_answering(settings.host, port, running, stopping):
+        # Announced only when every worker listens: a client's connections opened at once would otherwise all
+        # go to the first (keep-alive keeps them there), and the others would serve nothing.
+        if not _until_listening(Path(ready), running, stopping):
             _stop(running)
             return 1 if not stopping else 0
         announce(port)
@@ -70,20 +74,24 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _until_answering(host: str, port: int, running: list[subprocess.Popen], stopping: list[int], timeout: float = 60.0) -> bool:
-    """Whether the port accepts connections before any worker exits, a stop is asked, or `timeout` passes."""
+def _until_listening(ready: Path, running: list[subprocess.Popen], stopping: list[int], timeout: float = 120.0) -> bool:
+    """Whether every worker says it listens before any exits, a stop is asked, or `timeout` passes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not stopping:
+        if len(list(ready.iterdir())) >= len(running):
+            return True  # a worker that dies from now on is started again by the supervision loop
         ended = [process.returncode for process in running if process.poll() is not None]
         if ended:
             log.error("a worker exited during start (%s); stopping", _cause(ended[0]))
             return False
-        try:
-            socket.create_connection((host, port), timeout=0.5).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
+        time.sleep(0.05)
     return False
+
+
+def say_listening(port: int) -> None:
+    """In a worker, once it listens: tell the supervisor (and the log)."""
+    log.info("worker %d serving port %d", os.getpid(), port)
+    (Path(os.environ[READY_IN]) / str(os.getpid())).touch()
 
 
 def _stop(running: list[subprocess.Popen]) -> None:

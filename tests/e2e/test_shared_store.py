@@ -172,12 +172,13 @@ def test_workers_share_one_port_a_dead_one_is_replaced_and_none_outlives_the_sup
     again while the others serve on, and SIGTERM to the supervisor ends them all."""
     log = tmp_path / "server.log"
     with redis_server() as url, running_server("--store", url, "--namespace", "workers", "--workers", "2", log_to=log) as base:
+        assert eventually(lambda: "2 workers serve port" in log.read_text())  # announced once both listen
         workers = process_tree(base.pid)[1:]
         assert len(workers) == 2
         assert call(base, "PUT", f"/cdm/client/demo/customer/{CCID}/move/vip", KEY)[0] == 200
         assert {call(base, "PUT", f"/cdm/client/demo/customer/{CCID}/move/vip", KEY)[0] for _ in range(20)} == {409}  # one state
         os.kill(workers[0], signal.SIGKILL)
-        assert eventually(lambda: "was killed by SIGKILL; starting another" in log.read_text())
+        assert eventually(lambda: "was killed by SIGKILL; starting another" in log.read_text()), log.read_text()[-2000:]
         assert eventually(lambda: len(process_tree(base.pid)[1:]) == 2 and workers[0] not in process_tree(base.pid))
         assert call(base, "GET", f"/cdm/client/demo/customer/{CCID}", KEY)[1]["product_group_id"] == "vip"
         everyone = process_tree(base.pid)
