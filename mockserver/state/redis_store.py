@@ -188,10 +188,8 @@ class RedisStore:
 
     def reset(self) -> None:
         """Back to the fixtures for every process: a new generation; the old one's keys are unlinked meanwhile."""
-        try:
+        with answered_503():
             old = int(self._client.incr(self._prefix + "gen")) - 1
-        except redis.RedisError as exc:
-            raise ApiError(503, UNAVAILABLE.format(type(exc).__name__)) from exc
         threading.Thread(target=self._unlink, args=(f"{self._prefix}{old}:*",), name="mockserver-unlink", daemon=True).start()
 
     def rebuild(self, build: Callable[[], State]) -> None:
@@ -205,10 +203,8 @@ class RedisStore:
 
     def ping(self) -> None:
         """Raise ApiError(503) if Redis does not answer (the health check's)."""
-        try:
+        with answered_503():
             self._client.ping()
-        except redis.RedisError as exc:
-            raise ApiError(503, UNAVAILABLE.format(type(exc).__name__)) from exc
 
     def _unlink(self, pattern: str) -> None:
         try:
@@ -381,7 +377,7 @@ class _Link:
         self._keep_alive = [("SET", prefix + "alive", b"1", "PX", idle_ms, "GET")] if idle_ms else []
         self._connection = self._pool.get_connection()
         self._generation_key = prefix + "gen"
-        self.fence = f"{prefix}tx:{uuid.uuid4().hex}"
+        self.fence = f"{prefix}tx:{uuid.uuid4().hex}" if watching else ""  # a read commits nothing: no fence
         self._watching = watching
         self._watched = False
         self._names: list[str] = []
