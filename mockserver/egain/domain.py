@@ -11,7 +11,7 @@ import copy
 from dataclasses import dataclass
 
 from mockserver.errors import ApiError
-from mockserver.state.sources import Sources
+from mockserver.state.sources import Sources, instant
 
 CONTACT_POINTS = ("email", "phone", "postal", "social", "website")
 CONTACT_ATTRIBUTES = ("salutation", "firstName", "middleName", "lastName")
@@ -120,7 +120,7 @@ def _check_merge(state: EgainState, source_id: str, source: dict | None, wanted:
         raise ApiError(400, f"Target customer {wanted['id']} does not exist.", "400-108")
     if not _is_individual(source):
         raise ApiError(400, f"Source customer {source_id} is not an individual customer.", "400-109")
-    if wanted["lastModified"] != target["lastModified"]:
+    if instant(wanted["lastModified"]) != instant(target["lastModified"]):
         raise ApiError(
             400,
             f"targetCustomer.lastModified {wanted['lastModified']} is not the current value {target['lastModified']}; get the customer again.",

@@ -8,6 +8,7 @@ time, seeded random) gives the same ids, timestamps and choices every time.
 from __future__ import annotations
 
 import random
+import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,26 @@ def format_ms(moment: datetime) -> str:
 
 def parse_ms(text: str) -> datetime:
     return datetime.strptime(text, FORMAT[:-3] + ".%fZ").replace(tzinfo=UTC)
+
+
+_RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def instant(text: str) -> tuple[int, str]:
+    """An RFC 3339 date-time as (whole seconds since the epoch, fraction digits): equal for the same instant.
+
+    `2021-10-25T11:29:58.000Z`, `2021-10-25T11:29:58+00:00` and
+    `2021-10-25T13:29:58.0000001+02:00` differ as strings; compared this way
+    the first two are equal and the third is not (datetime would round its
+    seventh digit away). The text is already checked as `format: date-time`.
+    """
+    match = _RFC3339.fullmatch(text)
+    if match is None:
+        raise ValueError(f"not an RFC 3339 date-time: {text!r}")
+    day, clock, fraction, offset = match.groups()
+    offset = "+00:00" if offset in "Zz" else offset
+    seconds = datetime.fromisoformat(f"{day}T{clock}{offset}").timestamp()
+    return int(seconds), (fraction or "").rstrip("0")
 
 
 class Clock:

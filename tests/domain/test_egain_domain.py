@@ -168,3 +168,31 @@ def test_clock_moves_forward_within_one_millisecond():
     stamps = [clock.stamp_after() for _ in range(3)]
     assert stamps == sorted(set(stamps))
     assert clock.stamp_after("2030-01-01T00:00:00.000Z") == "2030-01-01T00:00:00.001Z"
+
+
+@pytest.mark.parametrize(
+    "sent",
+    ["2021-10-25T11:29:58+00:00", "2021-10-25T13:29:58.000000+02:00", "2021-10-25t11:29:58z", "2021-10-25T06:29:58.0-05:00"],
+)
+def test_merge_takes_the_current_instant_in_any_rfc3339_form(sent):
+    state = make_state()
+    domain.merge_customers(state, merge_body(stamp=sent))
+    assert "1" not in state.customers
+
+
+@pytest.mark.parametrize("sent", ["2021-10-25T11:29:58.001Z", "2021-10-25T11:29:58.0000001Z", "2021-10-25T11:29:58+01:00"])
+def test_merge_refuses_another_instant_however_close(sent):
+    state = make_state()
+    with pytest.raises(ApiError) as refused:
+        domain.merge_customers(state, merge_body(stamp=sent))
+    assert refused.value.code == "400-111" and "1" in state.customers
+
+
+def test_a_merge_answered_with_microseconds_is_current():
+    """What a generated client sends back after a merge: the new stamp as `.114000+00:00`."""
+    state = make_state()
+    domain.merge_customers(state, merge_body())
+    stamp = state.customers["2"]["lastModified"]  # canonical: 2026-...T...sss.mmmZ
+    as_client_sends = stamp[:-1] + "000+00:00"
+    domain.merge_customers(state, merge_body(source="3", stamp=as_client_sends))
+    assert "3" not in state.customers

@@ -46,6 +46,23 @@ def test_merge_with_the_stale_timestamp_after_a_merge_is_400_111(client):
     assert response.status_code == 400 and response.json["code"] == "400-111"
 
 
+@pytest.mark.parametrize("stamp", ["2021-10-25T13:29:58+02:00", "2021-10-25T11:29:58.000000+00:00"])
+def test_merge_accepts_the_target_timestamp_in_any_rfc3339_form_and_answers_the_canonical_one(client, stamp):
+    body = copy.deepcopy(SEED_MERGE)
+    body["targetCustomer"]["lastModified"] = stamp
+    assert client.put(MERGE, headers=USER, json=body).status_code == 204
+    answered = get(client, "1005").json["customer"][0]["lastModified"]
+    assert len(answered) == 24 and answered.endswith("Z"), answered  # YYYY-MM-DDTHH:MM:SS.mmmZ
+
+
+def test_merge_refuses_a_timestamp_that_is_not_rfc3339_with_400_104(client):
+    body = copy.deepcopy(SEED_MERGE)
+    body["targetCustomer"]["lastModified"] = "2021-10-25 11:29:58"
+    response = client.put(MERGE, headers=USER, json=body)
+    assert response.status_code == 400 and "lastModified" in response.json["developerMessage"]
+    assert get(client, "1002").status_code == 200
+
+
 def test_seed_merge_in_xml(client):
     response = client.put(MERGE, headers={**USER, "Accept": "application/xml"}, data=SEED_XML, content_type="application/xml")
     assert response.status_code == 204
