@@ -10,12 +10,21 @@ class ApiError(Exception):
     "developerMessage"}`, JSON or XML) is decided by the renderer alone.
     """
 
-    def __init__(self, status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        details: list[tuple[str, str]] | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code
         self.headers = headers or {}
+        # (key, value) pairs an API may add to its error body (eGain's `details`).
+        self.details = details or []
         # Set when the request broke the contract: the journal's `violations`.
         self.violation: str | None = None
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +61,8 @@ class Family:
     it reads the fixed configuration only, never the store;
     `negotiate(raw)` gives the response media type, or None for a 406;
     `handlers` maps every operationId of the family to its function;
-    `error_body(error)` is the API's own error format, and
+    `error_body(error, request_headers)` is the API's own error format (the headers may ask for more, as
+    eGain's `X-egain-error-message: yes` does), and
     `contract_error(invalid)` the documented 400 for a broken contract rule.
     """
 
@@ -69,7 +70,7 @@ class Family:
     authenticate: Callable[[Config, Operation, RawRequest, dict[str, str]], None]
     negotiate: Callable[[RawRequest], str | None]
     handlers: dict[str, Callable[[Call], Reply]]
-    error_body: Callable[[ApiError], dict]
+    error_body: Callable[[ApiError, Mapping[str, str] | None], dict]
     contract_error: Callable[[RequestInvalid], ApiError]
     # Whether fault rules and `Prefer` act on its requests (the vendor APIs' yes, the admin API's no).
     controlled: bool = True

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from mockserver.contract.errors import RequestInvalid
 from mockserver.errors import ApiError
 
 
-def error_body(error: ApiError) -> dict:
+def error_body(error: ApiError, headers: Mapping[str, str] | None = None) -> dict:
     return {"message": error.message}
 
 

@@ -37,7 +37,7 @@ def _merge(state: State, merge: dict) -> None:
 _merge_command = Write(_merge, lambda merge: [egain_key(merge["targetCustomer"]["id"]), egain_key(merge["sourceCustomer"]["id"])])
 
 
-def _get_command(state: State, ids: list[str], attributes: str, sort: str, order: str) -> list[dict]:
+def _get_command(state: State, ids: list[str], attributes: str | None, sort: str, order: str) -> list[dict]:
     return domain.get_customers(state.egain, ids, attributes, sort, order)
 
 
@@ -49,7 +49,7 @@ def mergeCustomer(call: Call) -> Reply:  # noqa: N802 - named after its operatio
 def getCustomersByIds(call: Call) -> Reply:  # noqa: N802
     query = call.request.query
     ids = call.request.path["ids"].split(",")
-    customers = call.store.run(_get_command, ids, query.get("$attribute", "all"), query.get("$sort", "id"), query.get("$order", "asc"))
+    customers = call.store.run(_get_command, ids, query.get("$attribute"), query.get("$sort", "id"), query.get("$order", "asc"))
     return Reply(200, {"customer": customers})
 
 

@@ -16,7 +16,12 @@ from mockserver.state.sources import Sources, instant
 CONTACT_POINTS = ("email", "phone", "postal", "social", "website")
 CONTACT_ATTRIBUTES = ("salutation", "firstName", "middleName", "lastName")
 CUSTOMER_ATTRIBUTES = ("level", "role", "pin", "howReferred", "industry", "marketSegment", "entitlements", "customAttributes")
+# What a get answers without `$attribute` (eGain: "summary attributes"); `$attribute` asks for more.
+SUMMARY_ATTRIBUTES = frozenset({"id", "customerName", "type", "lastModified", "department", "contacts"})
 REQUIRED_PERMISSION = {"mergeCustomer": "Change Customer", "getCustomersByIds": "View Agent Console"}
+# The OAuth scope levels that open each operation (eGain: `read` views customers, `manage` changes them).
+REQUIRED_SCOPE = {"mergeCustomer": ("manage",), "getCustomersByIds": ("read", "manage")}
+SCOPE_URL = "https://api.egain.cloud/auth/"
 SORT_KEYS = {
     "id": lambda c: int(c["id"]),
     "type": lambda c: c.get("type", {}).get("value", ""),
@@ -31,9 +36,26 @@ class Actor:
     name: str
     kind: str  # "user" or "application"
     permissions: frozenset[str] = frozenset()
+    scopes: frozenset[str] | None = None  # short names (`core.customermgr.read`); None: every Customer Manager scope of its kind
 
     def may(self, permission: str) -> bool:
         return self.kind == "application" or permission in self.permissions
+
+    def scope_for(self, level: str) -> str:
+        """The scope of `level` for this kind of actor: delegated for users, `app.` for applications."""
+        return f"{'app.' if self.kind == 'application' else ''}core.customermgr.{level}"
+
+    def has_scope(self, levels: tuple[str, ...]) -> bool:
+        return self.scopes is None or any(self.scope_for(level) in self.scopes for level in levels)
+
+
+def scope_name(scope: str) -> str:
+    """A scope as eGain writes it (`https://api.egain.cloud/auth/core.customermgr.read`) or short: the short name.
+
+    eGain's scope page spells one scope `app.core.customermgr.maange`: read as the slip it is.
+    """
+    short = scope.removeprefix(SCOPE_URL)
+    return "app.core.customermgr.manage" if short == "app.core.customermgr.maange" else short
 
 
 @dataclass(frozen=True)
@@ -54,28 +76,49 @@ class EgainState:
 
 
 def authorize(config: EgainConfig, token: str | None, operation_id: str) -> Actor:
-    """401 for a missing or unknown token, 403 for a user without the operation's permission."""
-    actor = config.actors.get(token or "")
+    """401 for a missing or unknown token; 403 for a token without the operation's scope, or a user without its permission."""
+    if token is None:
+        raise ApiError(401, "Invalid or missing 'authorization' header value.", "401-104")
+    actor = config.actors.get(token)
     if actor is None:
-        raise ApiError(401, "Authentication is required; the bearer token is missing or unknown.", "401-101")
+        raise ApiError(401, "Invalid or expired 'Authorization' header provided. New login is required.", "401-101")
+    levels = REQUIRED_SCOPE[operation_id]
+    if not actor.has_scope(levels):
+        wanted = [SCOPE_URL + actor.scope_for(level) for level in levels]
+        raise ApiError(403, "Not authorized to perform this action.", "403-197", details=[("scope", scope) for scope in wanted])
     permission = REQUIRED_PERMISSION[operation_id]
     if not actor.may(permission):
-        raise ApiError(403, f"User {actor.name} does not have the '{permission}' permission on 'Customer'.", "403-101")
+        raise ApiError(403, f"User is not allowed to perform the following action: {permission}.", "403-178", details=[("action", permission)])
     return actor
 
 
-def get_customers(state: EgainState, ids: list[str], attributes: str = "all", sort: str = "id", order: str = "asc") -> list[dict]:
-    """The customers with these ids that exist (deduplicated), sorted and projected; 404 if none."""
+def get_customers(state: EgainState, ids: list[str], attributes: str | None = None, sort: str = "id", order: str = "asc") -> list[dict]:
+    """The customers with these ids that exist (deduplicated), sorted and projected; 404 if none.
+
+    `attributes` is `$attribute`: None answers the summary attributes, `all` everything, else the
+    summary plus the attributes named (`custom.<name>` one custom attribute).
+    """
     wanted = list(dict.fromkeys(ids))
     found = [state.customers[i] for i in wanted if i in state.customers]
     if not found:
-        raise ApiError(404, f"No customer found for ids: {', '.join(wanted)}.", "404-101")
+        listed = ",".join(wanted)
+        raise ApiError(404, f"The following IDs supplied in the URI path were not found: '{listed}'.", "404-101", details=[("ids", listed)])
     if sort != "custom":
         found.sort(key=SORT_KEYS[sort])
     if order == "desc":
         found.reverse()
-    keep = None if attributes == "all" else {"id", *attributes.split(",")}
-    return [copy.deepcopy(c if keep is None else {k: v for k, v in c.items() if k in keep}) for c in found]
+    names = set((attributes or "").split(",")) - {""}
+    return [copy.deepcopy(c if "all" in names else _project(c, names)) for c in found]
+
+
+def _project(customer: dict, names: set[str]) -> dict:
+    """The summary attributes of `customer` and those `names` asks for."""
+    shown = {k: v for k, v in customer.items() if k in SUMMARY_ATTRIBUTES or k in names}
+    custom = {name.removeprefix("custom.") for name in names if name.startswith("custom.")}
+    kept = [a for a in customer.get("customAttributes", {}).get("customAttribute", []) if a["name"] in custom]
+    if kept:
+        shown["customAttributes"] = {"customAttribute": kept}
+    return shown
 
 
 def merge_customers(state: EgainState, merge: dict) -> None:
@@ -117,7 +160,7 @@ def _check_merge(state: EgainState, source_id: str, source: dict | None, wanted:
     if source is None:
         raise ApiError(400, f"Source customer {source_id} does not exist.", "400-107")
     if target is None:
-        raise ApiError(400, f"Target customer {wanted['id']} does not exist.", "400-108")
+        raise ApiError(400, f"Target customer {wanted['id']} does not exist.", "400-125")
     if not _is_individual(source):
         raise ApiError(400, f"Source customer {source_id} is not an individual customer.", "400-109")
     if instant(wanted["lastModified"]) != instant(target["lastModified"]):
@@ -130,7 +173,7 @@ def _check_merge(state: EgainState, source_id: str, source: dict | None, wanted:
         raise ApiError(400, "Source and target customers belong to different departments.", "400-115")
     if _is_individual(target):
         if any("id" in contact for contact in sent):
-            raise ApiError(400, "targetCustomer.contacts.contact.id must not be sent for an individual target customer.", "400-112")
+            raise ApiError(400, "targetCustomer.contacts.contact.id must not be sent for an individual target customer.", "400-126")
         if len(sent) != 1:
             raise ApiError(400, "An individual target customer takes exactly one contact.", "400-120")
         return
@@ -139,7 +182,7 @@ def _check_merge(state: EgainState, source_id: str, source: dict | None, wanted:
         if "id" not in contact:
             continue
         if contact["id"] not in existing:
-            raise ApiError(400, f"Contact {contact['id']} is not a contact of customer {target['id']}.", "400-113")
+            raise ApiError(400, f"Contact {contact['id']} is not a contact of customer {target['id']}.", "400-127")
         if existing[contact["id"]].get("systemCreated"):
             raise ApiError(400, f"Contact {contact['id']} is system-created and cannot be a merge target.", "400-114")
 

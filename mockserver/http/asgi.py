@@ -102,7 +102,7 @@ class AsgiApp:
             except BodyTimeout:
                 message = f"The request body did not arrive within {self.settings.body_timeout:g} s; the connection is closed."
                 timeout = ApiError(408, message)
-                answer = self.pipeline.layer_answer(raw.method, raw.path, lambda family: timeout, {"Connection": "close"})
+                answer = self.pipeline.layer_answer(raw, lambda family: timeout, {"Connection": "close"})
             except ClientGone:  # nothing runs for a request that never arrived whole, and nobody is left to answer
                 answer = WireResponse(0, [], b"", None, (), None, ABANDONED)
             else:

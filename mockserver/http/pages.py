@@ -54,7 +54,15 @@ DOCS_PAGE = """<!doctype html>
       presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
       layout: "StandaloneLayout",
       onComplete: () => {{
-        for (const [scheme, value] of Object.entries(credentials)) window.ui.preauthorizeApiKey(scheme, value);
+        const schemes = window.ui.specSelectors.securityDefinitions();
+        for (const [scheme, value] of Object.entries(credentials)) {{
+          const schema = schemes && schemes.get(scheme);
+          if (schema && schema.get("type") === "oauth2") {{  // an OAuth token as if its flow had run
+            window.ui.authActions.authorizeOauth2({{auth: {{name: scheme, schema, scopes: []}}, token: {{access_token: value, token_type: "Bearer"}}}});
+          }} else {{
+            window.ui.preauthorizeApiKey(scheme, value);
+          }}
+        }}
       }}
     }});
   </script>

@@ -17,7 +17,7 @@ comes back from `finish` as `Waiting`, resolved by the server the same way.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from mockserver.contract.compiled import JSON, Contract, Operation, RawRequest
@@ -97,7 +97,7 @@ class Pipeline:
         try:  # rules kept in Redis (`--store redis://`) may answer the documented 503
             action = faults.match(operation, raw, answering=True) if ruled else None
         except ApiError as error:
-            return self._render(operation, family, _error_reply(family, error), mimetype or JSON)
+            return self._render(operation, family, _error_reply(family, error, raw), mimetype or JSON)
         if action is not None:  # the rule answers for the request, before authentication; the request is not run
             return Pending(operation, family, raw, path_values, mimetype or JSON, action.status, action.delay_s, action.rule_id, action.fault)
         try:
@@ -110,7 +110,7 @@ class Pipeline:
             preferences = self._preferences(operation, family, raw) if family.controlled else Preferences()
             action = faults.match(operation, raw, answering=False) if ruled else None
         except ApiError as error:
-            return self._render(operation, family, _error_reply(family, error), mimetype or JSON, violation=error.violation)
+            return self._render(operation, family, _error_reply(family, error, raw), mimetype or JSON, violation=error.violation)
         delay_s = preferences.delay_ms / 1000 + (action.delay_s if action else 0.0)
         rule = action.rule_id if action else None
         return Pending(operation, family, raw, path_values, mimetype, preferences.code, delay_s, rule, None, preferences.example)
@@ -120,7 +120,7 @@ class Pipeline:
         try:
             reply = self._answer(pending, session)
         except ApiError as error:
-            return self.render_reply(pending, _error_reply(pending.family, error), error.violation)
+            return self.render_reply(pending, _error_reply(pending.family, error, pending.raw), error.violation)
         if reply.wait is not None:
             return Waiting(pending, reply.wait)
         return self.render_reply(pending, reply)
@@ -133,7 +133,7 @@ class Pipeline:
 
     def refuse(self, pending: Pending, error: ApiError) -> render.WireResponse:
         """Answer a pending request with a documented error instead of running it (nothing changes)."""
-        return self.render_reply(pending, _error_reply(pending.family, error))
+        return self.render_reply(pending, _error_reply(pending.family, error, pending.raw))
 
     def malformed(self, pending: Pending) -> render.WireResponse:
         """A documented status and headers with a body cut in half: what a `malformed_body` fault sends."""
@@ -193,20 +193,20 @@ class Pipeline:
 
     def _unrouted(self, raw: RawRequest, error: ApiError, headers: dict[str, str]) -> render.WireResponse:
         """404/405 outside every operation: no spec entry to check against, JSON in the family's format."""
-        return render.wire(None, error.status, self.error_body_for_path(raw.path, error), JSON, headers, (error.message,))
+        return render.wire(None, error.status, self.error_body_for_path(raw.path, error, raw.headers), JSON, headers, (error.message,))
 
-    def layer_answer(self, method: str, path: str, make_error: Callable[[Family | None], ApiError], headers: dict[str, str]) -> render.WireResponse:
+    def layer_answer(self, raw: RawRequest, make_error: Callable[[Family | None], ApiError], headers: dict[str, str]) -> render.WireResponse:
         """An answer of the HTTP layer itself (a body that never came, a refused session), in the format and with the
-        documentation of the operation `method path` routes to, else generic; `make_error(family)` makes the error."""
+        documentation of the operation `raw` routes to, else generic; `make_error(family)` makes the error."""
         try:
-            operation, _ = self.contract.match(method, path)
+            operation, _ = self.contract.match(raw.method, raw.path)
         except (RouteNotFound, MethodNotAllowed):
             error = make_error(None)
             violations = (error.violation,) if error.violation else ()
-            return render.wire(None, error.status, self.error_body_for_path(path, error), JSON, headers, violations)
+            return render.wire(None, error.status, self.error_body_for_path(raw.path, error, raw.headers), JSON, headers, violations)
         family = self.families[operation.family]
         error = make_error(family)
-        reply = _error_reply(family, error)
+        reply = _error_reply(family, error, raw)
         reply.headers.update(headers)
         return self._render(operation, family, reply, JSON, error.violation)
 
@@ -220,20 +220,20 @@ class Pipeline:
             error.violation = invalid.message
             return error
 
-        return self.layer_answer(raw.method, raw.path, breach, {})
+        return self.layer_answer(raw, breach, {})
 
     def unexpected(self, raw: RawRequest) -> render.WireResponse:
         """The documented 500 for a bug of the mock's own (logged by the caller), in the family's format."""
-        return render.wire(None, 500, self.error_body_for_path(raw.path, ApiError(500, UNEXPECTED)), JSON)
+        return render.wire(None, 500, self.error_body_for_path(raw.path, ApiError(500, UNEXPECTED), raw.headers), JSON)
 
-    def error_body_for_path(self, path: str, error: ApiError) -> dict:
+    def error_body_for_path(self, path: str, error: ApiError, request_headers: Mapping[str, str] | None = None) -> dict:
         """The error format of the family whose prefix `path` starts with, or the generic one."""
         family = self.families.get(self.contract.family_of_path(path) or "")
-        return family.error_body(error) if family else render.generic_error_body(error)
+        return family.error_body(error, request_headers) if family else render.generic_error_body(error)
 
 
-def _error_reply(family: Family, error: ApiError) -> Reply:
-    return Reply(error.status, family.error_body(error), dict(error.headers))
+def _error_reply(family: Family, error: ApiError, raw: RawRequest | None) -> Reply:
+    return Reply(error.status, family.error_body(error, raw.headers if raw is not None else None), dict(error.headers))
 
 
 def _breach(family: Family, invalid: RequestInvalid) -> ApiError:

@@ -24,7 +24,7 @@ import jsonschema_rs
 import yaml
 
 from mockserver.contract.compiled import SchemaCheck
-from mockserver.egain.domain import Actor, EgainConfig, EgainState
+from mockserver.egain.domain import Actor, EgainConfig, EgainState, scope_name
 from mockserver.relay.domain import MAX_CCIDS_PER_PHONE, CustomerBook, RelayClient, RelayConfig, RelayState, phones_of
 from mockserver.state import fixture_cache, frozen
 from mockserver.state.background import Spare, collector_paused, pause
@@ -82,6 +82,7 @@ FILE_SCHEMA = {
                             "name": {"type": "string", "minLength": 1},
                             "kind": {"enum": ["user", "application"]},
                             "permissions": _STRINGS,
+                            "scopes": _STRINGS,
                         },
                     },
                 },
@@ -90,6 +91,13 @@ FILE_SCHEMA = {
         },
     },
 }
+
+
+def _actor(entry: dict) -> Actor:
+    """An eGain actor; `scopes` (short or full-URL names) left out means every Customer Manager scope of its kind."""
+    scopes = entry.get("scopes")
+    granted = None if scopes is None else frozenset(scope_name(scope) for scope in scopes)
+    return Actor(entry["name"], entry["kind"], frozenset(entry.get("permissions", [])), granted)
 
 
 class FixtureError(ValueError):
@@ -232,7 +240,7 @@ def _head(data: dict) -> dict:
 def _config(data: dict) -> Config:
     clients = [RelayClient(e["client_id"], frozenset(e["api_keys"]), frozenset(e["product_groups"])) for e in data["relay"]["clients"]]
     egain = data["egain"]
-    actors = {a["token"]: Actor(a["name"], a["kind"], frozenset(a.get("permissions", []))) for a in egain["actors"]}
+    actors = {a["token"]: _actor(a) for a in egain["actors"]}
     return Config(RelayConfig.build(clients), EgainConfig(actors, egain.get("departmentalization", False)))
 
 

@@ -48,6 +48,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
+from mockserver.egain.domain import Actor
 from mockserver.state import changes, codec, oplog
 from mockserver.state.fixtures import FixtureError, Fixtures
 from mockserver.state.model import State
@@ -96,13 +97,18 @@ def snapshot(state: State) -> dict[str, Any]:
         },
         "egain": {
             "departmentalization": egain.config.departmentalization,
-            "actors": [
-                {"token": token, "name": actor.name, "kind": actor.kind, "permissions": sorted(actor.permissions)}
-                for token, actor in egain.config.actors.items()
-            ],
+            "actors": [_saved_actor(token, actor) for token, actor in egain.config.actors.items()],
             "customers": list(egain.customers.values()),
         },
     }
+
+
+def _saved_actor(token: str, actor: Actor) -> dict[str, Any]:
+    """An actor as a fixture file writes it, so that reading the snapshot gives the same actor back."""
+    saved: dict[str, Any] = {"token": token, "name": actor.name, "kind": actor.kind, "permissions": sorted(actor.permissions)}
+    if actor.scopes is not None:
+        saved["scopes"] = sorted(actor.scopes)
+    return saved
 
 
 def document(state: State, log_generation: int) -> bytes:

@@ -52,6 +52,9 @@ api_key = {relay_key}
 [auth.openapi.egainBearer]
 bearer = {egain_token}
 
+[auth.openapi.egainOAuth]  # the same token: eGain's operations name both schemes of the one header
+bearer = {egain_token}
+
 [[operations]]
 include-operation-id = "mergeCustomer"
 # eGain documents no 404 for merge: a source or target that does not exist, a stale

@@ -88,6 +88,21 @@ def test_swagger_ui_loads_offline_and_try_it_out_moves_a_customer(page, base, se
     call(base, "POST", "/__admin/reset")
 
 
+def test_swagger_ui_sends_the_demo_oauth_token_on_egain_operations(page, base):
+    """eGain's scheme is OAuth 2 (with scopes): the page authorizes the demo token as if its flow had run."""
+    page.goto(base + "/docs")
+    operation = page.locator("#operations-egain-getCustomersByIds")
+    operation.locator(".opblock-summary").click()
+    operation.get_by_role("button", name="Try it out").click()
+    operation.locator("tr[data-param-name='ids'] input").fill("1005")
+    operation.get_by_role("button", name="Execute").click()
+    status = operation.locator(".live-responses-table tbody .response-col_status").first
+    status.wait_for()
+    assert status.inner_text().strip() == "200"
+    [sent] = call(base, "GET", "/__admin/requests?operationId=getCustomersByIds&limit=1").json()["requests"]
+    assert sent["status"] == 200
+
+
 def test_the_dashboard_shows_a_moved_customer_under_its_new_group(page, base):
     assert call(base, "PUT", MOVE, RELAY_KEY).status == 200
     page.goto(base + "/__admin/ui")

@@ -232,7 +232,7 @@ def step_load_customer_record(api: Api) -> None:
 def step_merge_customer(api: Api) -> None:
     """As a real client merges: get the target, send back its lastModified (a datetime the client serializes)."""
     m = api.models
-    target = api.call("getCustomersByIds", "1005", client=api.egain, expect=(200, m.CustomerList)).customer[0]
+    target = api.call("getCustomersByIds", "1005", client=api.egain, attribute="all", expect=(200, m.CustomerList)).customer[0]
     assert target.last_modified == dt.datetime(2021, 10, 25, 11, 29, 58, tzinfo=UTC)
     [contact] = target.contacts.contact
     body = m.MergeRequest(
@@ -248,16 +248,16 @@ def step_merge_customer(api: Api) -> None:
     )
 
     forbidden = api.call("mergeCustomer", client=api.egain_readonly, body=body, expect=(403, m.EgainError))
-    assert forbidden.code == "403-101"
+    assert forbidden.code == "403-178" and forbidden.developer_message.endswith("action: Change Customer.")
     assert api.call("mergeCustomer", client=api.egain, body=body, expect=(204, None)) is None
 
-    merged = api.call("getCustomersByIds", "1005", client=api.egain, expect=(200, m.CustomerList)).customer[0]
+    merged = api.call("getCustomersByIds", "1005", client=api.egain, attribute="level", expect=(200, m.CustomerList)).customer[0]
     assert isinstance(merged.last_modified, dt.datetime) and merged.last_modified > target.last_modified
     assert (merged.customer_name, merged.level) == ("John Smith", "Gold")
     [after] = merged.contacts.contact
     assert (after.salutation, after.first_name, after.last_name) == ("Mr.", "John", "Smith")
     assert {e.email_address for e in after.email} == {"john.smith@example.com", "jack.source@example.com"}
-    assert [(p.phone_no, p.type_) for p in after.phone] == [("5550102", "mobile")]
+    assert [(p.phone_no, p.type_.value) for p in after.phone] == [("5550102", "mobile")]
     gone = api.call("getCustomersByIds", "1002", client=api.egain, expect=(404, m.EgainError))
     assert gone.code == "404-101"
 
@@ -274,6 +274,7 @@ def step_get_customers_by_ids(api: Api) -> None:
         "getCustomersByIds",
         "1010,1005,9999",
         client=api.egain_readonly,
+        attribute="level,industry",
         sort=m.GetCustomersByIdsSort.CUSTOMERNAME,
         order=m.GetCustomersByIdsOrder.DESC,
         expect=(200, m.CustomerList),
@@ -293,13 +294,19 @@ def step_get_customers_by_ids(api: Api) -> None:
     assert [(c.id, c.system_created) for c in acme.contacts.contact] == [("2010", True), ("2011", False)]
     assert acme.contacts.contact[1].phone[0].phone_no == "5550111"
 
-    named = api.call("getCustomersByIds", "1010", client=api.egain, attribute="customerName", expect=(200, m.CustomerList))
-    [only] = named.customer
-    assert (only.id, only.customer_name) == ("1010", "Acme Corporation")
-    assert isinstance(only.type_, api.Unset) and isinstance(only.contacts, api.Unset)
+    summary = api.call("getCustomersByIds", "1005", client=api.egain, expect=(200, m.CustomerList))
+    [only] = summary.customer
+    assert (only.id, only.customer_name) == ("1005", "John Smith")
+    assert isinstance(only.level, api.Unset) and isinstance(only.custom_attributes, api.Unset)  # not summary attributes
+
+    more = api.call("getCustomersByIds", "1005", client=api.egain, attribute="preferredAgent,created,createdBy,custom.loyaltyId", expect=(200, m.CustomerList))
+    [john] = more.customer
+    assert isinstance(john.preferred_agent, m.AgentRef) and (john.preferred_agent.id, john.preferred_agent.user_name) == ("1101", "jane.agent")
+    assert john.created == dt.datetime(2020, 3, 14, 15, 9, 26, tzinfo=UTC) and john.created_by.user_name == "sa"
+    assert [(a.name, a.value) for a in john.custom_attributes.custom_attribute] == [("loyaltyId", "LY-1005")]
 
     none = api.call("getCustomersByIds", "9999", client=api.egain, expect=(404, m.EgainError))
-    assert (none.code, none.developer_message) == ("404-101", "No customer found for ids: 9999.")
+    assert (none.code, none.developer_message) == ("404-101", "The following IDs supplied in the URI path were not found: '9999'.")
     unknown = api.call("getCustomersByIds", "1005", client=api.egain_unknown, expect=(401, m.EgainError))
     assert unknown.code == "401-101"
 

@@ -40,10 +40,15 @@ def make_state(departmentalization=False) -> EgainState:
         "3": individual("3", "31", department="Sales"),
         "10": corporate,
     }
+    both = frozenset({"Change Customer", "View Agent Console"})
     actors = {
-        "user": Actor("u", "user", frozenset({"Change Customer", "View Agent Console"})),
-        "app": Actor("a", "application"),
-        "viewer": Actor("v", "user", frozenset({"View Agent Console"})),
+        "user": Actor("u", "user", both, frozenset({"core.customermgr.read", "core.customermgr.manage"})),
+        "app": Actor("a", "application", scopes=frozenset({"app.core.customermgr.manage"})),
+        "viewer": Actor("v", "user", frozenset({"View Agent Console"}), frozenset({"core.customermgr.manage"})),
+        "read-scope": Actor("r", "user", both, frozenset({"core.customermgr.read"})),
+        "app-read-scope": Actor("ar", "application", scopes=frozenset({"app.core.customermgr.read"})),
+        "user-with-app-scopes": Actor("ua", "user", both, frozenset({"app.core.customermgr.read", "app.core.customermgr.manage"})),
+        "user-without-scopes-listed": Actor("n", "user", both),
     }
     return EgainState(EgainConfig(actors, departmentalization), customers, Sources(5000))
 
@@ -88,12 +93,12 @@ def test_resending_the_same_merge_is_refused():
     [
         (merge_body(source="1", target="1"), "400-110"),
         (merge_body(source="99"), "400-107"),
-        (merge_body(target="99"), "400-108"),
+        (merge_body(target="99"), "400-125"),
         (merge_body(source="10", target="2"), "400-109"),
         (merge_body(stamp="2020-01-01T00:00:00.000Z"), "400-111"),
-        (merge_body(contacts=[{"id": "21", "firstName": "X"}]), "400-112"),
+        (merge_body(contacts=[{"id": "21", "firstName": "X"}]), "400-126"),
         (merge_body(contacts=[{"firstName": "X"}, {"firstName": "Y"}]), "400-120"),
-        (merge_body(target="10", contacts=[{"id": "999"}]), "400-113"),
+        (merge_body(target="10", contacts=[{"id": "999"}]), "400-127"),
         (merge_body(target="10", contacts=[{"id": "100"}]), "400-114"),
     ],
 )
@@ -133,24 +138,38 @@ def test_every_merge_changes_the_target_timestamp():
 
 
 @pytest.mark.parametrize(
-    "token, operation, status",
-    [(None, "getCustomersByIds", 401), ("nope", "mergeCustomer", 401), ("viewer", "mergeCustomer", 403)],
+    "token, operation, code",
+    [
+        (None, "getCustomersByIds", "401-104"),
+        ("nope", "mergeCustomer", "401-101"),
+        ("viewer", "mergeCustomer", "403-178"),
+        ("read-scope", "mergeCustomer", "403-197"),
+        ("app-read-scope", "mergeCustomer", "403-197"),
+        ("user-with-app-scopes", "getCustomersByIds", "403-197"),
+    ],
 )
-def test_authorize_refuses(token, operation, status):
+def test_authorize_refuses(token, operation, code):
     with pytest.raises(ApiError) as caught:
         domain.authorize(make_state().config, token, operation)
-    assert caught.value.status == status
+    assert caught.value.code == code
 
 
-@pytest.mark.parametrize("token", ["user", "app"])
+@pytest.mark.parametrize("token", ["user", "app", "user-without-scopes-listed"])
 def test_authorize_allows_users_with_permission_and_applications(token):
     domain.authorize(make_state().config, token, "mergeCustomer")
 
 
+@pytest.mark.parametrize("token", ["viewer", "read-scope", "app-read-scope"])
+def test_a_read_scope_opens_the_get(token):
+    domain.authorize(make_state().config, token, "getCustomersByIds")
+
+
 def test_get_customers_skips_missing_sorts_and_projects():
     state = make_state()
-    found = domain.get_customers(state, ["2", "99", "1"], attributes="customerName", sort="id", order="desc")
-    assert found == [{"id": "2", "customerName": "Name 2"}, {"id": "1", "customerName": "Name 1"}]
+    found = domain.get_customers(state, ["2", "99", "1"], sort="id", order="desc")
+    assert [c["id"] for c in found] == ["2", "1"]
+    assert "level" not in found[0]  # not a summary attribute
+    assert domain.get_customers(state, ["2"], attributes="level")[0]["level"] == "Gold"
     assert [c["id"] for c in domain.get_customers(state, ["2", "1"], sort="custom")] == ["2", "1"]
 
 

@@ -24,7 +24,8 @@ from tests.e2e.wire import EGAIN, SEED_MERGE, call, exchange, request_bytes
 pytestmark = pytest.mark.e2e
 
 RELAY_401 = {"message": "The API token does not have authorization to the requested resource."}
-EGAIN_401 = {"code": "401-101", "developerMessage": "Authentication is required; the bearer token is missing or unknown."}
+EGAIN_401_UNKNOWN = {"code": "401-101", "developerMessage": "Invalid or expired 'Authorization' header provided. New login is required."}
+EGAIN_401_MISSING = {"code": "401-104", "developerMessage": "Invalid or missing 'authorization' header value."}
 PREFIXES = ("/cdm", "/platform/v3/api/cdm")
 NOVIEW_TOKEN = "demo-noview-token"  # a user with "Change Customer" only: under-privileged for gets
 FIXTURES = yaml.safe_load((REPO / "fixtures" / "default.yaml").read_text())
@@ -259,7 +260,9 @@ EGAIN_CREDENTIALS = {
 @pytest.mark.parametrize("credential", list(EGAIN_CREDENTIALS))
 def test_egain_operations_without_a_valid_token_are_refused_alike(base, baseline, operation, credential):
     query = "access_token=demo-user-token" if credential == "admin-style query token" else None
-    assert_egain_refused_alike(base, operation, EGAIN_CREDENTIALS[credential], 401, EGAIN_401, query)
+    headers = EGAIN_CREDENTIALS[credential]
+    bearer = headers.get("Authorization", "").startswith("Bearer ") and headers["Authorization"].strip() != "Bearer"
+    assert_egain_refused_alike(base, operation, headers, 401, EGAIN_401_UNKNOWN if bearer else EGAIN_401_MISSING, query)
     assert snapshot(base) == baseline
 
 
@@ -273,7 +276,11 @@ def test_egain_operations_without_a_valid_token_are_refused_alike(base, baseline
 @pytest.mark.parametrize("prefer", [None, "code=204", "code=200"])
 def test_under_privileged_users_are_forbidden_alike(base, baseline, operation, token, user, permission, prefer):
     headers = {"Authorization": f"Bearer {token}", **({"Prefer": prefer} if prefer else {})}
-    expected = {"code": "403-101", "developerMessage": f"User {user} does not have the '{permission}' permission on 'Customer'."}
+    expected = {
+        "code": "403-178",
+        "developerMessage": f"User is not allowed to perform the following action: {permission}.",
+        "details": [{"key": "action", "value": permission}],
+    }
     assert_egain_refused_alike(base, operation, headers, 403, expected)
     assert snapshot(base) == baseline
 

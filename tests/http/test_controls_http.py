@@ -17,7 +17,7 @@ def test_prefer_answers_the_documented_example_and_changes_nothing(client, state
 
 def test_prefer_on_egain_in_xml_and_204(client, state):
     forced = client.put(MERGE, headers={**USER, "Prefer": "code=403", "Accept": "application/xml"}, json=SEED_MERGE)
-    assert forced.status_code == 403 and forced.mimetype == "application/xml" and b"<code>403-101</code>" in forced.data
+    assert forced.status_code == 403 and forced.mimetype == "application/xml" and b"<code>403-178</code>" in forced.data
     assert client.put(MERGE, headers={**USER, "Prefer": "code=204"}).status_code == 204
     assert "1002" in state.egain.customers
 
@@ -101,6 +101,6 @@ def test_a_response_the_spec_does_not_document_is_a_logged_500(app, caplog, monk
 
 
 def test_prefer_a_json_only_status_while_asking_for_xml_answers_json(client, state):
-    """eGain documents its 406 in JSON only: forcing it with Accept: application/xml must not become a 500."""
-    response = client.get("/core/customermgr/v3/customer/1005", headers={**USER, "Prefer": "code=406", "Accept": "application/xml"})
-    assert response.status_code == 406 and response.mimetype == "application/json" and response.json["code"] == "406-101"
+    """The mock documents its 408 in JSON only: forcing it with Accept: application/xml must not become a 500."""
+    response = client.get("/core/customermgr/v3/customer/1005", headers={**USER, "Prefer": "code=408", "Accept": "application/xml"})
+    assert response.status_code == 408 and response.mimetype == "application/json" and response.json["code"] == "408-101"

@@ -84,12 +84,13 @@ def test_unsupported_query_parameter_is_the_documented_400_101(client, state):
 @pytest.mark.parametrize(
     "headers, status, code",
     [
-        ({}, 401, "401-101"),
+        ({}, 401, "401-104"),
         ({"Authorization": "Bearer nope"}, 401, "401-101"),
-        ({"Authorization": "Basic ZGVtbzpkZW1v"}, 401, "401-101"),
-        (READONLY, 403, "403-101"),
+        ({"Authorization": "Basic ZGVtbzpkZW1v"}, 401, "401-104"),
+        (READONLY, 403, "403-178"),  # its token has the scope; the user lacks "Change Customer"
+        ({"Authorization": "Bearer demo-read-scope-token"}, 403, "403-197"),  # the user may; the token has the read scope only
         ({**USER, "Accept": "text/html"}, 406, "406-101"),
-        ({**USER, "Accept-Language": "xx-XX"}, 400, "400-106"),
+        ({**USER, "Accept-Language": "xx-XX"}, 406, "406-100"),
     ],
 )
 def test_merge_access_errors(client, state, headers, status, code):
@@ -101,11 +102,11 @@ def test_merge_access_errors(client, state, headers, status, code):
 @pytest.mark.parametrize(
     "data, content_type, code",
     [
-        (None, None, "400-102"),
+        (None, None, "400-123"),
         (b"{oops", "application/json", "400-103"),
         (b"<merge><unclosed></merge>", "application/xml", "400-103"),
         (b'{"sourceCustomer": {"id": "1002"}}', "application/json", "400-104"),
-        (b"sourceCustomer=1002", "application/x-www-form-urlencoded", "400-105"),
+        (b"sourceCustomer=1002", "application/x-www-form-urlencoded", "400-124"),
         (b'<?xml version="1.0"?><!DOCTYPE merge [<!ENTITY a "aaaa">]><merge>&a;</merge>', "application/xml", "400-118"),
         (b'<!DOCTYPE merge SYSTEM "file:///etc/passwd"><merge/>', "application/xml", "400-118"),
         (b"<other/>", "application/xml", "400-103"),
@@ -136,15 +137,79 @@ def test_accept_negotiation(client, accept, expected):
 
 @pytest.mark.parametrize(
     "ids, query, code",
-    [("abc", {}, "400-116"), (",".join(["1"] * 76), {}, "400-116"), ("1005", {"$sort": "zzz"}, "400-117"), ("1005", {"$order": "up"}, "400-117")],
+    [
+        ("abc", {}, "400-108"),
+        (",".join(["1"] * 76), {}, "400-108"),
+        ("1005", {"$sort": "zzz"}, "400-102"),
+        ("1005", {"$order": "up"}, "400-102"),
+        ("1005", {"$attribute": "customerName"}, "400-102"),  # a summary attribute, always answered: not a value of $attribute
+        ("1005", {"$attribute": "level,"}, "400-102"),
+    ],
 )
 def test_get_parameter_errors(client, ids, query, code):
     response = get(client, ids, **query)
     assert (response.status_code, response.json["code"]) == (400, code)
+    name = next(iter(query), "ids")
+    assert response.json["details"] == [{"key": "query" if query else "path", "value": name}]
 
 
-def test_get_projection_and_missing_ids(client):
-    response = get(client, "1005,9999", **{"$attribute": "customerName"})
-    assert response.json == {"customer": [{"id": "1005", "customerName": "John Smith"}]}
-    missing = get(client, "9999")
-    assert (missing.status_code, missing.json["code"]) == (404, "404-101")
+SUMMARY = {"id", "customerName", "type", "lastModified", "department", "contacts"}
+
+
+@pytest.mark.parametrize(
+    "attribute, extra",
+    [
+        (None, set()),
+        ("level", {"level"}),
+        ("pin,created,createdBy,preferredAgent", {"pin", "created", "createdBy", "preferredAgent"}),
+        ("custom.loyaltyId", {"customAttributes"}),
+        ("all", {"level", "pin", "created", "createdBy", "preferredAgent", "customAttributes"}),
+    ],
+)
+def test_attribute_adds_to_the_summary_attributes(client, attribute, extra):
+    query = {} if attribute is None else {"$attribute": attribute}
+    customer = get(client, "1005", **query).json["customer"][0]
+    assert set(customer) == SUMMARY | extra
+    if attribute == "custom.loyaltyId":
+        assert customer["customAttributes"] == {"customAttribute": [{"name": "loyaltyId", "value": "LY-1005"}]}
+
+
+def test_missing_ids_are_left_out_and_none_found_is_the_documented_404(client):
+    response = get(client, "1005,9999")
+    assert [c["id"] for c in response.json["customer"]] == ["1005"]
+    missing = get(client, "9999,9998")
+    assert missing.status_code == 404
+    assert missing.json == {
+        "code": "404-101",
+        "developerMessage": "The following IDs supplied in the URI path were not found: '9999,9998'.",
+        "details": [{"key": "ids", "value": "9999,9998"}],
+    }
+
+
+def test_contact_points_have_egains_shapes(client):
+    contact = get(client, "1002").json["customer"][0]["contacts"]["contact"][0]
+    assert contact["phone"][0]["type"] == {"value": "mobile"}
+    assert contact["social"][0] == {"id": "3006", "socialId": "jack.source", "type": {"value": "Twitter"}, "lastModified": "2021-10-20T08:15:00.000Z"}
+
+
+@pytest.mark.parametrize("accept", ["application/json", "application/xml"])
+def test_x_egain_error_message_yes_adds_a_user_message(client, accept):
+    plain = client.put(MERGE, headers={**READONLY, "Accept": accept}, json=SEED_MERGE)
+    asked = client.put(MERGE, headers={**READONLY, "Accept": accept, "X-egain-error-message": "yes"}, json=SEED_MERGE)
+    assert plain.status_code == asked.status_code == 403
+    if accept == "application/json":
+        assert "userMessage" not in plain.json
+        assert asked.json["userMessage"] == "You are not allowed to perform this action."
+        assert asked.json["details"] == [{"key": "action", "value": "Change Customer"}]
+    else:
+        assert b"<userMessage>" not in plain.data
+        assert b"<userMessage>You are not allowed to perform this action.</userMessage>" in asked.data
+
+
+def test_a_token_with_the_read_scope_gets_but_cannot_merge(client, state):
+    read_scope = {"Authorization": "Bearer demo-read-scope-token"}
+    assert get(client, "1005", headers=read_scope).status_code == 200
+    merge = client.put(MERGE, headers=read_scope, json=SEED_MERGE)
+    assert (merge.status_code, merge.json["code"]) == (403, "403-197")
+    assert merge.json["details"] == [{"key": "scope", "value": "https://api.egain.cloud/auth/core.customermgr.manage"}]
+    assert "1002" in state.egain.customers

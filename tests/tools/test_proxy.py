@@ -30,7 +30,7 @@ VALID_TRAFFIC = [
     ("GET", "/core/customermgr/v3/customer/1005", {**USER, "Accept": "text/html"}, None),  # 406
     (
         "GET",
-        "/core/customermgr/v3/customer/1010?$attribute=customerName",
+        "/core/customermgr/v3/customer/1010?$attribute=industry",
         {"Authorization": "Bearer demo-readonly-token", "Accept": "application/xml"},
         None,
     ),
