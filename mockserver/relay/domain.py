@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from mockserver.errors import ApiError
 
 MOVE_MESSAGE_LIMIT = 100  # the vendor's documented cap on the move message
-PHONE_CHANNELS = frozenset({"sms", "voice"})
 MAX_CCIDS_PER_PHONE = 50
 UNAUTHORIZED = "The API token does not have authorization to the requested resource."
 
@@ -67,7 +66,18 @@ class RelayState:
 
 
 def phones_of(record: dict) -> set[str]:
-    return {c["channel_address"] for c in record.get("notification_channels", []) if c.get("channel_type") in PHONE_CHANNELS}
+    """The phone numbers of a record: every notification channel is one (`sms` is Relay's only channel type)."""
+    return {channel["channel_addr"] for channel in record.get("notification_channels", [])}
+
+
+def repeated_phone(record: dict) -> str | None:
+    """A number the record lists twice, if any (one consent per number: a second entry could only contradict it)."""
+    seen: set[str] = set()
+    for channel in record.get("notification_channels", []):
+        if channel["channel_addr"] in seen:
+            return channel["channel_addr"]
+        seen.add(channel["channel_addr"])
+    return None
 
 
 def authenticate(config: RelayConfig, client_id: str, api_key: str | None) -> RelayClient:
@@ -88,6 +98,7 @@ def move_customer(book: CustomerBook, ccid: str, product_group_id: str) -> str:
 
 def load_customer(book: CustomerBook, product_group_id: str, customer: dict) -> bool:
     """Create the record, or update it in place; True when it was created."""
+    _require_distinct_phones(customer)
     _require_group(book.client, product_group_id)
     ccid = customer["ccid"]
     existing = book.customers.get(ccid)
@@ -128,6 +139,12 @@ def _customer(book: CustomerBook, ccid: str) -> dict:
     if record is None:
         raise ApiError(404, f"Customer {ccid} not found for client {book.client.client_id}.")
     return record
+
+
+def _require_distinct_phones(customer: dict) -> None:
+    repeated = repeated_phone(customer)
+    if repeated is not None:
+        raise ApiError(400, f"customer.notification_channels: phone number {repeated} is listed twice.")
 
 
 def _require_group(client: RelayClient, product_group_id: str) -> None:

@@ -180,9 +180,9 @@ def step_retrieve_customer(api: Api) -> None:
     )
     [channel] = jane.notification_channels
     assert isinstance(channel, m.RelayNotificationChannel)
-    assert channel.channel_type is m.RelayNotificationChannelChannelType.SMS
-    assert channel.consent_type is m.RelayNotificationChannelConsentType.EXPRESS
-    assert channel.channel_address == "+15555550100"
+    assert channel.channel_type is m.RelayChannelType.SMS
+    assert channel.consent_type is m.RelayConsentType.EXPRESS
+    assert channel.channel_addr == "6105551212"
 
     john = api.call("retrieveCustomer", "demo", "BAK-11984-008", client=api.relay_production, expect=(200, m.RelayCustomerRecord))
     assert (john.first_name, john.last_name, john.date_of_birth) == ("John", "Roe", dt.date(1975, 9, 30))
@@ -204,9 +204,9 @@ def step_load_customer_record(api: Api) -> None:
         addresses=[m.RelayAddress(address1="12 St James's Square", city="London", country="GB")],
         notification_channels=[
             m.RelayNotificationChannel(
-                channel_type=m.RelayNotificationChannelChannelType.VOICE,
-                channel_address="+15555550142",
-                consent_type=m.RelayNotificationChannelConsentType.IMPLIED,
+                channel_type=m.RelayChannelType.SMS,
+                channel_addr="6105550142",
+                consent_type=m.RelayConsentType.WRITTEN,
             )
         ],
     )

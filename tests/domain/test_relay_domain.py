@@ -81,7 +81,7 @@ def test_load_unknown_group_is_404():
 
 def test_a_phone_number_belongs_to_at_most_50_customers():
     client = make_state().books["demo"]
-    sms = [{"channel_type": "sms", "channel_address": "+1555"}]
+    sms = [{"channel_type": "sms", "channel_addr": "6105551212"}]
     for i in range(50):
         domain.load_customer(client, "default", {"ccid": f"P{i}", "notification_channels": sms})
     with pytest.raises(ApiError) as caught:
@@ -98,3 +98,13 @@ def test_retrieve_returns_a_copy_with_the_group():
     record = domain.retrieve_customer(client, "C1")
     record["product_group_id"] = "tampered"
     assert domain.retrieve_customer(client, "C1")["product_group_id"] == "default"
+
+
+def test_a_number_listed_twice_is_400_and_changes_nothing():
+    client = make_state().books["demo"]
+    once = {"channel_type": "sms", "channel_addr": "6105551212"}
+    twice = [once, {**once, "consent_type": "stop"}]
+    with pytest.raises(ApiError) as caught:
+        domain.load_customer(client, "default", {"ccid": "N1", "notification_channels": twice})
+    assert caught.value.status == 400 and "6105551212" in caught.value.message and "notification_channels" in caught.value.message
+    assert "N1" not in client.customers and not client.phone_ccids
