@@ -100,11 +100,10 @@ def test_retrieve_returns_a_copy_with_the_group():
     assert domain.retrieve_customer(client, "C1")["product_group_id"] == "default"
 
 
-def test_a_number_listed_twice_is_400_and_changes_nothing():
+def test_a_number_listed_twice_is_kept_once_in_its_place_with_the_later_fields():
     client = make_state().books["demo"]
-    once = {"channel_type": "sms", "channel_addr": "6105551212"}
-    twice = [once, {**once, "consent_type": "stop"}]
-    with pytest.raises(ApiError) as caught:
-        domain.load_customer(client, "default", {"ccid": "N1", "notification_channels": twice})
-    assert caught.value.status == 400 and "6105551212" in caught.value.message and "notification_channels" in caught.value.message
-    assert "N1" not in client.customers and not client.phone_ccids
+    once = {"channel_type": "sms", "channel_addr": "6105551212", "consent_type": "express"}
+    other = {"channel_type": "sms", "channel_addr": "2155550100"}
+    domain.load_customer(client, "default", {"ccid": "N1", "notification_channels": [once, other, {**once, "consent_type": "stop"}]})
+    assert client.customers["N1"]["notification_channels"] == [{**once, "consent_type": "stop"}, other]
+    assert client.phone_ccids["6105551212"] == {"N1"}
