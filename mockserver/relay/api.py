@@ -45,10 +45,9 @@ def moveCustomer(call: Call) -> Reply:  # noqa: N802 - named after its operation
 def loadCustomerRecord(call: Call) -> Reply:  # noqa: N802
     client_id, body = call.request.path["client_id"], call.request.body
     ccid, group = body["customer"]["ccid"], body["product_group_id"]
-    created = call.store.run(_load, client_id, group, body["customer"])
-    verb = "created in" if created else "updated in"
-    message = f"Customer {ccid} {verb} {group} for client {client_id}."
-    return Reply(200, {"message": message, "ccid": ccid, "product_group_id": group, "created": created})
+    call.store.run(_load, client_id, group, body["customer"])
+    message = f"Customer {ccid} created in {group} for client {client_id}."
+    return Reply(200, {"message": message, "ccid": ccid, "product_group_id": group, "created": True})
 
 
 def retrieveCustomer(call: Call) -> Reply:  # noqa: N802

@@ -110,23 +110,21 @@ def move_customer(book: CustomerBook, ccid: str, product_group_id: str) -> str:
     return move_message(ccid, product_group_id, book.client.client_id)
 
 
-def load_customer(book: CustomerBook, product_group_id: str, customer: dict) -> bool:
-    """Create the record, or update it in place; True when it was created."""
+def load_customer(book: CustomerBook, product_group_id: str, customer: dict) -> None:
+    """Create the record. Create only, as Relay documents it: a ccid the client has, in any group, is a 409."""
     _require_group(book.client, product_group_id)
     customer = with_distinct_phones(customer)
     ccid = customer["ccid"]
     existing = book.customers.get(ccid)
-    if existing is not None and existing["product_group_id"] != product_group_id:
+    if existing is not None:
         raise ApiError(
             409,
-            f"Customer {ccid} already exists in product group {existing['product_group_id']}; use move to change its group.",
+            f"Customer {ccid} already exists in product group {existing['product_group_id']} for client {book.client.client_id};"
+            " load creates only: use onboard to update it, move to change its group.",
         )
-    for phone in phones_of(customer):
-        if len(book.phone_ccids.get(phone, set()) - {ccid}) >= MAX_CCIDS_PER_PHONE:
-            raise ApiError(409, f"notification_channels: phone number {phone} already belongs to {MAX_CCIDS_PER_PHONE} customers.")
+    _require_room_for_phones(book, ccid, phones_of(customer))
     book.customers[ccid] = {**customer, "product_group_id": product_group_id}
-    book.index_phones(ccid, existing, customer)
-    return existing is None
+    book.index_phones(ccid, None, customer)
 
 
 def retrieve_customer(book: CustomerBook, ccid: str) -> dict:
@@ -153,6 +151,13 @@ def _customer(book: CustomerBook, ccid: str) -> dict:
     if record is None:
         raise ApiError(404, f"Customer {ccid} not found for client {book.client.client_id}.")
     return record
+
+
+def _require_room_for_phones(book: CustomerBook, ccid: str, phones: set[str]) -> None:
+    """Each number may join `ccid` only while fewer than 50 other ccids of the client have it (the vendor's limit)."""
+    for phone in sorted(phones):
+        if len(book.phone_ccids.get(phone, set()) - {ccid}) >= MAX_CCIDS_PER_PHONE:
+            raise ApiError(409, f"notification_channels: phone number {phone} already belongs to {MAX_CCIDS_PER_PHONE} customers.")
 
 
 def _require_group(client: RelayClient, product_group_id: str) -> None:

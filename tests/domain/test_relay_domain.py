@@ -58,19 +58,21 @@ def test_move_message_never_exceeds_the_documented_cap():
     assert message.startswith("Customer c") and " moved to g" in message and message.endswith(".")
 
 
-def test_load_creates_then_updates_in_place():
+@pytest.mark.parametrize("group", ["default", "test-2"])
+def test_load_creates_only_a_ccid_the_client_has_in_any_group_is_409_and_changes_nothing(group):
     client = make_state().books["demo"]
-    assert domain.load_customer(client, "default", {"ccid": "N1", "first_name": "A"}) is True
-    assert domain.load_customer(client, "default", {"ccid": "N1", "first_name": "B"}) is False
-    assert client.customers["N1"] == {"ccid": "N1", "first_name": "B", "product_group_id": "default"}
-
-
-def test_load_into_another_group_is_409_and_changes_nothing():
-    client = make_state().books["demo"]
+    assert domain.load_customer(client, "default", {"ccid": "N1", "first_name": "A"}) is None
+    assert client.customers["N1"] == {"ccid": "N1", "first_name": "A", "product_group_id": "default"}
     with pytest.raises(ApiError) as caught:
-        domain.load_customer(client, "test-2", {"ccid": "C1", "first_name": "Changed"})
-    assert caught.value.status == 409
-    assert client.customers["C1"] == {"ccid": "C1", "product_group_id": "default"}
+        domain.load_customer(client, group, {"ccid": "N1", "first_name": "B"})
+    assert caught.value.status == 409 and "N1 already exists in product group default" in caught.value.message
+    assert client.customers["N1"] == {"ccid": "N1", "first_name": "A", "product_group_id": "default"}
+
+
+def test_the_same_ccid_in_another_client_is_another_customer():
+    state = make_state()
+    domain.load_customer(state.books["other"], "default", {"ccid": "C1", "first_name": "Twin"})
+    assert state.books["demo"].customers["C1"] == {"ccid": "C1", "product_group_id": "default"}
 
 
 def test_load_unknown_group_is_404():
@@ -86,11 +88,7 @@ def test_a_phone_number_belongs_to_at_most_50_customers():
         domain.load_customer(client, "default", {"ccid": f"P{i}", "notification_channels": sms})
     with pytest.raises(ApiError) as caught:
         domain.load_customer(client, "default", {"ccid": "P50", "notification_channels": sms})
-    assert caught.value.status == 409 and "P50" not in client.customers
-    # Updating one of the 50 keeps working, and freeing a number makes room.
-    domain.load_customer(client, "default", {"ccid": "P0", "notification_channels": sms})
-    domain.load_customer(client, "default", {"ccid": "P1"})
-    assert domain.load_customer(client, "default", {"ccid": "P50", "notification_channels": sms}) is True
+    assert caught.value.status == 409 and "P50" not in client.customers and len(client.phone_ccids["6105551212"]) == 50
 
 
 def test_retrieve_returns_a_copy_with_the_group():

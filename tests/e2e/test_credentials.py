@@ -101,7 +101,7 @@ def relay_operations(client_id: str) -> list[tuple[str, str, str, Any]]:
             {"product_group_id": "default", "customer": {"ccid": PROBE_CCID, "first_name": "Mallory"}},
         ),
         (
-            "loadCustomerRecord overwrite",
+            "loadCustomerRecord existing ccid",
             "POST",
             f"/client/{client_id}/load-customer-record",
             {"product_group_id": current, "customer": {"ccid": ccid, "first_name": "Mallory"}},

@@ -67,18 +67,54 @@ def test_retrieve_returns_the_record_with_its_group(client):
     assert response.json["ccid"] == "BAK-11984-007" and response.json["product_group_id"] == "default"
 
 
-def test_load_creates_updates_and_refuses_another_group(client):
+def test_load_creates_then_refuses_the_same_ccid_in_any_group(client):
     body = {"product_group_id": "default", "customer": {"ccid": "NEW-1", "first_name": "Ada"}}
     created = client.post(LOAD, headers=RELAY_KEY, json=body)
-    assert created.status_code == 200 and created.json["created"] is True
-    body["customer"]["first_name"] = "Grace"
-    updated = client.post(LOAD, headers=RELAY_KEY, json=body)
-    assert updated.status_code == 200 and updated.json["created"] is False
-    assert client.get("/cdm/client/demo/customer/NEW-1", headers=RELAY_KEY).json["first_name"] == "Grace"
-    body["product_group_id"] = "vip"
-    conflict = client.post(LOAD, headers=RELAY_KEY, json=body)
-    assert conflict.status_code == 409
-    assert client.get("/cdm/client/demo/customer/NEW-1", headers=RELAY_KEY).json["product_group_id"] == "default"
+    assert created.status_code == 200
+    assert created.json == {
+        "message": "Customer NEW-1 created in default for client demo.",
+        "ccid": "NEW-1",
+        "product_group_id": "default",
+        "created": True,
+    }
+    for group in ("default", "vip"):
+        again = client.post(LOAD, headers=RELAY_KEY, json={"product_group_id": group, "customer": {"ccid": "NEW-1", "first_name": "Grace"}})
+        assert again.status_code == 409 and "NEW-1 already exists in product group default" in again.json["message"]
+    assert client.get("/cdm/client/demo/customer/NEW-1", headers=RELAY_KEY).json == {
+        "ccid": "NEW-1",
+        "product_group_id": "default",
+        "first_name": "Ada",
+    }
+
+
+def test_load_takes_relays_documented_example_body(client):
+    """The create page's per-field examples as one body (its `country` example, USA, breaks its own 2-character cap: US here)."""
+    customer = {
+        "ccid": "BAK-11984-900",
+        "secondary_account_id": "ABC123",
+        "first_name": "Roger",
+        "middle_name": "Harold",
+        "last_name": "Moore",
+        "date_of_birth": "1954-12-01",
+        "ssn_last4": "1234",
+        "gender": "M",
+        "addresses": [
+            {
+                "address1": "201 King of Prussia Road",
+                "address2": "Suite 161",
+                "city": "Radnor",
+                "state_province": "PA",
+                "postal_code": "19087",
+                "country": "US",
+            }
+        ],
+        "notification_channels": [{"channel_type": "sms", "channel_addr": "6105551212", "consent_type": "written"}],
+    }
+    assert client.post(LOAD, headers=RELAY_KEY, json={"product_group_id": "default", "customer": customer}).status_code == 200
+    assert client.get(f"/cdm/client/demo/customer/{customer['ccid']}", headers=RELAY_KEY).json == {
+        **customer,
+        "product_group_id": "default",
+    }
 
 
 @pytest.mark.parametrize(
