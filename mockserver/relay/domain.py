@@ -15,6 +15,8 @@ from mockserver.errors import ApiError
 
 MOVE_MESSAGE_LIMIT = 100  # the vendor's documented cap on the move message
 MAX_CCIDS_PER_PHONE = 50
+MAX_PHONES_PER_CCID = 50
+CHANNELS = "notification_channels"
 UNAUTHORIZED = "The API token does not have authorization to the requested resource."
 
 
@@ -127,6 +129,40 @@ def load_customer(book: CustomerBook, product_group_id: str, customer: dict) -> 
     book.index_phones(ccid, None, customer)
 
 
+def onboard_customer(book: CustomerBook, product_group_id: str, customer: dict, replace_phones: bool) -> bool:
+    """Create the customer, or update it with the fields sent (the others keep their values); True when created.
+
+    `replace_phones` is the vendor's `deactivate_previous_connections`: the numbers sent replace the
+    customer's (none sent: none left); otherwise they join them, and a number the customer has takes the
+    fields sent with it (its consent). A customer changes group only through a move: another group is a 409.
+    """
+    _require_group(book.client, product_group_id)
+    customer = with_distinct_phones(customer)
+    ccid = customer["ccid"]
+    existing = book.customers.get(ccid)
+    if existing is None:
+        _require_room_for_phones(book, ccid, phones_of(customer))
+        book.customers[ccid] = {**customer, "product_group_id": product_group_id}
+        book.index_phones(ccid, None, customer)
+        return True
+    if existing["product_group_id"] != product_group_id:
+        raise ApiError(
+            409,
+            f"Customer {ccid} is in product group {existing['product_group_id']} for client {book.client.client_id};"
+            " onboard does not change a customer's group: use move.",
+        )
+    sent = customer.get(CHANNELS, [])
+    channels = sent if replace_phones else _joined(existing.get(CHANNELS, []), sent)
+    updated = {key: value for key, value in {**existing, **customer}.items() if key != CHANNELS}
+    if channels:
+        updated[CHANNELS] = channels
+    _require_room_on_customer(ccid, len(channels))
+    _require_room_for_phones(book, ccid, phones_of(updated))
+    book.customers[ccid] = updated
+    book.index_phones(ccid, existing, updated)
+    return False
+
+
 def retrieve_customer(book: CustomerBook, ccid: str) -> dict:
     return dict(_customer(book, ccid))
 
@@ -151,6 +187,21 @@ def _customer(book: CustomerBook, ccid: str) -> dict:
     if record is None:
         raise ApiError(404, f"Customer {ccid} not found for client {book.client.client_id}.")
     return record
+
+
+def _joined(existing: list[dict], sent: list[dict]) -> list[dict]:
+    """The customer's channels with those sent: new numbers after the others, a known one with the fields sent."""
+    channels = {channel["channel_addr"]: channel for channel in existing}
+    for channel in sent:
+        channels[channel["channel_addr"]] = {**channels.get(channel["channel_addr"], {}), **channel}
+    return list(channels.values())
+
+
+def _require_room_on_customer(ccid: str, phones: int) -> None:
+    if phones > MAX_PHONES_PER_CCID:
+        raise ApiError(
+            409, f"notification_channels: customer {ccid} would have {phones} phone numbers; a ccid has at most {MAX_PHONES_PER_CCID}."
+        )
 
 
 def _require_room_for_phones(book: CustomerBook, ccid: str, phones: set[str]) -> None:

@@ -229,6 +229,50 @@ def step_load_customer_record(api: Api) -> None:
     assert "BAK-11984-007" in conflict.message and "move" in conflict.message
 
 
+def step_onboard_customer(api: Api) -> None:
+    m = api.models
+    customer = m.RelayCustomer(
+        ccid="BAK-22000-003",
+        first_name="Roger",
+        notification_channels=[m.RelayNotificationChannel(channel_type=m.RelayChannelType.SMS, channel_addr="6105551212")],
+    )
+    inputs = m.RelayOnboardRequestInputParameters.from_dict({"appointment_date": "2024-07-05"})
+    body = m.RelayOnboardRequest(
+        product_group_id="default",
+        customer=customer,
+        trigger_id="7028cb2e-d62d-4d5f-a285-91d25781ea86",
+        launched_by=m.RelayOnboardRequestLaunchedBy(lb_name="user@company.com", lb_source="company-system"),
+        input_parameters=inputs,
+    )
+    created = api.call("onboardCustomer", "demo", client=api.relay, body=body, expect=(200, m.RelayOnboardResult))
+    assert (created.ccid, created.product_group_id, created.created) == ("BAK-22000-003", "default", True)
+
+    # Again, without deactivating: the number sent joins the customer's, the fields not sent stay.
+    body.customer = m.RelayCustomer(
+        ccid="BAK-22000-003",
+        last_name="Moore",
+        notification_channels=[
+            m.RelayNotificationChannel(
+                channel_type=m.RelayChannelType.SMS, channel_addr="6105551213", consent_type=m.RelayConsentType.EXPRESS
+            )
+        ],
+    )
+    updated = api.call("onboardCustomer", "demo", client=api.relay_production, body=body, expect=(200, m.RelayOnboardResult))
+    assert (updated.created, updated.message) == (False, "Customer BAK-22000-003 updated in default for client demo.")
+    record = api.call("retrieveCustomer", "demo", "BAK-22000-003", client=api.relay, expect=(200, m.RelayCustomerRecord))
+    assert (record.first_name, record.last_name) == ("Roger", "Moore")
+    assert [c.channel_addr for c in record.notification_channels] == ["6105551212", "6105551213"]
+
+    body.deactivate_previous_connections = True  # the numbers sent replace the customer's
+    api.call("onboardCustomer", "demo", client=api.relay, body=body, expect=(200, m.RelayOnboardResult))
+    record = api.call("retrieveCustomer", "demo", "BAK-22000-003", client=api.relay, expect=(200, m.RelayCustomerRecord))
+    assert [(c.channel_addr, c.consent_type) for c in record.notification_channels] == [("6105551213", m.RelayConsentType.EXPRESS)]
+
+    body.product_group_id = "vip"
+    conflict = api.call("onboardCustomer", "demo", client=api.relay, body=body, expect=(409, m.RelayError))
+    assert "use move" in conflict.message
+
+
 def step_merge_customer(api: Api) -> None:
     """As a real client merges: get the target, send back its lastModified (a datetime the client serializes)."""
     m = api.models
@@ -309,6 +353,7 @@ STEPS: dict[str, Callable[[Api], None]] = {
     "moveCustomer": step_move_customer,
     "retrieveCustomer": step_retrieve_customer,
     "loadCustomerRecord": step_load_customer_record,
+    "onboardCustomer": step_onboard_customer,
     "mergeCustomer": step_merge_customer,
     "getCustomersByIds": step_get_customers_by_ids,
 }
