@@ -33,6 +33,7 @@ def negotiate(raw: RawRequest) -> str:
 
 _move = Write(_for_client(domain.move_customer), lambda client_id, ccid, group: [relay_key(client_id, ccid)])
 _load = Write(_for_client(domain.load_customer), lambda client_id, group, customer: [relay_key(client_id, customer["ccid"])])
+_onboard = Write(_for_client(domain.onboard_customer), lambda client_id, group, customer, replace: [relay_key(client_id, customer["ccid"])])
 _retrieve = _for_client(domain.retrieve_customer)
 
 
@@ -45,9 +46,18 @@ def moveCustomer(call: Call) -> Reply:  # noqa: N802 - named after its operation
 def loadCustomerRecord(call: Call) -> Reply:  # noqa: N802
     client_id, body = call.request.path["client_id"], call.request.body
     ccid, group = body["customer"]["ccid"], body["product_group_id"]
-    created = call.store.run(_load, client_id, group, body["customer"])
-    verb = "created in" if created else "updated in"
-    message = f"Customer {ccid} {verb} {group} for client {client_id}."
+    call.store.run(_load, client_id, group, body["customer"])
+    message = f"Customer {ccid} created in {group} for client {client_id}."
+    return Reply(200, {"message": message, "ccid": ccid, "product_group_id": group, "created": True})
+
+
+def onboardCustomer(call: Call) -> Reply:  # noqa: N802
+    """Create or update; trigger_id, launched_by and input_parameters are checked by the contract and go no further (no journeys)."""
+    client_id, body = call.request.path["client_id"], call.request.body
+    ccid, group = body["customer"]["ccid"], body["product_group_id"]
+    replace = body.get("deactivate_previous_connections", False)
+    created = call.store.run(_onboard, client_id, group, body["customer"], replace)
+    message = f"Customer {ccid} {'created' if created else 'updated'} in {group} for client {client_id}."
     return Reply(200, {"message": message, "ccid": ccid, "product_group_id": group, "created": created})
 
 
@@ -60,7 +70,12 @@ FAMILY = Family(
     name="relay",
     authenticate=authenticate,
     negotiate=negotiate,
-    handlers={"moveCustomer": moveCustomer, "loadCustomerRecord": loadCustomerRecord, "retrieveCustomer": retrieveCustomer},
+    handlers={
+        "moveCustomer": moveCustomer,
+        "loadCustomerRecord": loadCustomerRecord,
+        "onboardCustomer": onboardCustomer,
+        "retrieveCustomer": retrieveCustomer,
+    },
     error_body=errors.error_body,
     contract_error=errors.contract_error,
 )

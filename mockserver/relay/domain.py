@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from mockserver.errors import ApiError
 
 MOVE_MESSAGE_LIMIT = 100  # the vendor's documented cap on the move message
-PHONE_CHANNELS = frozenset({"sms", "voice"})
 MAX_CCIDS_PER_PHONE = 50
+MAX_PHONES_PER_CCID = 50
+CHANNELS = "notification_channels"
 UNAUTHORIZED = "The API token does not have authorization to the requested resource."
 
 
@@ -67,7 +68,32 @@ class RelayState:
 
 
 def phones_of(record: dict) -> set[str]:
-    return {c["channel_address"] for c in record.get("notification_channels", []) if c.get("channel_type") in PHONE_CHANNELS}
+    """The phone numbers of a record: every notification channel is one (`sms` is Relay's only channel type)."""
+    return {channel["channel_addr"] for channel in record.get("notification_channels", [])}
+
+
+def with_distinct_phones(customer: dict) -> dict:
+    """`customer` with each number once: a number sent twice keeps its first place, later entries' fields win.
+
+    Relay keeps one consent per number, so a second entry can only restate or correct the first; taking it
+    (rather than a 400) keeps every body the schema allows acceptable, as the contract tests demand.
+    """
+    if "notification_channels" not in customer or repeated_phone(customer) is None:
+        return customer
+    channels: dict[str, dict] = {}
+    for channel in customer["notification_channels"]:
+        channels[channel["channel_addr"]] = {**channels.get(channel["channel_addr"], {}), **channel}
+    return {**customer, "notification_channels": list(channels.values())}
+
+
+def repeated_phone(record: dict) -> str | None:
+    """A number the record lists twice, if any (one consent per number: a second entry could only contradict it)."""
+    seen: set[str] = set()
+    for channel in record.get("notification_channels", []):
+        if channel["channel_addr"] in seen:
+            return channel["channel_addr"]
+        seen.add(channel["channel_addr"])
+    return None
 
 
 def authenticate(config: RelayConfig, client_id: str, api_key: str | None) -> RelayClient:
@@ -86,22 +112,55 @@ def move_customer(book: CustomerBook, ccid: str, product_group_id: str) -> str:
     return move_message(ccid, product_group_id, book.client.client_id)
 
 
-def load_customer(book: CustomerBook, product_group_id: str, customer: dict) -> bool:
-    """Create the record, or update it in place; True when it was created."""
+def load_customer(book: CustomerBook, product_group_id: str, customer: dict) -> None:
+    """Create the record. Create only, as Relay documents it: a ccid the client has, in any group, is a 409."""
     _require_group(book.client, product_group_id)
+    customer = with_distinct_phones(customer)
     ccid = customer["ccid"]
     existing = book.customers.get(ccid)
-    if existing is not None and existing["product_group_id"] != product_group_id:
+    if existing is not None:
         raise ApiError(
             409,
-            f"Customer {ccid} already exists in product group {existing['product_group_id']}; use move to change its group.",
+            f"Customer {ccid} already exists in product group {existing['product_group_id']} for client {book.client.client_id};"
+            " load creates only: use onboard to update it, move to change its group.",
         )
-    for phone in phones_of(customer):
-        if len(book.phone_ccids.get(phone, set()) - {ccid}) >= MAX_CCIDS_PER_PHONE:
-            raise ApiError(409, f"notification_channels: phone number {phone} already belongs to {MAX_CCIDS_PER_PHONE} customers.")
+    _require_room_for_phones(book, ccid, phones_of(customer))
     book.customers[ccid] = {**customer, "product_group_id": product_group_id}
-    book.index_phones(ccid, existing, customer)
-    return existing is None
+    book.index_phones(ccid, None, customer)
+
+
+def onboard_customer(book: CustomerBook, product_group_id: str, customer: dict, replace_phones: bool) -> bool:
+    """Create the customer, or update it with the fields sent (the others keep their values); True when created.
+
+    `replace_phones` is the vendor's `deactivate_previous_connections`: the numbers sent replace the
+    customer's (none sent: none left); otherwise they join them, and a number the customer has takes the
+    fields sent with it (its consent). A customer changes group only through a move: another group is a 409.
+    """
+    _require_group(book.client, product_group_id)
+    customer = with_distinct_phones(customer)
+    ccid = customer["ccid"]
+    existing = book.customers.get(ccid)
+    if existing is None:
+        _require_room_for_phones(book, ccid, phones_of(customer))
+        book.customers[ccid] = {**customer, "product_group_id": product_group_id}
+        book.index_phones(ccid, None, customer)
+        return True
+    if existing["product_group_id"] != product_group_id:
+        raise ApiError(
+            409,
+            f"Customer {ccid} is in product group {existing['product_group_id']} for client {book.client.client_id};"
+            " onboard does not change a customer's group: use move.",
+        )
+    sent = customer.get(CHANNELS, [])
+    channels = sent if replace_phones else _joined(existing.get(CHANNELS, []), sent)
+    updated = {key: value for key, value in {**existing, **customer}.items() if key != CHANNELS}
+    if channels:
+        updated[CHANNELS] = channels
+    _require_room_on_customer(ccid, len(channels))
+    _require_room_for_phones(book, ccid, phones_of(updated))
+    book.customers[ccid] = updated
+    book.index_phones(ccid, existing, updated)
+    return False
 
 
 def retrieve_customer(book: CustomerBook, ccid: str) -> dict:
@@ -128,6 +187,28 @@ def _customer(book: CustomerBook, ccid: str) -> dict:
     if record is None:
         raise ApiError(404, f"Customer {ccid} not found for client {book.client.client_id}.")
     return record
+
+
+def _joined(existing: list[dict], sent: list[dict]) -> list[dict]:
+    """The customer's channels with those sent: new numbers after the others, a known one with the fields sent."""
+    channels = {channel["channel_addr"]: channel for channel in existing}
+    for channel in sent:
+        channels[channel["channel_addr"]] = {**channels.get(channel["channel_addr"], {}), **channel}
+    return list(channels.values())
+
+
+def _require_room_on_customer(ccid: str, phones: int) -> None:
+    if phones > MAX_PHONES_PER_CCID:
+        raise ApiError(
+            409, f"notification_channels: customer {ccid} would have {phones} phone numbers; a ccid has at most {MAX_PHONES_PER_CCID}."
+        )
+
+
+def _require_room_for_phones(book: CustomerBook, ccid: str, phones: set[str]) -> None:
+    """Each number may join `ccid` only while fewer than 50 other ccids of the client have it (the vendor's limit)."""
+    for phone in sorted(phones):
+        if len(book.phone_ccids.get(phone, set()) - {ccid}) >= MAX_CCIDS_PER_PHONE:
+            raise ApiError(409, f"notification_channels: phone number {phone} already belongs to {MAX_CCIDS_PER_PHONE} customers.")
 
 
 def _require_group(client: RelayClient, product_group_id: str) -> None:

@@ -180,9 +180,9 @@ def step_retrieve_customer(api: Api) -> None:
     )
     [channel] = jane.notification_channels
     assert isinstance(channel, m.RelayNotificationChannel)
-    assert channel.channel_type is m.RelayNotificationChannelChannelType.SMS
-    assert channel.consent_type is m.RelayNotificationChannelConsentType.EXPRESS
-    assert channel.channel_address == "+15555550100"
+    assert channel.channel_type is m.RelayChannelType.SMS
+    assert channel.consent_type is m.RelayConsentType.EXPRESS
+    assert channel.channel_addr == "6105551212"
 
     john = api.call("retrieveCustomer", "demo", "BAK-11984-008", client=api.relay_production, expect=(200, m.RelayCustomerRecord))
     assert (john.first_name, john.last_name, john.date_of_birth) == ("John", "Roe", dt.date(1975, 9, 30))
@@ -204,9 +204,9 @@ def step_load_customer_record(api: Api) -> None:
         addresses=[m.RelayAddress(address1="12 St James's Square", city="London", country="GB")],
         notification_channels=[
             m.RelayNotificationChannel(
-                channel_type=m.RelayNotificationChannelChannelType.VOICE,
-                channel_address="+15555550142",
-                consent_type=m.RelayNotificationChannelConsentType.IMPLIED,
+                channel_type=m.RelayChannelType.SMS,
+                channel_addr="6105550142",
+                consent_type=m.RelayConsentType.WRITTEN,
             )
         ],
     )
@@ -218,15 +218,59 @@ def step_load_customer_record(api: Api) -> None:
     assert record.to_dict() == {"product_group_id": "default", **customer.to_dict()}  # what was sent, field for field
     assert record.date_of_birth == dt.date(1985, 12, 10)
 
-    customer.first_name = "Augusta Ada"
-    updated = api.call("loadCustomerRecord", "demo", client=api.relay, body=body, expect=(200, m.RelayLoadResult))
-    assert (updated.ccid, updated.created) == ("BAK-22000-001", False)
+    customer.first_name = "Augusta Ada"  # load creates only: the same ccid again, in any group, is a 409
+    again = api.call("loadCustomerRecord", "demo", client=api.relay, body=body, expect=(409, m.RelayError))
+    assert "BAK-22000-001 already exists in product group default" in again.message and "onboard" in again.message
     record = api.call("retrieveCustomer", "demo", "BAK-22000-001", client=api.relay, expect=(200, m.RelayCustomerRecord))
-    assert record.first_name == "Augusta Ada"
+    assert record.first_name == "Ada"
 
     elsewhere = m.RelayLoadRequest(product_group_id="vip", customer=m.RelayCustomer(ccid="BAK-11984-007"))
     conflict = api.call("loadCustomerRecord", "demo", client=api.relay, body=elsewhere, expect=(409, m.RelayError))
     assert "BAK-11984-007" in conflict.message and "move" in conflict.message
+
+
+def step_onboard_customer(api: Api) -> None:
+    m = api.models
+    customer = m.RelayCustomer(
+        ccid="BAK-22000-003",
+        first_name="Roger",
+        notification_channels=[m.RelayNotificationChannel(channel_type=m.RelayChannelType.SMS, channel_addr="6105551212")],
+    )
+    inputs = m.RelayOnboardRequestInputParameters.from_dict({"appointment_date": "2024-07-05"})
+    body = m.RelayOnboardRequest(
+        product_group_id="default",
+        customer=customer,
+        trigger_id="7028cb2e-d62d-4d5f-a285-91d25781ea86",
+        launched_by=m.RelayOnboardRequestLaunchedBy(lb_name="user@company.com", lb_source="company-system"),
+        input_parameters=inputs,
+    )
+    created = api.call("onboardCustomer", "demo", client=api.relay, body=body, expect=(200, m.RelayOnboardResult))
+    assert (created.ccid, created.product_group_id, created.created) == ("BAK-22000-003", "default", True)
+
+    # Again, without deactivating: the number sent joins the customer's, the fields not sent stay.
+    body.customer = m.RelayCustomer(
+        ccid="BAK-22000-003",
+        last_name="Moore",
+        notification_channels=[
+            m.RelayNotificationChannel(
+                channel_type=m.RelayChannelType.SMS, channel_addr="6105551213", consent_type=m.RelayConsentType.EXPRESS
+            )
+        ],
+    )
+    updated = api.call("onboardCustomer", "demo", client=api.relay_production, body=body, expect=(200, m.RelayOnboardResult))
+    assert (updated.created, updated.message) == (False, "Customer BAK-22000-003 updated in default for client demo.")
+    record = api.call("retrieveCustomer", "demo", "BAK-22000-003", client=api.relay, expect=(200, m.RelayCustomerRecord))
+    assert (record.first_name, record.last_name) == ("Roger", "Moore")
+    assert [c.channel_addr for c in record.notification_channels] == ["6105551212", "6105551213"]
+
+    body.deactivate_previous_connections = True  # the numbers sent replace the customer's
+    api.call("onboardCustomer", "demo", client=api.relay, body=body, expect=(200, m.RelayOnboardResult))
+    record = api.call("retrieveCustomer", "demo", "BAK-22000-003", client=api.relay, expect=(200, m.RelayCustomerRecord))
+    assert [(c.channel_addr, c.consent_type) for c in record.notification_channels] == [("6105551213", m.RelayConsentType.EXPRESS)]
+
+    body.product_group_id = "vip"
+    conflict = api.call("onboardCustomer", "demo", client=api.relay, body=body, expect=(409, m.RelayError))
+    assert "use move" in conflict.message
 
 
 def step_merge_customer(api: Api) -> None:
@@ -316,6 +360,7 @@ STEPS: dict[str, Callable[[Api], None]] = {
     "moveCustomer": step_move_customer,
     "retrieveCustomer": step_retrieve_customer,
     "loadCustomerRecord": step_load_customer_record,
+    "onboardCustomer": step_onboard_customer,
     "mergeCustomer": step_merge_customer,
     "getCustomersByIds": step_get_customers_by_ids,
 }

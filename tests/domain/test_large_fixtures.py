@@ -41,7 +41,7 @@ def many(default_data, count=MANY):
 
 
 def phone(number):
-    return {"channel_type": "sms", "channel_address": number, "consent_type": "express"}
+    return {"channel_type": "sms", "channel_addr": number, "consent_type": "express"}
 
 
 BAD_AT = 3217  # deep among many, in the second chunk of records
@@ -59,6 +59,14 @@ BAD_AT = 3217  # deep among many, in the second chunk of records
         ),
         (lambda r, _: r.update(ccid="GEN-000007"), "customers[3217] (GEN-000007): ccid: 'GEN-000007' is used twice"),
         (lambda r, _: r.pop("product_group_id"), "customers[3217] ({ccid}): \"product_group_id\" is a required property"),
+        (
+            lambda r, _: r.update(notification_channels=[phone("2155550100"), phone("2155550100")]),
+            "customers[3217] ({ccid}): notification_channels: phone number 2155550100 is listed twice",
+        ),
+        (
+            lambda r, _: r.update(notification_channels=[{"channel_type": "sms", "channel_address": "2155550100"}]),
+            "customers[3217] ({ccid}): notification_channels.0: \"channel_addr\" is a required property",
+        ),
     ],
 )
 def test_a_bad_record_among_many_is_refused_naming_file_record_ccid_and_field(schemas, default_data, spoil, message):
@@ -76,11 +84,11 @@ def test_the_phone_limit_is_named_at_the_first_customer_past_it(schemas, default
     data = many(default_data)
     customers = data["relay"]["clients"][0]["customers"]
     for record in customers[1000 : 1000 + fixtures.MAX_CCIDS_PER_PHONE + 1]:
-        record["notification_channels"] = [phone("+15555550199")]
+        record["notification_channels"] = [phone("2155550199")]
     with pytest.raises(FixtureError) as refused:
         Fixtures(data, "big.yaml", schemas)
     at = 1000 + fixtures.MAX_CCIDS_PER_PHONE
-    assert f"customers[{at}] ({customers[at]['ccid']}): notification_channels: phone number +15555550199 belongs to more than 50" in str(
+    assert f"customers[{at}] ({customers[at]['ccid']}): notification_channels: phone number 2155550199 belongs to more than 50" in str(
         refused.value
     )
 
@@ -116,7 +124,7 @@ def test_many_records_build_whole_and_independent_states(schemas, default_data, 
     for state in (first, second):
         assert len(state.relay.books["demo"].customers) == len(default_data["relay"]["clients"][0]["customers"]) + MANY
         assert len(state.egain.customers) == len(default_data["egain"]["customers"]) + MANY
-        assert state.relay.books["demo"].phone_ccids["+15555550100"] == {"BAK-11984-007"}
+        assert state.relay.books["demo"].phone_ccids["6105551212"] == {"BAK-11984-007"}
     first.relay.books["demo"].customers["GEN-004999"]["product_group_id"] = "vip"
     assert second.relay.books["demo"].customers["GEN-004999"]["product_group_id"] == "default"
     assert loaded.build().relay.books["demo"].customers["GEN-004999"]["product_group_id"] == "default"

@@ -58,19 +58,21 @@ def test_move_message_never_exceeds_the_documented_cap():
     assert message.startswith("Customer c") and " moved to g" in message and message.endswith(".")
 
 
-def test_load_creates_then_updates_in_place():
+@pytest.mark.parametrize("group", ["default", "test-2"])
+def test_load_creates_only_a_ccid_the_client_has_in_any_group_is_409_and_changes_nothing(group):
     client = make_state().books["demo"]
-    assert domain.load_customer(client, "default", {"ccid": "N1", "first_name": "A"}) is True
-    assert domain.load_customer(client, "default", {"ccid": "N1", "first_name": "B"}) is False
-    assert client.customers["N1"] == {"ccid": "N1", "first_name": "B", "product_group_id": "default"}
-
-
-def test_load_into_another_group_is_409_and_changes_nothing():
-    client = make_state().books["demo"]
+    assert domain.load_customer(client, "default", {"ccid": "N1", "first_name": "A"}) is None
+    assert client.customers["N1"] == {"ccid": "N1", "first_name": "A", "product_group_id": "default"}
     with pytest.raises(ApiError) as caught:
-        domain.load_customer(client, "test-2", {"ccid": "C1", "first_name": "Changed"})
-    assert caught.value.status == 409
-    assert client.customers["C1"] == {"ccid": "C1", "product_group_id": "default"}
+        domain.load_customer(client, group, {"ccid": "N1", "first_name": "B"})
+    assert caught.value.status == 409 and "N1 already exists in product group default" in caught.value.message
+    assert client.customers["N1"] == {"ccid": "N1", "first_name": "A", "product_group_id": "default"}
+
+
+def test_the_same_ccid_in_another_client_is_another_customer():
+    state = make_state()
+    domain.load_customer(state.books["other"], "default", {"ccid": "C1", "first_name": "Twin"})
+    assert state.books["demo"].customers["C1"] == {"ccid": "C1", "product_group_id": "default"}
 
 
 def test_load_unknown_group_is_404():
@@ -81,16 +83,12 @@ def test_load_unknown_group_is_404():
 
 def test_a_phone_number_belongs_to_at_most_50_customers():
     client = make_state().books["demo"]
-    sms = [{"channel_type": "sms", "channel_address": "+1555"}]
+    sms = [{"channel_type": "sms", "channel_addr": "6105551212"}]
     for i in range(50):
         domain.load_customer(client, "default", {"ccid": f"P{i}", "notification_channels": sms})
     with pytest.raises(ApiError) as caught:
         domain.load_customer(client, "default", {"ccid": "P50", "notification_channels": sms})
-    assert caught.value.status == 409 and "P50" not in client.customers
-    # Updating one of the 50 keeps working, and freeing a number makes room.
-    domain.load_customer(client, "default", {"ccid": "P0", "notification_channels": sms})
-    domain.load_customer(client, "default", {"ccid": "P1"})
-    assert domain.load_customer(client, "default", {"ccid": "P50", "notification_channels": sms}) is True
+    assert caught.value.status == 409 and "P50" not in client.customers and len(client.phone_ccids["6105551212"]) == 50
 
 
 def test_retrieve_returns_a_copy_with_the_group():
@@ -98,3 +96,83 @@ def test_retrieve_returns_a_copy_with_the_group():
     record = domain.retrieve_customer(client, "C1")
     record["product_group_id"] = "tampered"
     assert domain.retrieve_customer(client, "C1")["product_group_id"] == "default"
+
+
+def test_a_number_listed_twice_is_kept_once_in_its_place_with_the_later_fields():
+    client = make_state().books["demo"]
+    once = {"channel_type": "sms", "channel_addr": "6105551212", "consent_type": "express"}
+    other = {"channel_type": "sms", "channel_addr": "2155550100"}
+    domain.load_customer(client, "default", {"ccid": "N1", "notification_channels": [once, other, {**once, "consent_type": "stop"}]})
+    assert client.customers["N1"]["notification_channels"] == [{**once, "consent_type": "stop"}, other]
+    assert client.phone_ccids["6105551212"] == {"N1"}
+
+
+def sms(number: str, consent: str | None = None) -> dict:
+    return {"channel_type": "sms", "channel_addr": number, **({"consent_type": consent} if consent else {})}
+
+
+def test_onboard_creates_then_updates_the_fields_sent_only():
+    client = make_state().books["demo"]
+    assert domain.onboard_customer(client, "default", {"ccid": "N1", "first_name": "Ada", "last_name": "Byron"}, False) is True
+    assert domain.onboard_customer(client, "default", {"ccid": "N1", "last_name": "Lovelace"}, False) is False
+    assert client.customers["N1"] == {"ccid": "N1", "first_name": "Ada", "last_name": "Lovelace", "product_group_id": "default"}
+
+
+def test_onboard_adds_numbers_and_a_known_number_takes_the_consent_sent():
+    client = make_state().books["demo"]
+    domain.onboard_customer(
+        client, "default", {"ccid": "N1", "notification_channels": [sms("6105550001", "express"), sms("6105550002")]}, False
+    )
+    domain.onboard_customer(
+        client, "default", {"ccid": "N1", "notification_channels": [sms("6105550002", "stop"), sms("6105550003")]}, False
+    )
+    assert client.customers["N1"]["notification_channels"] == [sms("6105550001", "express"), sms("6105550002", "stop"), sms("6105550003")]
+    assert client.phone_ccids["6105550003"] == {"N1"}
+
+
+def test_onboard_deactivating_previous_connections_replaces_the_numbers():
+    client = make_state().books["demo"]
+    domain.onboard_customer(client, "default", {"ccid": "N1", "notification_channels": [sms("6105550001"), sms("6105550002")]}, False)
+    domain.onboard_customer(client, "default", {"ccid": "N1", "notification_channels": [sms("6105550003", "written")]}, True)
+    assert client.customers["N1"]["notification_channels"] == [sms("6105550003", "written")]
+    assert not client.phone_ccids["6105550001"] and client.phone_ccids["6105550003"] == {"N1"}
+    domain.onboard_customer(client, "default", {"ccid": "N1", "first_name": "Ada"}, True)  # none sent: none left
+    assert client.customers["N1"] == {"ccid": "N1", "first_name": "Ada", "product_group_id": "default"}
+    assert not client.phone_ccids["6105550003"]
+
+
+def test_onboard_into_another_group_is_409_and_changes_nothing():
+    client = make_state().books["demo"]
+    with pytest.raises(ApiError) as caught:
+        domain.onboard_customer(client, "test-2", {"ccid": "C1", "first_name": "Changed"}, False)
+    assert caught.value.status == 409 and "use move" in caught.value.message
+    assert client.customers["C1"] == {"ccid": "C1", "product_group_id": "default"}
+
+
+def test_onboard_past_50_numbers_on_a_ccid_is_409_and_changes_nothing():
+    client = make_state().books["demo"]
+    first = [sms(f"61055500{i:02d}") for i in range(30)]
+    domain.onboard_customer(client, "default", {"ccid": "N1", "notification_channels": first}, False)
+    more = [sms(f"61055501{i:02d}") for i in range(21)]
+    with pytest.raises(ApiError) as caught:
+        domain.onboard_customer(client, "default", {"ccid": "N1", "first_name": "X", "notification_channels": more}, False)
+    assert caught.value.status == 409 and "51 phone numbers" in caught.value.message
+    assert client.customers["N1"] == {"ccid": "N1", "notification_channels": first, "product_group_id": "default"}
+    assert "6105550100" not in client.phone_ccids
+    domain.onboard_customer(client, "default", {"ccid": "N1", "notification_channels": more}, True)  # replacing: 21
+    assert len(client.customers["N1"]["notification_channels"]) == 21
+
+
+def test_onboard_frees_a_number_and_the_51st_customer_can_then_take_it():
+    client = make_state().books["demo"]
+    shared = [sms("6105551212")]
+    for i in range(50):
+        domain.onboard_customer(client, "default", {"ccid": f"P{i}", "notification_channels": shared}, False)
+    with pytest.raises(ApiError) as caught:
+        domain.onboard_customer(client, "default", {"ccid": "C1", "notification_channels": shared}, False)
+    assert caught.value.status == 409 and "6105551212 already belongs to 50 customers" in caught.value.message
+    assert client.customers["C1"] == {"ccid": "C1", "product_group_id": "default"}
+    domain.onboard_customer(client, "default", {"ccid": "P0", "notification_channels": shared}, False)  # one of the 50: fine
+    domain.onboard_customer(client, "default", {"ccid": "P1"}, True)  # frees one place
+    assert domain.onboard_customer(client, "default", {"ccid": "C1", "notification_channels": shared}, False) is False
+    assert len(client.phone_ccids["6105551212"]) == 50

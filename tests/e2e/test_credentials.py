@@ -1,7 +1,7 @@
 """Credential boundaries through a real server process (#5).
 
-Every operation (moveCustomer, loadCustomerRecord, retrieveCustomer,
-mergeCustomer, getCustomersByIds) is sent with no credentials, wrong
+Every operation (moveCustomer, loadCustomerRecord, onboardCustomer,
+retrieveCustomer, mergeCustomer, getCustomersByIds) is sent with no credentials, wrong
 credentials, the other Relay client's key and an under-privileged eGain
 token. Each is refused with the documented 401/403 body, byte for byte the
 same whatever the parameters (no oracle for which ccid or id exists), and
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.e2e
 RELAY_401 = {"message": "The API token does not have authorization to the requested resource."}
 EGAIN_401_UNKNOWN = {"code": "401-101", "developerMessage": "Invalid or expired 'Authorization' header provided. New login is required."}
 EGAIN_401_MISSING = {"code": "401-104", "developerMessage": "Invalid or missing 'authorization' header value."}
-PREFIXES = ("/cdm", "/platform/v3/api/cdm")
+PREFIXES = ("", "/platform/v3/api")
 NOVIEW_TOKEN = "demo-noview-token"  # a user with "Change Customer" only: under-privileged for gets
 FIXTURES = yaml.safe_load((REPO / "fixtures" / "default.yaml").read_text())
 CLIENTS = {c["client_id"]: c for c in FIXTURES["relay"]["clients"]}
@@ -92,24 +92,31 @@ def relay_operations(client_id: str) -> list[tuple[str, str, str, Any]]:
     current = client["customers"][0]["product_group_id"]
     elsewhere = next(g for g in client["product_groups"] if g != current)
     return [
-        ("moveCustomer", "PUT", f"/client/{client_id}/customer/{ccid}/move/{elsewhere}", None),
-        ("moveCustomer unknown ccid", "PUT", f"/client/{client_id}/customer/NO-SUCH-CCID/move/{elsewhere}", None),
-        ("moveCustomer bad ccid", "PUT", f"/client/{client_id}/customer/{'x' * 101}/move/{elsewhere}", None),
+        ("moveCustomer", "PUT", f"/cdm/client/{client_id}/customer/{ccid}/move/{elsewhere}", None),
+        ("moveCustomer unknown ccid", "PUT", f"/cdm/client/{client_id}/customer/NO-SUCH-CCID/move/{elsewhere}", None),
+        ("moveCustomer bad ccid", "PUT", f"/cdm/client/{client_id}/customer/{'x' * 101}/move/{elsewhere}", None),
         (
             "loadCustomerRecord new",
             "POST",
-            f"/client/{client_id}/load-customer-record",
+            f"/cdm/client/{client_id}/load-customer-record",
             {"product_group_id": "default", "customer": {"ccid": PROBE_CCID, "first_name": "Mallory"}},
         ),
         (
-            "loadCustomerRecord overwrite",
+            "loadCustomerRecord existing ccid",
             "POST",
-            f"/client/{client_id}/load-customer-record",
+            f"/cdm/client/{client_id}/load-customer-record",
             {"product_group_id": current, "customer": {"ccid": ccid, "first_name": "Mallory"}},
         ),
-        ("loadCustomerRecord invalid", "POST", f"/client/{client_id}/load-customer-record", {"customer": {"ccid": ""}}),
-        ("retrieveCustomer", "GET", f"/client/{client_id}/customer/{ccid}", None),
-        ("retrieveCustomer unknown ccid", "GET", f"/client/{client_id}/customer/NO-SUCH-CCID", None),
+        ("loadCustomerRecord invalid", "POST", f"/cdm/client/{client_id}/load-customer-record", {"customer": {"ccid": ""}}),
+        (
+            "onboardCustomer existing ccid",
+            "POST",
+            f"/cdm/client/{client_id}/onboard",
+            {"product_group_id": current, "customer": {"ccid": ccid, "first_name": "Mallory"}, "deactivate_previous_connections": True},
+        ),
+        ("onboardCustomer invalid", "POST", f"/cdm/client/{client_id}/onboard", {"customer": {"ccid": ""}}),
+        ("retrieveCustomer", "GET", f"/cdm/client/{client_id}/customer/{ccid}", None),
+        ("retrieveCustomer unknown ccid", "GET", f"/cdm/client/{client_id}/customer/NO-SUCH-CCID", None),
     ]
 
 

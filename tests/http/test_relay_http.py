@@ -67,18 +67,60 @@ def test_retrieve_returns_the_record_with_its_group(client):
     assert response.json["ccid"] == "BAK-11984-007" and response.json["product_group_id"] == "default"
 
 
-def test_load_creates_updates_and_refuses_another_group(client):
+def result(ccid: str, created: bool) -> dict:
+    """A load's or onboard's 200 body for `ccid` in group default of client demo."""
+    verb = "created" if created else "updated"
+    return {
+        "message": f"Customer {ccid} {verb} in default for client demo.",
+        "ccid": ccid,
+        "product_group_id": "default",
+        "created": created,
+    }
+
+
+def test_load_creates_then_refuses_the_same_ccid_in_any_group(client):
     body = {"product_group_id": "default", "customer": {"ccid": "NEW-1", "first_name": "Ada"}}
     created = client.post(LOAD, headers=RELAY_KEY, json=body)
-    assert created.status_code == 200 and created.json["created"] is True
-    body["customer"]["first_name"] = "Grace"
-    updated = client.post(LOAD, headers=RELAY_KEY, json=body)
-    assert updated.status_code == 200 and updated.json["created"] is False
-    assert client.get("/cdm/client/demo/customer/NEW-1", headers=RELAY_KEY).json["first_name"] == "Grace"
-    body["product_group_id"] = "vip"
-    conflict = client.post(LOAD, headers=RELAY_KEY, json=body)
-    assert conflict.status_code == 409
-    assert client.get("/cdm/client/demo/customer/NEW-1", headers=RELAY_KEY).json["product_group_id"] == "default"
+    assert created.status_code == 200
+    assert created.json == result("NEW-1", created=True)
+    for group in ("default", "vip"):
+        again = client.post(LOAD, headers=RELAY_KEY, json={"product_group_id": group, "customer": {"ccid": "NEW-1", "first_name": "Grace"}})
+        assert again.status_code == 409 and "NEW-1 already exists in product group default" in again.json["message"]
+    assert client.get("/cdm/client/demo/customer/NEW-1", headers=RELAY_KEY).json == {
+        "ccid": "NEW-1",
+        "product_group_id": "default",
+        "first_name": "Ada",
+    }
+
+
+def test_load_takes_relays_documented_example_body(client):
+    """The create page's per-field examples as one body (its `country` example, USA, breaks its own 2-character cap: US here)."""
+    customer = {
+        "ccid": "BAK-11984-900",
+        "secondary_account_id": "ABC123",
+        "first_name": "Roger",
+        "middle_name": "Harold",
+        "last_name": "Moore",
+        "date_of_birth": "1954-12-01",
+        "ssn_last4": "1234",
+        "gender": "M",
+        "addresses": [
+            {
+                "address1": "201 King of Prussia Road",
+                "address2": "Suite 161",
+                "city": "Radnor",
+                "state_province": "PA",
+                "postal_code": "19087",
+                "country": "US",
+            }
+        ],
+        "notification_channels": [{"channel_type": "sms", "channel_addr": "6105551212", "consent_type": "written"}],
+    }
+    assert client.post(LOAD, headers=RELAY_KEY, json={"product_group_id": "default", "customer": customer}).status_code == 200
+    assert client.get(f"/cdm/client/demo/customer/{customer['ccid']}", headers=RELAY_KEY).json == {
+        **customer,
+        "product_group_id": "default",
+    }
 
 
 @pytest.mark.parametrize(
@@ -120,3 +162,97 @@ def test_long_ids_keep_the_move_message_within_100_characters(tmp_path, referenc
     assert client.post(LOAD, headers=RELAY_KEY, json=body).status_code == 200
     response = client.put(f"/cdm/client/demo/customer/{ccid}/move/{group}", headers=RELAY_KEY)
     assert response.status_code == 200 and len(response.json["message"]) <= 100
+
+
+ONBOARD = "/cdm/client/demo/onboard"
+
+
+def channel(number: str, consent: str | None = None) -> dict:
+    return {"channel_type": "sms", "channel_addr": number, **({"consent_type": consent} if consent else {})}
+
+
+def retrieve(client, ccid: str) -> dict:
+    return client.get(f"/cdm/client/demo/customer/{ccid}", headers=RELAY_KEY).json
+
+
+def test_onboard_takes_relays_documented_example_body_creates_then_updates(client):
+    """The onboard page's per-field examples (trigger_id, launched_by, deactivate_previous_connections) in one body."""
+    body = {
+        "trigger_id": "7028cb2e-d62d-4d5f-a285-91d25781ea86",
+        "launched_by": {"lb_name": "user@company.com", "lb_source": "company-system"},
+        "product_group_id": "default",
+        "deactivate_previous_connections": True,
+        "input_parameters": {"appointment": {"date": "2024-07-05", "slots": [1, 2]}},
+        "customer": {"ccid": "NEW-2", "first_name": "Roger", "notification_channels": [channel("6105551212", "written")]},
+    }
+    created = client.post(ONBOARD, headers=RELAY_KEY, json=body)
+    assert created.status_code == 200
+    assert created.json == result("NEW-2", created=True)
+    body["customer"] = {"ccid": "NEW-2", "last_name": "Moore", "notification_channels": [channel("6105551213")]}
+    updated = client.post("/platform/v3/api" + ONBOARD, headers=RELAY_KEY, json=body)
+    assert updated.status_code == 200 and updated.json == result("NEW-2", created=False)
+    assert retrieve(client, "NEW-2") == {
+        "ccid": "NEW-2",
+        "product_group_id": "default",
+        "first_name": "Roger",
+        "last_name": "Moore",
+        "notification_channels": [channel("6105551213")],
+    }
+
+
+def test_onboard_without_deactivating_adds_numbers_and_updates_a_known_ones_consent(client):
+    body = {
+        "product_group_id": "default",
+        "customer": {"ccid": "BAK-11984-007", "notification_channels": [channel("6105551212", "stop"), channel("2155550100")]},
+    }
+    assert client.post(ONBOARD, headers=RELAY_KEY, json=body).json["created"] is False
+    record = retrieve(client, "BAK-11984-007")
+    assert record["notification_channels"] == [channel("6105551212", "stop"), channel("2155550100")]
+    assert record["first_name"] == "Jane" and record["addresses"][0]["city"] == "Springfield"
+
+
+@pytest.mark.parametrize(
+    "body, status, fragment",
+    [
+        ({"product_group_id": "vip", "customer": {"ccid": "BAK-11984-007"}}, 409, "use move"),
+        ({"product_group_id": "nope", "customer": {"ccid": "BAK-11984-007"}}, 404, "nope"),
+        ({"product_group_id": "default", "customer": {"ccid": "BAK-11984-007"}, "trigger_id": "t" * 101}, 400, "trigger_id"),
+        ({"product_group_id": "default", "customer": {"ccid": "X"}, "launched_by": {"lb_name": "n" * 256}}, 400, "lb_name"),
+        ({"product_group_id": "default", "customer": {"ccid": "X"}, "launched_by": {"lb_user": "n"}}, 400, "lb_user"),
+        (
+            {"product_group_id": "default", "customer": {"ccid": "X"}, "deactivate_previous_connections": "yes"},
+            400,
+            "deactivate_previous_connections",
+        ),
+        ({"product_group_id": "default", "customer": {"ccid": "X"}, "input_parameters": []}, 400, "input_parameters"),
+        ({"product_group_id": "default"}, 400, "customer"),
+        (
+            {
+                "product_group_id": "default",
+                "customer": {"ccid": "X", "notification_channels": [{"channel_type": "sms", "channel_addr": "+16105551212"}]},
+            },
+            400,
+            "channel_addr",
+        ),
+        (
+            {"product_group_id": "default", "customer": {"ccid": "X", "notification_channels": [channel("6105551212", "implied")]}},
+            400,
+            "consent_type",
+        ),
+    ],
+)
+def test_onboard_refusals_name_the_cause_and_change_nothing(client, state, body, status, fragment):
+    before = dict(state.relay.books["demo"].customers)
+    response = client.post(ONBOARD, headers=RELAY_KEY, json=body)
+    assert response.status_code == status and fragment in response.json["message"], response.json
+    assert state.relay.books["demo"].customers == before
+
+
+def test_onboard_past_50_numbers_on_a_ccid_is_409(client, state):
+    first = [channel(f"61055500{i:02d}") for i in range(49)]
+    body = {"product_group_id": "default", "customer": {"ccid": "BAK-11984-007", "notification_channels": first}}
+    assert client.post(ONBOARD, headers=RELAY_KEY, json=body).status_code == 200  # 49 + Jane's own: 50
+    body["customer"]["notification_channels"] = [channel("6105559999")]
+    refused = client.post(ONBOARD, headers=RELAY_KEY, json=body)
+    assert refused.status_code == 409 and "51 phone numbers" in refused.json["message"]
+    assert len(retrieve(client, "BAK-11984-007")["notification_channels"]) == 50

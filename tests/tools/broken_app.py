@@ -12,6 +12,8 @@ its own way and is named in PLANTED, with the schemathesis check that catches it
 * mergeCustomer answers its 400 in text/plain, a content type the spec does
   not document;
 * loadCustomerRecord never validates the record it is sent.
+
+The other operations answer as documented.
 """
 
 from __future__ import annotations
@@ -79,6 +81,10 @@ def load_customer_record(path: dict, accept: str) -> Response:
     return _json(200, {"message": "Customer loaded.", "ccid": "BAK-00000-001", "product_group_id": "default", "created": True})
 
 
+def onboard_customer(path: dict, accept: str) -> Response:
+    return _json(200, {"message": "Customer onboarded.", "ccid": "BAK-00000-001", "product_group_id": "default", "created": False})
+
+
 def retrieve_customer(path: dict, accept: str) -> Response:
     # BUG: product_group_id is required, and date_of_birth is a date string.
     return _json(200, {"ccid": path["ccid"], "first_name": "Jane", "date_of_birth": 19800402})
@@ -100,6 +106,7 @@ def merge_customer(path: dict, accept: str) -> Response:
 HANDLERS = {
     "moveCustomer": move_customer,
     "loadCustomerRecord": load_customer_record,
+    "onboardCustomer": onboard_customer,
     "retrieveCustomer": retrieve_customer,
     "getCustomersByIds": get_customers_by_ids,
     "mergeCustomer": merge_customer,
