@@ -215,3 +215,15 @@ def test_a_merge_answered_with_microseconds_is_current():
     as_client_sends = stamp[:-1] + "000+00:00"
     domain.merge_customers(state, merge_body(source="3", stamp=as_client_sends))
     assert "3" not in state.customers
+
+
+@pytest.mark.parametrize(
+    "written, short",
+    [
+        ("https://api.egain.cloud/auth/core.customermgr.read", "core.customermgr.read"),
+        ("core.customermgr.manage", "core.customermgr.manage"),
+        ("https://api.egain.cloud/auth/app.core.customermgr.maange", "app.core.customermgr.manage"),  # eGain's page's own spelling
+    ],
+)
+def test_scopes_are_read_short_or_full_and_the_vendors_slip_is_forgiven(written, short):
+    assert domain.scope_name(written) == short

@@ -213,3 +213,18 @@ def test_a_token_with_the_read_scope_gets_but_cannot_merge(client, state):
     assert (merge.status_code, merge.json["code"]) == (403, "403-197")
     assert merge.json["details"] == [{"key": "scope", "value": "https://api.egain.cloud/auth/core.customermgr.manage"}]
     assert "1002" in state.egain.customers
+
+
+def test_a_mock_bug_is_egains_500_100_and_a_forced_500_its_documented_example(monkeypatch):
+    """eGain's published 500 code: for the documented example, and for an answer the mock could not keep in its contract."""
+    from mockserver.egain import api as egain_api
+    from mockserver.http.app import create_app
+    from mockserver.settings import Settings
+
+    client = create_app(Settings()).test_client()  # not strict: a mock bug becomes the logged 500, as when serving
+    forced = client.get("/core/customermgr/v3/customer/1005", headers={**USER, "Prefer": "code=500"})
+    assert (forced.status_code, forced.json["code"]) == (500, "500-100")
+    monkeypatch.setitem(egain_api.FAMILY.handlers, "getCustomersByIds", lambda call: egain_api.Reply(200, {"customer": "not a list"}))
+    broken = client.get("/core/customermgr/v3/customer/1005", headers=USER)
+    assert (broken.status_code, broken.json["code"]) == (500, "500-100")
+    assert "contract does not document" in broken.json["developerMessage"]
