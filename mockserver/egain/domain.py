@@ -102,7 +102,7 @@ def get_customers(state: EgainState, ids: list[str], attributes: str | None = No
     found = [state.customers[i] for i in wanted if i in state.customers]
     if not found:
         listed = ",".join(wanted)
-        raise ApiError(404, f"The following IDs supplied in the URI path were not found: '{listed}'.", "404-101", details=[("ids", listed)])
+        raise ApiError(404, f"The following IDs provided in the URI path were not found: {listed}", "404-101", details=[("ids", listed)])
     if sort != "custom":
         found.sort(key=SORT_KEYS[sort])
     if order == "desc":
@@ -163,7 +163,7 @@ def _check_merge(state: EgainState, source_id: str, source: dict | None, wanted:
         raise ApiError(400, f"Target customer {wanted['id']} does not exist.", "400-125")
     if not _is_individual(source):
         raise ApiError(400, f"Source customer {source_id} is not an individual customer.", "400-109")
-    if instant(wanted["lastModified"]) != instant(target["lastModified"]):
+    if _sent_instant(wanted["lastModified"]) != instant(target["lastModified"]):
         raise ApiError(
             400,
             f"targetCustomer.lastModified {wanted['lastModified']} is not the current value {target['lastModified']}; get the customer again.",
@@ -185,6 +185,14 @@ def _check_merge(state: EgainState, source_id: str, source: dict | None, wanted:
             raise ApiError(400, f"Contact {contact['id']} is not a contact of customer {target['id']}.", "400-127")
         if existing[contact["id"]].get("systemCreated"):
             raise ApiError(400, f"Contact {contact['id']} is system-created and cannot be a merge target.", "400-114")
+
+
+def _sent_instant(text: str) -> tuple[int, str]:
+    """The instant a client sent. `format: date-time` (rfc3339-validator) lets a trailing newline through; RFC 3339 does not."""
+    try:
+        return instant(text)
+    except ValueError:
+        raise ApiError(400, f"request body: targetCustomer.lastModified: {text!r} is not an RFC 3339 date-time.", "400-104") from None
 
 
 def _is_individual(customer: dict) -> bool:

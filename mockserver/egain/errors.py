@@ -25,14 +25,16 @@ CONTRACT_CODES = {
     "body_missing": "400-123",
     "content_type": "400-124",
 }
-# The first code of each status when a cause has no code of its own.
-STATUS_CODES = {500: "500-100"}
+# The code of a cause that has none of its own, by status: eGain's 500-100; 404-102 is a path no operation has
+# (eGain's 404-101 names ids not found).
+STATUS_CODES = {404: "404-102", 500: "500-100"}
 # What `X-egain-error-message: yes` adds: a message fit to show an end user, per status.
 USER_MESSAGES = {
     400: "The request could not be completed because some of the information sent is not valid.",
     401: "Your session has expired. Please sign in again.",
     403: "You are not allowed to perform this action.",
-    404: "The customer you are looking for was not found.",
+    404: "What you are looking for was not found.",
+    405: "This action is not available here.",
     406: "The requested language or format is not available.",
     408: "The request took too long to arrive. Please try again.",
     500: "Something went wrong. Please try again later or contact your administrator.",

@@ -93,6 +93,10 @@ FILE_SCHEMA = {
 }
 
 
+# An eGain scope's short name: `[app.]<area>.<product>.<level>`, as eGain's scope page lists them (core.customermgr.read).
+_SCOPE = re.compile(r"(app\.)?[a-z]+\.[a-z]+\.[a-z]+")
+
+
 def _actor(entry: dict) -> Actor:
     """An eGain actor; `scopes` (short or full-URL names) left out means every Customer Manager scope of its kind."""
     scopes = entry.get("scopes")
@@ -335,6 +339,13 @@ def _check_egain(egain: dict, source: str, customer_check: SchemaCheck) -> None:
     tokens = [a["token"] for a in egain["actors"]]
     if len(tokens) != len(set(tokens)):
         raise FixtureError(f"{source}: egain.actors: a token is used twice")
+    for i, actor in enumerate(egain["actors"]):
+        for scope in actor.get("scopes", []):
+            if not _SCOPE.fullmatch(scope_name(scope)):
+                raise FixtureError(
+                    f"{source}: egain.actors[{i}] ({actor['name']}): scopes: '{scope}' is not an eGain scope"
+                    " (such as core.customermgr.read, app.core.customermgr.manage, or https://api.egain.cloud/auth/ before one)"
+                )
     if not _egain_customers_pass(egain.get("customers", []), SchemaCheck({"type": "array", "items": customer_check.schema})):
         _explain_egain_customers(egain.get("customers", []), source, customer_check)
 

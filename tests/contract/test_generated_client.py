@@ -350,7 +350,7 @@ def step_get_customers_by_ids(api: Api) -> None:
     assert [(a.name, a.value) for a in john.custom_attributes.custom_attribute] == [("loyaltyId", "LY-1005")]
 
     none = api.call("getCustomersByIds", "9999", client=api.egain, expect=(404, m.EgainError))
-    assert (none.code, none.developer_message) == ("404-101", "The following IDs supplied in the URI path were not found: '9999'.")
+    assert (none.code, none.developer_message) == ("404-101", "The following IDs provided in the URI path were not found: 9999")
     unknown = api.call("getCustomersByIds", "1005", client=api.egain_unknown, expect=(401, m.EgainError))
     assert unknown.code == "401-101"
 

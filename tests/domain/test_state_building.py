@@ -1,14 +1,16 @@
 """Fixed configuration shared, mutable state owned: what every session will rely on (no HTTP)."""
 
 import json
+import re
 
 import pytest
+import yaml
 
 from mockserver.contract.compiled import Contract
 from mockserver.contract.spec import load_document
 from mockserver.http.app import create_app
 from mockserver.settings import Settings
-from mockserver.state.fixtures import Fixtures
+from mockserver.state.fixtures import FixtureError, Fixtures
 from mockserver.state.persistence import MARKER, VERSION, StateFileError, snapshot
 from mockserver.state.sources import Sources
 
@@ -60,3 +62,25 @@ def test_temporary_files_left_by_an_interrupted_save_are_removed_at_start(tmp_pa
     unrelated.write_text("{}")
     create_app(Settings(state_file=state))
     assert not any(leftover.exists() for leftover in leftovers) and unrelated.exists()
+
+
+@pytest.mark.parametrize(
+    "scopes, refused",
+    [
+        (["core.customermgr.read", "https://api.egain.cloud/auth/app.core.customermgr.maange"], None),
+        (["core.casemgr.read"], None),  # another product's scope: a real token may carry it
+        (["customermgr.read"], "customermgr.read"),
+        (["https://example.com/auth/core.customermgr.read"], "https://example.com/auth/core.customermgr.read"),
+    ],
+)
+def test_fixture_scopes_must_be_egain_scopes(tmp_path, scopes, refused):
+    data = yaml.safe_load(Settings().fixtures.read_text())
+    data["egain"]["actors"][0]["scopes"] = scopes
+    path = tmp_path / "fixtures.yaml"
+    path.write_text(yaml.safe_dump(data))
+    schemas = Contract(load_document()).schemas
+    if refused is None:
+        Fixtures.load(path, schemas)
+        return
+    with pytest.raises(FixtureError, match=f"egain.actors\\[0\\] \\(demo.user\\): scopes: '{re.escape(refused)}' is not an eGain scope"):
+        Fixtures.load(path, schemas)

@@ -55,12 +55,21 @@ def test_merge_accepts_the_target_timestamp_in_any_rfc3339_form_and_answers_the_
     assert len(answered) == 24 and answered.endswith("Z"), answered  # YYYY-MM-DDTHH:MM:SS.mmmZ
 
 
-def test_merge_refuses_a_timestamp_that_is_not_rfc3339_with_400_104(client):
+@pytest.mark.parametrize("stamp", ["2021-10-25 11:29:58", "2021-10-25T11:29:58.000Z\n"])
+def test_merge_refuses_a_timestamp_that_is_not_rfc3339_with_400_104(client, stamp):
+    """A trailing newline passes the date-time format check (rfc3339-validator's `$`) but is no RFC 3339 date-time."""
     body = copy.deepcopy(SEED_MERGE)
-    body["targetCustomer"]["lastModified"] = "2021-10-25 11:29:58"
+    body["targetCustomer"]["lastModified"] = stamp
     response = client.put(MERGE, headers=USER, json=body)
-    assert response.status_code == 400 and "lastModified" in response.json["developerMessage"]
+    assert (response.status_code, response.json["code"]) == (400, "400-104") and "lastModified" in response.json["developerMessage"]
     assert get(client, "1002").status_code == 200
+
+
+@pytest.mark.parametrize("path, status, code", [("/core/customermgr/v3/nothing", 404, "404-102"), ("/core/customermgr/v3/customer/", 404, "404-102")])
+def test_a_path_no_operation_has_is_not_egains_ids_not_found(client, path, status, code):
+    response = client.get(path, headers={**USER, "X-egain-error-message": "yes"})
+    assert (response.status_code, response.json["code"]) == (status, code)
+    assert response.json["userMessage"] == "What you are looking for was not found."
 
 
 def test_seed_merge_in_xml(client):
@@ -181,7 +190,7 @@ def test_missing_ids_are_left_out_and_none_found_is_the_documented_404(client):
     assert missing.status_code == 404
     assert missing.json == {
         "code": "404-101",
-        "developerMessage": "The following IDs supplied in the URI path were not found: '9999,9998'.",
+        "developerMessage": "The following IDs provided in the URI path were not found: 9999,9998",
         "details": [{"key": "ids", "value": "9999,9998"}],
     }
 
