@@ -34,6 +34,8 @@ def negotiate(raw: RawRequest) -> str:
 _move = Write(_for_client(domain.move_customer), lambda client_id, ccid, group: [relay_key(client_id, ccid)])
 _load = Write(_for_client(domain.load_customer), lambda client_id, group, customer: [relay_key(client_id, customer["ccid"])])
 _onboard = Write(_for_client(domain.onboard_customer), lambda client_id, group, customer, replace: [relay_key(client_id, customer["ccid"])])
+_add_phone = Write(_for_client(domain.add_phone), lambda client_id, ccid, phone, consent: [relay_key(client_id, ccid)])
+_remove_phone = Write(_for_client(domain.remove_phone), lambda client_id, ccid, phone: [relay_key(client_id, ccid)])
 _retrieve = _for_client(domain.retrieve_customer)
 
 
@@ -61,6 +63,19 @@ def onboardCustomer(call: Call) -> Reply:  # noqa: N802
     return Reply(200, {"message": message, "ccid": ccid, "product_group_id": group, "created": created})
 
 
+def addPhoneNumber(call: Call) -> Reply:  # noqa: N802
+    """phone_type, country_code and client_source are checked by the contract; the record has no place for them."""
+    path, body = call.request.path, call.request.body or {}
+    message = call.store.run(_add_phone, path["client_id"], path["ccid"], path["phone_number"], body.get("consent_type"))
+    return Reply(200, {"message": message})
+
+
+def removePhoneNumber(call: Call) -> Reply:  # noqa: N802
+    path = call.request.path
+    message = call.store.run(_remove_phone, path["client_id"], path["ccid"], path["phone_number"])
+    return Reply(200, {"message": message})
+
+
 def retrieveCustomer(call: Call) -> Reply:  # noqa: N802
     path = call.request.path
     return Reply(200, call.store.run(_retrieve, path["client_id"], path["ccid"]))
@@ -74,6 +89,8 @@ FAMILY = Family(
         "moveCustomer": moveCustomer,
         "loadCustomerRecord": loadCustomerRecord,
         "onboardCustomer": onboardCustomer,
+        "addPhoneNumber": addPhoneNumber,
+        "removePhoneNumber": removePhoneNumber,
         "retrieveCustomer": retrieveCustomer,
     },
     error_body=errors.error_body,

@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 
 from mockserver.errors import ApiError
 
-MOVE_MESSAGE_LIMIT = 100  # the vendor's documented cap on the move message
+MESSAGE_LIMIT = 100  # the vendor's documented cap on the move, add_phone and remove_phone messages
+MOVED = "Customer {} moved to {} for client {}."
+PHONE_ADDED = "Phone number {} has been added to customer with ccid {} for client {}."
+PHONE_REMOVED = "Phone number {} has been removed from customer with ccid {} for client {}"  # sic: the vendor's, no period
 MAX_CCIDS_PER_PHONE = 50
 MAX_PHONES_PER_CCID = 50
 CHANNELS = "notification_channels"
@@ -163,23 +166,58 @@ def onboard_customer(book: CustomerBook, product_group_id: str, customer: dict, 
     return False
 
 
+def add_phone(book: CustomerBook, ccid: str, phone: str, consent_type: str | None) -> str:
+    """Put an sms channel for `phone` on the customer (with `consent_type` if sent); the vendor's message.
+
+    A number the customer has already is a 409: nothing would be added, and its consent changes through the
+    consent update (or onboard), so a 200 saying "has been added" would mislead.
+    """
+    record = _customer(book, ccid)
+    if phone in phones_of(record):
+        raise ApiError(409, f"Customer {ccid} already has phone number {phone}; update its consent with the consent update.")
+    channels = record.get(CHANNELS, [])
+    _require_room_on_customer(ccid, len(channels) + 1)
+    _require_room_for_phones(book, ccid, {phone})
+    added = {"channel_type": "sms", "channel_addr": phone, **({"consent_type": consent_type} if consent_type else {})}
+    record[CHANNELS] = [*channels, added]
+    book.phone_ccids.setdefault(phone, set()).add(ccid)
+    return capped(PHONE_ADDED, phone, ccid, book.client.client_id)
+
+
+def remove_phone(book: CustomerBook, ccid: str, phone: str) -> str:
+    """Take `phone` off the customer; a number it does not have is a 404. The vendor's message."""
+    record = _customer(book, ccid)
+    if phone not in phones_of(record):
+        raise ApiError(404, f"Phone number {phone} not found on customer {ccid} for client {book.client.client_id}.")
+    channels = [channel for channel in record[CHANNELS] if channel["channel_addr"] != phone]
+    if channels:
+        record[CHANNELS] = channels
+    else:
+        del record[CHANNELS]
+    book.phone_ccids[phone].discard(ccid)
+    return capped(PHONE_REMOVED, phone, ccid, book.client.client_id)
+
+
 def retrieve_customer(book: CustomerBook, ccid: str) -> dict:
     return dict(_customer(book, ccid))
 
 
 def move_message(ccid: str, product_group_id: str, client_id: str) -> str:
-    """The documented success message, shortened to its 100-character cap when ids are long."""
-    parts = [ccid, product_group_id, client_id]
+    return capped(MOVED, ccid, product_group_id, client_id)
 
-    def render() -> str:
-        return f"Customer {parts[0]} moved to {parts[1]} for client {parts[2]}."
 
-    while len(render()) > MOVE_MESSAGE_LIMIT:
-        longest = max(range(3), key=lambda i: len(parts[i]))
-        excess = len(render()) - MOVE_MESSAGE_LIMIT
+def capped(template: str, *ids: str) -> str:
+    """`template` with `ids`, the longest shortened with an ellipsis until it fits the vendor's 100-character cap.
+
+    The vendor allows ids of 100 characters each yet caps these messages at 100: the cap is kept.
+    """
+    parts = list(ids)
+    while len(template.format(*parts)) > MESSAGE_LIMIT:
+        longest = max(range(len(parts)), key=lambda i: len(parts[i]))
+        excess = len(template.format(*parts)) - MESSAGE_LIMIT
         keep = max(1, len(parts[longest]) - excess - 1)
         parts[longest] = parts[longest][:keep] + "…"
-    return render()
+    return template.format(*parts)
 
 
 def _customer(book: CustomerBook, ccid: str) -> dict:

@@ -322,7 +322,12 @@ class _Tracked:
 
     def values(self) -> Iterator[Any]:
         """Every current value, the fixtures' then those only Redis holds, read a chunk at a time as iterated
-        (the admin state view takes the first few: it reads no more). Read, not watched."""
+        (the admin state view takes the first few: it reads no more). Read, not watched.
+
+        The keys are read outside the attempt's link, so first one read through it: it raises _Stale when the
+        session was reset since this attempt's generation (a reset elsewhere, or this store's own), and the
+        command runs again on the new one, rather than listing the old generation's records."""
+        self._get(self._prefix)  # a key no record has: read for its generation check only
         only_stored = sorted(
             name for name in (key.decode()[len(self._prefix) :] for key in self._client.scan_iter(match=self._prefix + "*", count=1000))
             if name not in self._base

@@ -12,7 +12,7 @@ from mockserver.resources import spec_path
 
 REPO_CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "schemathesis.toml")
 EXAMPLES = int(os.environ.get("MOCKSERVER_FUZZ_EXAMPLES", "25"))
-STATEFUL_EXAMPLES = int(os.environ.get("MOCKSERVER_STATEFUL_EXAMPLES", str(max(60, EXAMPLES // 2))))
+STATEFUL_EXAMPLES = int(os.environ.get("MOCKSERVER_STATEFUL_EXAMPLES", str(max(150, EXAMPLES // 2))))
 
 decode_xml = xmlcodec.DocumentReader(dereference(load_document())["components"]["schemas"])
 

@@ -273,6 +273,40 @@ def step_onboard_customer(api: Api) -> None:
     assert "use move" in conflict.message
 
 
+def step_add_phone_number(api: Api) -> None:
+    m = api.models
+    body = m.RelayAddPhoneRequest(
+        consent_type=m.RelayConsentType.WRITTEN,
+        phone_type=m.RelayAddPhoneRequestPhoneType.MOBILE,
+        country_code="1",
+        client_source="custom client source",
+    )
+    added = api.call("addPhoneNumber", "demo", "BAK-11984-007", "6105551213", client=api.relay, body=body, expect=(200, m.RelayPhoneResult))
+    assert added.message == "Phone number 6105551213 has been added to customer with ccid BAK-11984-007 for client demo."
+    record = api.call("retrieveCustomer", "demo", "BAK-11984-007", client=api.relay, expect=(200, m.RelayCustomerRecord))
+    assert [(c.channel_addr, c.consent_type) for c in record.notification_channels] == [
+        ("6105551212", m.RelayConsentType.EXPRESS),
+        ("6105551213", m.RelayConsentType.WRITTEN),
+    ]
+    again = api.call("addPhoneNumber", "demo", "BAK-11984-007", "6105551213", client=api.relay_production, expect=(409, m.RelayError))
+    assert "already has phone number 6105551213" in again.message
+    missing = api.call("addPhoneNumber", "demo", "BAK-00000-000", "6105551213", client=api.relay, expect=(404, m.RelayError))
+    assert "BAK-00000-000" in missing.message
+
+
+def step_remove_phone_number(api: Api) -> None:
+    m = api.models
+    body = m.RelayRemovePhoneRequest(client_source="custom client source")
+    removed = api.call(
+        "removePhoneNumber", "demo", "BAK-11984-007", "6105551212", client=api.relay, body=body, expect=(200, m.RelayPhoneResult)
+    )
+    assert removed.message == "Phone number 6105551212 has been removed from customer with ccid BAK-11984-007 for client demo"
+    record = api.call("retrieveCustomer", "demo", "BAK-11984-007", client=api.relay, expect=(200, m.RelayCustomerRecord))
+    assert isinstance(record.notification_channels, api.Unset)
+    gone = api.call("removePhoneNumber", "demo", "BAK-11984-007", "6105551212", client=api.relay_production, expect=(404, m.RelayError))
+    assert "6105551212 not found on customer BAK-11984-007" in gone.message
+
+
 def step_merge_customer(api: Api) -> None:
     """As a real client merges: get the target, send back its lastModified (a datetime the client serializes)."""
     m = api.models
@@ -361,6 +395,8 @@ STEPS: dict[str, Callable[[Api], None]] = {
     "retrieveCustomer": step_retrieve_customer,
     "loadCustomerRecord": step_load_customer_record,
     "onboardCustomer": step_onboard_customer,
+    "addPhoneNumber": step_add_phone_number,
+    "removePhoneNumber": step_remove_phone_number,
     "mergeCustomer": step_merge_customer,
     "getCustomersByIds": step_get_customers_by_ids,
 }

@@ -43,7 +43,8 @@ SEEN: Counter = Counter()  # (operationId, status) answered during the stateful 
 
 
 class Workflow(schema.as_state_machine()):
-    """Follows the spec's links: load -> retrieve/move, move -> move again (409), get -> merge -> get."""
+    """Follows the spec's links: load -> retrieve/move, move -> move again (409), onboard -> move into its group (409),
+    add_phone -> remove_phone, get -> merge -> get."""
 
     def setup(self):
         store.reset()
@@ -67,6 +68,7 @@ def test_the_stateful_runs_reached_the_interesting_paths():
     if not SEEN:
         pytest.skip("the stateful test did not run in this session")
     wanted = [("loadCustomerRecord", 200), ("retrieveCustomer", 200), ("moveCustomer", 200), ("moveCustomer", 409), ("mergeCustomer", 204)]
+    wanted += [("onboardCustomer", 200), ("addPhoneNumber", 200), ("removePhoneNumber", 200)]
     missing = [pair for pair in wanted if not SEEN[pair]]
     assert not missing, f"never reached {missing}; seen {dict(SEEN)}"
     assert SEEN[("mergeCustomer", 400)], f"a repeated or stale merge was never sent; seen {dict(SEEN)}"

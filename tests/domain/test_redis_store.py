@@ -7,6 +7,7 @@ import threading
 import pytest
 import redis
 
+from mockserver.admin.api import _state_command
 from mockserver.contract.compiled import Contract
 from mockserver.contract.spec import load_document
 from mockserver.egain.api import _merge_command
@@ -46,6 +47,24 @@ def test_a_change_made_through_one_store_is_seen_through_the_other(stores):
     with pytest.raises(ApiError) as refused:
         other.run(_move, "demo", CCID, "vip")
     assert refused.value.status == 409
+
+
+def test_the_state_view_after_a_reset_lists_the_fixtures_records_not_the_old_generations(stores, monkeypatch):
+    """The view reads keys by scanning: it must not list the old generation's, still there until unlinked."""
+    monkeypatch.setattr(redis_store.RedisStore, "_unlink", lambda self, pattern: None)  # as when the unlinking lags
+    one, other = stores
+
+    def group_of_ccid(store) -> str:
+        [demo, _] = store.run(_state_command, 500)[0]
+        return next(g["product_group_id"] for g in demo["product_groups"] for c in g["customers"] if c["ccid"] == CCID)
+
+    one.run(_move, "demo", CCID, "vip")
+    assert group_of_ccid(one) == "vip"
+    other.reset()  # elsewhere
+    assert group_of_ccid(one) == "default"
+    one.run(_move, "demo", CCID, "vip")
+    one.reset()  # its own
+    assert group_of_ccid(one) == "default"
 
 
 def test_concurrent_moves_from_two_stores_succeed_exactly_once(stores):

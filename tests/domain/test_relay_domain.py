@@ -1,5 +1,7 @@
 """Relay domain rules, without Flask or HTTP."""
 
+import copy
+
 import pytest
 
 from mockserver.errors import ApiError
@@ -176,3 +178,63 @@ def test_onboard_frees_a_number_and_the_51st_customer_can_then_take_it():
     domain.onboard_customer(client, "default", {"ccid": "P1"}, True)  # frees one place
     assert domain.onboard_customer(client, "default", {"ccid": "C1", "notification_channels": shared}, False) is False
     assert len(client.phone_ccids["6105551212"]) == 50
+
+
+def test_add_phone_puts_an_sms_channel_on_the_customer_and_remove_takes_it_off():
+    client = make_state().books["demo"]
+    added = domain.add_phone(client, "C1", "6105551212", "express")
+    assert added == "Phone number 6105551212 has been added to customer with ccid C1 for client demo."
+    assert domain.add_phone(client, "C1", "61055512130", None).endswith("for client demo.")
+    assert client.customers["C1"]["notification_channels"] == [sms("6105551212", "express"), sms("61055512130")]
+    assert client.phone_ccids["6105551212"] == {"C1"}
+    removed = domain.remove_phone(client, "C1", "6105551212")
+    assert removed == "Phone number 6105551212 has been removed from customer with ccid C1 for client demo"  # the vendor's: no period
+    domain.remove_phone(client, "C1", "61055512130")
+    assert client.customers["C1"] == {"ccid": "C1", "product_group_id": "default"}
+    assert not client.phone_ccids["6105551212"]
+
+
+@pytest.mark.parametrize(
+    "act, status, fragment",
+    [
+        (lambda c: domain.add_phone(c, "NOPE", "6105551212", None), 404, "NOPE"),
+        (lambda c: domain.remove_phone(c, "NOPE", "6105551212"), 404, "NOPE"),
+        (lambda c: domain.remove_phone(c, "C1", "6105559999"), 404, "6105559999 not found on customer C1"),
+        (lambda c: domain.add_phone(c, "C1", "6105551212", "stop"), 409, "already has phone number 6105551212"),
+    ],
+)
+def test_phone_refusals_change_nothing(act, status, fragment):
+    client = make_state().books["demo"]
+    domain.add_phone(client, "C1", "6105551212", "express")
+    before = copy.deepcopy(client.customers), copy.deepcopy(client.phone_ccids)
+    with pytest.raises(ApiError) as caught:
+        act(client)
+    assert caught.value.status == status and fragment in caught.value.message
+    assert (client.customers, client.phone_ccids) == before
+
+
+def test_add_phone_keeps_both_limits():
+    client = make_state().books["demo"]
+    for i in range(50):
+        domain.add_phone(client, "C1", f"61055500{i:02d}", None)
+    with pytest.raises(ApiError) as caught:
+        domain.add_phone(client, "C1", "6105559999", None)
+    assert caught.value.status == 409 and "51 phone numbers" in caught.value.message
+    for i in range(50):
+        domain.load_customer(client, "default", {"ccid": f"P{i}"})
+        domain.add_phone(client, f"P{i}", "2155550100", None)
+    with pytest.raises(ApiError) as caught:
+        domain.add_phone(client, "P0", "2155550100", None)
+    assert caught.value.status == 409 and "already has" in caught.value.message
+    domain.load_customer(client, "default", {"ccid": "P50"})
+    with pytest.raises(ApiError) as caught:
+        domain.add_phone(client, "P50", "2155550100", None)
+    assert caught.value.status == 409 and "2155550100 already belongs to 50 customers" in caught.value.message
+    assert "notification_channels" not in client.customers["P50"]
+
+
+def test_phone_messages_keep_the_100_character_cap():
+    long_ccid, long_client = "c" * 100, "k" * 100
+    for template in (domain.PHONE_ADDED, domain.PHONE_REMOVED):
+        message = domain.capped(template, "61055512130", long_ccid, long_client)
+        assert len(message) == 100 and "61055512130" in message and "…" in message

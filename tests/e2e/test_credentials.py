@@ -1,7 +1,8 @@
 """Credential boundaries through a real server process (#5).
 
 Every operation (moveCustomer, loadCustomerRecord, onboardCustomer,
-retrieveCustomer, mergeCustomer, getCustomersByIds) is sent with no credentials, wrong
+addPhoneNumber, removePhoneNumber, retrieveCustomer, mergeCustomer,
+getCustomersByIds) is sent with no credentials, wrong
 credentials, the other Relay client's key and an under-privileged eGain
 token. Each is refused with the documented 401/403 body, byte for byte the
 same whatever the parameters (no oracle for which ccid or id exists), and
@@ -115,6 +116,9 @@ def relay_operations(client_id: str) -> list[tuple[str, str, str, Any]]:
             {"product_group_id": current, "customer": {"ccid": ccid, "first_name": "Mallory"}, "deactivate_previous_connections": True},
         ),
         ("onboardCustomer invalid", "POST", f"/cdm/client/{client_id}/onboard", {"customer": {"ccid": ""}}),
+        ("addPhoneNumber", "PUT", f"/cdm/client/{client_id}/customer/{ccid}/add_phone/6105550199", {"consent_type": "written"}),
+        ("addPhoneNumber invalid", "PUT", f"/cdm/client/{client_id}/customer/{ccid}/add_phone/not-a-phone", None),
+        ("removePhoneNumber unknown number", "PUT", f"/cdm/client/{client_id}/customer/{ccid}/remove_phone/6105550199", None),
         ("retrieveCustomer", "GET", f"/cdm/client/{client_id}/customer/{ccid}", None),
         ("retrieveCustomer unknown ccid", "GET", f"/cdm/client/{client_id}/customer/NO-SUCH-CCID", None),
     ]

@@ -256,3 +256,64 @@ def test_onboard_past_50_numbers_on_a_ccid_is_409(client, state):
     refused = client.post(ONBOARD, headers=RELAY_KEY, json=body)
     assert refused.status_code == 409 and "51 phone numbers" in refused.json["message"]
     assert len(retrieve(client, "BAK-11984-007")["notification_channels"]) == 50
+
+
+JANE = "/cdm/client/demo/customer/BAK-11984-007"
+
+
+def test_add_then_remove_a_phone_number_shows_on_retrieve(client):
+    added = client.put(
+        f"{JANE}/add_phone/6105551213", headers=RELAY_KEY, json={"consent_type": "written", "phone_type": "mobile", "country_code": "1"}
+    )
+    assert added.status_code == 200
+    assert added.json == {"message": "Phone number 6105551213 has been added to customer with ccid BAK-11984-007 for client demo."}
+    assert retrieve(client, "BAK-11984-007")["notification_channels"] == [
+        channel("6105551212", "express"),
+        channel("6105551213", "written"),
+    ]
+    again = client.put(f"/platform/v3/api{JANE}/add_phone/6105551213", headers=RELAY_KEY)  # no body: the body is optional
+    assert again.status_code == 409 and "already has phone number 6105551213" in again.json["message"]
+    removed = client.put(f"{JANE}/remove_phone/6105551212", headers=RELAY_KEY, json={"client_source": "custom client source"})
+    assert removed.status_code == 200
+    assert removed.json == {"message": "Phone number 6105551212 has been removed from customer with ccid BAK-11984-007 for client demo"}
+    assert retrieve(client, "BAK-11984-007")["notification_channels"] == [channel("6105551213", "written")]
+    gone = client.put(f"{JANE}/remove_phone/6105551212", headers=RELAY_KEY)
+    assert gone.status_code == 404 and "6105551212 not found on customer BAK-11984-007" in gone.json["message"]
+
+
+@pytest.mark.parametrize(
+    "url, body, status, fragment",
+    [
+        (f"{JANE}/add_phone/610555121", None, 400, "phone_number"),
+        (f"{JANE}/add_phone/+6105551213", None, 400, "phone_number"),
+        (f"{JANE}/add_phone/610555121300", None, 400, "phone_number"),
+        (f"{JANE}/add_phone/6105551213", {"consent_type": "implied"}, 400, "consent_type"),
+        (f"{JANE}/add_phone/6105551213", {"phone_type": "satellite"}, 400, "phone_type"),
+        (f"{JANE}/add_phone/6105551213", {"country_code": "1" * 11}, 400, "country_code"),
+        (f"{JANE}/add_phone/6105551213", {"client_source": "s" * 101}, 400, "client_source"),
+        (f"{JANE}/remove_phone/6105551212", {"consent_type": "stop"}, 400, "consent_type"),
+        ("/cdm/client/demo/customer/NOPE/add_phone/6105551213", None, 404, "NOPE"),
+        ("/cdm/client/demo/customer/NOPE/remove_phone/6105551212", None, 404, "NOPE"),
+        (f"{JANE}/remove_phone/6105559999", None, 404, "6105559999"),
+        (f"{JANE}/add_phone/6105551212", {"consent_type": "stop"}, 409, "already has phone number 6105551212"),
+    ],
+)
+def test_phone_refusals_name_the_cause_and_change_nothing(client, state, url, body, status, fragment):
+    before = dict(state.relay.books["demo"].customers)
+    response = client.put(url, headers=RELAY_KEY, json=body) if body is not None else client.put(url, headers=RELAY_KEY)
+    assert response.status_code == status and fragment in response.json["message"], response.json
+    assert state.relay.books["demo"].customers == before
+
+
+def test_the_51st_phone_number_of_a_ccid_and_the_51st_ccid_of_a_number_are_409(client):
+    for i in range(49):
+        assert client.put(f"{JANE}/add_phone/61055500{i:02d}", headers=RELAY_KEY).status_code == 200
+    full = client.put(f"{JANE}/add_phone/6105559999", headers=RELAY_KEY)
+    assert full.status_code == 409 and "51 phone numbers" in full.json["message"]
+    for i in range(49):
+        body = {"product_group_id": "default", "customer": {"ccid": f"P{i}", "notification_channels": [channel("6105551212")]}}
+        assert client.post(LOAD, headers=RELAY_KEY, json=body).status_code == 200  # with Jane: 50 on 6105551212
+    client.post(LOAD, headers=RELAY_KEY, json={"product_group_id": "default", "customer": {"ccid": "P49"}})
+    shared = client.put("/cdm/client/demo/customer/P49/add_phone/6105551212", headers=RELAY_KEY)
+    assert shared.status_code == 409 and "6105551212 already belongs to 50 customers" in shared.json["message"]
+    assert "notification_channels" not in retrieve(client, "P49")

@@ -85,6 +85,10 @@ def onboard_customer(path: dict, accept: str) -> Response:
     return _json(200, {"message": "Customer onboarded.", "ccid": "BAK-00000-001", "product_group_id": "default", "created": False})
 
 
+def change_phone(path: dict, accept: str) -> Response:
+    return _json(200, {"message": f"Phone number {path['phone_number']} has been changed."})
+
+
 def retrieve_customer(path: dict, accept: str) -> Response:
     # BUG: product_group_id is required, and date_of_birth is a date string.
     return _json(200, {"ccid": path["ccid"], "first_name": "Jane", "date_of_birth": 19800402})
@@ -107,6 +111,8 @@ HANDLERS = {
     "moveCustomer": move_customer,
     "loadCustomerRecord": load_customer_record,
     "onboardCustomer": onboard_customer,
+    "addPhoneNumber": change_phone,
+    "removePhoneNumber": change_phone,
     "retrieveCustomer": retrieve_customer,
     "getCustomersByIds": get_customers_by_ids,
     "mergeCustomer": merge_customer,
