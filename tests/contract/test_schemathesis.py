@@ -74,7 +74,7 @@ def test_the_stateful_runs_reached_the_interesting_paths():
     fresh draws of the same budget: what never comes within them is a link the spec lost, not bad luck.
     """
     wanted = [("loadCustomerRecord", 200), ("retrieveCustomer", 200), ("moveCustomer", 200), ("moveCustomer", 409), ("mergeCustomer", 204)]
-    wanted += [("onboardCustomer", 200), ("addPhoneNumber", 200), ("removePhoneNumber", 200)]
+    wanted += [("onboardCustomer", 200), ("addPhoneNumber", 200), ("removePhoneNumber", 200), ("updateConsentType", 200)]
     wanted += [("mergeCustomer", 400)]  # a repeated or stale merge
     rounds = 0
     while (missing := [pair for pair in wanted if not SEEN[pair]]) and rounds < MORE_ROUNDS:
