@@ -196,7 +196,7 @@ def remove_phone(book: CustomerBook, ccid: str, phone: str) -> str:
         record[CHANNELS] = channels
     else:
         del record[CHANNELS]
-    book.phone_ccids[phone].discard(ccid)
+    book.phone_ccids.get(phone, set()).discard(ccid)  # get: on a shared store the index is read after the record
     return capped(PHONE_REMOVED, phone, ccid, book.client.client_id)
 
 
@@ -206,12 +206,17 @@ def update_consent(book: CustomerBook, channel_addr: str, channel_type: str, con
     The record (the vendor's 200 body) is made by the first update of the number and kept from then on, even
     once no customer carries it: a consent, `stop` above all, is the client's word about a number. An update
     needs a customer carrying the number (else 404). `stamp(previous)` gives a timestamp after `previous`.
+
+    Each carrier the index names is checked, not trusted: on a shared store the index and the records are
+    read one by one, and another process may change a record in between (that attempt is then run again).
     """
     ccids = book.phone_ccids.get(channel_addr)
     if not ccids:
         raise ApiError(404, f"No customer of client {book.client.client_id} has channel_addr {channel_addr} (channel_type {channel_type}).")
     for ccid in sorted(ccids):
-        record = book.customers[ccid]
+        record = book.customers.get(ccid)
+        if record is None or channel_addr not in phones_of(record):
+            continue
         record[CHANNELS] = [
             {**channel, "consent_type": consent_type} if channel["channel_addr"] == channel_addr else channel
             for channel in record[CHANNELS]

@@ -290,3 +290,15 @@ def test_a_consent_update_of_a_number_no_customer_carries_is_404_and_the_record_
     with pytest.raises(ApiError) as caught:
         domain.update_consent(client, "6105551212", "sms", "written", Stamps())
     assert caught.value.status == 404 and client.consents["6105551212"]["consent_type"] == "stop"
+
+
+def test_phone_commands_check_the_index_against_the_records_rather_than_trust_it():
+    """On a shared store the index and the records are read one by one: a record may have changed in between
+    (that attempt is run again). A command must not fail on such a view (it used to answer 500)."""
+    client = make_state().books["demo"]
+    domain.add_phone(client, "C1", "6105551212", None)
+    client.phone_ccids["6105551212"].add("GONE")  # the index read before another process removed a carrier
+    assert domain.update_consent(client, "6105551212", "sms", "stop", Stamps())["consent_type"] == "stop"
+    assert client.customers["C1"]["notification_channels"] == [sms("6105551212", "stop")]
+    del client.phone_ccids["6105551212"]  # the index read after another process took the number off
+    assert domain.remove_phone(client, "C1", "6105551212").startswith("Phone number 6105551212 has been removed")
