@@ -125,7 +125,11 @@ class Current:
 def materialized(state: State) -> State:
     """A plain copy of `state` (a command: run it in the store), whatever its collections are backed by."""
     books = {
-        client_id: CustomerBook(book.client, {r["ccid"]: copy.deepcopy(r) for r in book.customers.values()})
+        client_id: CustomerBook(
+            book.client,
+            {r["ccid"]: copy.deepcopy(r) for r in book.customers.values()},
+            consents={c["channel_addr"]: dict(c) for c in book.consents.values()},
+        )
         for client_id, book in state.relay.books.items()
     }
     egain = EgainState(state.egain.config, {c["id"]: copy.deepcopy(c) for c in state.egain.customers.values()}, state.sources)

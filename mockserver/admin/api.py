@@ -102,7 +102,8 @@ def _state(call: Call) -> Reply:
 
 
 def _state_command(state: State, limit: int) -> tuple[list[dict], list[dict], bool]:
-    """Copies taken in the store's lock (commands change records in place): Relay by client and group, eGain as is."""
+    """Copies taken in the store's lock (commands change records in place): Relay by client and group with the
+    client's consent records, eGain as is."""
     relay, truncated = [], False
     for client_id, book in state.relay.books.items():
         records = list(itertools.islice(book.customers.values(), limit + 1))  # no more read than shown (Redis)
@@ -110,7 +111,10 @@ def _state_command(state: State, limit: int) -> tuple[list[dict], list[dict], bo
         groups: dict[str, list[dict]] = {group: [] for group in sorted(book.client.product_groups)}
         for record in records[:limit]:
             groups[record["product_group_id"]].append(dict(record))
-        relay.append({"client_id": client_id, "product_groups": [{"product_group_id": g, "customers": c} for g, c in groups.items()]})
+        consents = list(itertools.islice(book.consents.values(), limit + 1))
+        truncated |= len(consents) > limit
+        by_group = [{"product_group_id": g, "customers": c} for g, c in groups.items()]
+        relay.append({"client_id": client_id, "product_groups": by_group, "consents": [dict(c) for c in consents[:limit]]})
     customers = list(itertools.islice(state.egain.customers.values(), limit + 1))
     truncated |= len(customers) > limit
     return relay, [copy.deepcopy(c) for c in customers[:limit]], truncated

@@ -8,7 +8,7 @@ from typing import Any
 from mockserver.contract.compiled import JSON, Operation, RawRequest
 from mockserver.family import Call, Family, Reply
 from mockserver.relay import domain, errors
-from mockserver.state.changes import Write, relay_key
+from mockserver.state.changes import Key, Write, relay_consent_key, relay_key
 from mockserver.state.model import Config, State
 
 API_KEY_HEADER = "xx-relay-api-key"
@@ -37,6 +37,20 @@ _onboard = Write(_for_client(domain.onboard_customer), lambda client_id, group, 
 _add_phone = Write(_for_client(domain.add_phone), lambda client_id, ccid, phone, consent: [relay_key(client_id, ccid)])
 _remove_phone = Write(_for_client(domain.remove_phone), lambda client_id, ccid, phone: [relay_key(client_id, ccid)])
 _retrieve = _for_client(domain.retrieve_customer)
+
+
+def _consent(state: State, client_id: str, channel_addr: str, channel_type: str, consent_type: str) -> dict:
+    """The consent update, stamped by the session's clock (its timestamps are state, kept and logged)."""
+    return domain.update_consent(state.relay.books[client_id], channel_addr, channel_type, consent_type, state.sources.clock.stamp_after)
+
+
+def _consent_touches(state: State, client_id: str, channel_addr: str, *_: Any) -> list[Key]:
+    """The consent record and every customer carrying the number: known from the phone index only."""
+    carriers = sorted(state.relay.books[client_id].phone_ccids.get(channel_addr, ()))
+    return [relay_consent_key(client_id, channel_addr), *(relay_key(client_id, ccid) for ccid in carriers)]
+
+
+_update_consent = Write(_consent, _consent_touches, touches_read_state=True)
 
 
 def moveCustomer(call: Call) -> Reply:  # noqa: N802 - named after its operationId
@@ -76,6 +90,12 @@ def removePhoneNumber(call: Call) -> Reply:  # noqa: N802
     return Reply(200, {"message": message})
 
 
+def updateConsentType(call: Call) -> Reply:  # noqa: N802
+    path = call.request.path
+    args = path["client_id"], path["channel_addr"], path["channel_type"], call.request.body["consent_type"]
+    return Reply(200, {"consent": call.store.run(_update_consent, *args)})
+
+
 def retrieveCustomer(call: Call) -> Reply:  # noqa: N802
     path = call.request.path
     return Reply(200, call.store.run(_retrieve, path["client_id"], path["ccid"]))
@@ -91,6 +111,7 @@ FAMILY = Family(
         "onboardCustomer": onboardCustomer,
         "addPhoneNumber": addPhoneNumber,
         "removePhoneNumber": removePhoneNumber,
+        "updateConsentType": updateConsentType,
         "retrieveCustomer": retrieveCustomer,
     },
     error_body=errors.error_body,

@@ -9,6 +9,7 @@ status the spec documents for that cause.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mockserver.errors import ApiError
@@ -52,6 +53,7 @@ class CustomerBook:
     client: RelayClient
     customers: dict[str, dict] = field(default_factory=dict)  # ccid -> record with product_group_id
     phone_ccids: dict[str, set[str]] = field(default_factory=dict)  # phone number -> ccids using it
+    consents: dict[str, dict] = field(default_factory=dict)  # channel_addr -> consent record (update_consent's)
 
     def index_phones(self, ccid: str, old: dict | None, new: dict) -> None:
         """Move `ccid` in the phone index from the numbers of `old` to those of `new`."""
@@ -194,8 +196,43 @@ def remove_phone(book: CustomerBook, ccid: str, phone: str) -> str:
         record[CHANNELS] = channels
     else:
         del record[CHANNELS]
-    book.phone_ccids[phone].discard(ccid)
+    book.phone_ccids.get(phone, set()).discard(ccid)  # get: on a shared store the index is read after the record
     return capped(PHONE_REMOVED, phone, ccid, book.client.client_id)
+
+
+def update_consent(book: CustomerBook, channel_addr: str, channel_type: str, consent_type: str, stamp: Callable[[str | None], str]) -> dict:
+    """Set the consent of `channel_addr` on every customer of the client carrying it; the consent record.
+
+    The record (the vendor's 200 body) is made by the first update of the number and kept from then on, even
+    once no customer carries it: a consent, `stop` above all, is the client's word about a number. An update
+    needs a customer carrying the number (else 404). `stamp(previous)` gives a timestamp after `previous`.
+
+    Each carrier the index names is checked, not trusted: on a shared store the index and the records are
+    read one by one, and another process may change a record in between (that attempt is then run again).
+    """
+    ccids = book.phone_ccids.get(channel_addr)
+    if not ccids:
+        raise ApiError(404, f"No customer of client {book.client.client_id} has channel_addr {channel_addr} (channel_type {channel_type}).")
+    for ccid in sorted(ccids):
+        record = book.customers.get(ccid)
+        if record is None or channel_addr not in phones_of(record):
+            continue
+        record[CHANNELS] = [
+            {**channel, "consent_type": consent_type} if channel["channel_addr"] == channel_addr else channel
+            for channel in record[CHANNELS]
+        ]
+    previous = book.consents.get(channel_addr)
+    now = stamp(previous["updated_at"] if previous else None)
+    consent = {
+        "client_id": book.client.client_id,
+        "created_at": previous["created_at"] if previous else now,
+        "updated_at": now,
+        "channel_type": channel_type,
+        "channel_addr": channel_addr,
+        "consent_type": consent_type,
+    }
+    book.consents[channel_addr] = consent
+    return dict(consent)
 
 
 def retrieve_customer(book: CustomerBook, ccid: str) -> dict:

@@ -105,6 +105,7 @@ def _empty(state: State) -> None:
     for book in state.relay.books.values():
         _drain(book.customers)
         _drain(book.phone_ccids)
+        _drain(book.consents)
     _drain(state.egain.customers)
 
 

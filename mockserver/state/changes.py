@@ -2,7 +2,9 @@
 
 A command that changes state is wrapped in `Write`, which names the records
 it may touch from its arguments (a move touches one Relay record, a merge
-two eGain customers). After the command ran, `capture` reads the current
+two eGain customers), or, for a command whose records depend on the state
+(a consent update touches every customer carrying the number), from the
+state and its arguments. After the command ran, `capture` reads the current
 value of each of those records (None: the record is gone) and the next free
 id. That is a redo record of values, not of calls: replaying it with `apply`
 needs neither the domain code nor the clock that ran it, so a restart
@@ -15,10 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from mockserver.relay.domain import CustomerBook
 from mockserver.state.model import State
 
 T = TypeVar("T")
-Key = tuple[str, ...]  # ("relay", client_id, ccid) or ("egain", customer_id)
+Key = tuple[str, ...]  # ("relay", client_id, ccid), ("relay-consent", client_id, channel_addr) or ("egain", customer_id)
 RESET = {"reset": True}
 
 
@@ -32,13 +35,21 @@ class Write(Generic[T]):
 
     command: Callable[..., T]
     touches: Callable[..., list[Key]]
+    touches_read_state: bool = False  # `touches(state, *args)`, read in the store's lock right before the command
 
     def __call__(self, state: State, *args: Any) -> T:
         return self.command(state, *args)
 
+    def keys(self, state: State, *args: Any) -> list[Key]:
+        return self.touches(state, *args) if self.touches_read_state else self.touches(*args)
+
 
 def relay_key(client_id: str, ccid: str) -> Key:
     return ("relay", client_id, ccid)
+
+
+def relay_consent_key(client_id: str, channel_addr: str) -> Key:
+    return ("relay-consent", client_id, channel_addr)
 
 
 def egain_key(customer_id: str) -> Key:
@@ -53,9 +64,10 @@ def capture(state: State, keys: list[Key], copies: bool = False) -> dict[str, An
     """
     records = []
     for key in dict.fromkeys(keys):
-        if key[0] == "relay":
-            record = state.relay.books[key[1]].customers.get(key[2])
-            records.append(["relay", key[1], key[2], dict(record) if copies and record is not None else record])
+        if key[0] in ("relay", "relay-consent"):
+            book = state.relay.books[key[1]]
+            record = (book.customers if key[0] == "relay" else book.consents).get(key[2])
+            records.append([key[0], key[1], key[2], dict(record) if copies and record is not None else record])
         else:
             record = state.egain.customers.get(key[1])
             records.append(["egain", key[1], dict(record) if copies and record is not None else record])
@@ -71,6 +83,8 @@ def apply(state: State, entry: Any, fresh: Callable[[], State]) -> State:
     for item in entry["records"]:
         if isinstance(item, list) and len(item) == 4 and item[0] == "relay":
             _put_relay(state, item[1], item[2], item[3])
+        elif isinstance(item, list) and len(item) == 4 and item[0] == "relay-consent":
+            _put(_relay_book(state, item[1]).consents, item[2], item[3], "channel_addr")
         elif isinstance(item, list) and len(item) == 3 and item[0] == "egain" and isinstance(item[1], str):
             _put(state.egain.customers, item[1], item[2], "id")
         else:
@@ -80,12 +94,17 @@ def apply(state: State, entry: Any, fresh: Callable[[], State]) -> State:
 
 
 def _put_relay(state: State, client_id: Any, ccid: Any, record: Any) -> None:
-    book = state.relay.books.get(client_id) if isinstance(client_id, str) else None
-    if book is None:
-        raise ChangeInvalid(f"Relay client {client_id!r} is not in the fixtures' configuration")
+    book = _relay_book(state, client_id)
     old = book.customers.get(ccid)
     _put(book.customers, ccid, record, "ccid")
     book.index_phones(ccid, old, record or {})
+
+
+def _relay_book(state: State, client_id: Any) -> CustomerBook:
+    book = state.relay.books.get(client_id) if isinstance(client_id, str) else None
+    if book is None:
+        raise ChangeInvalid(f"Relay client {client_id!r} is not in the fixtures' configuration")
+    return book
 
 
 def _put(records: dict[str, dict], key: Any, record: Any, id_field: str) -> None:

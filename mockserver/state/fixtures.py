@@ -1,7 +1,7 @@
 """Loading and checking fixture files, and building fresh state from them.
 
 Records are checked against the spec's own schemas (`RelayCustomerRecord`,
-`Customer`), so the mock can never serve a fixture the contract rejects. A bad
+`RelayConsent`, `Customer`), so the mock can never serve a fixture the contract rejects. A bad
 file stops the start with a message naming the file, the record and the field.
 
 Large files (a million customers) load in seconds: a file that is JSON is
@@ -60,6 +60,7 @@ FILE_SCHEMA = {
                             "api_keys": {**_STRINGS, "minItems": 1},
                             "product_groups": {**_STRINGS, "minItems": 1},
                             "customers": {"type": "array", "items": {"type": "object"}},
+                            "consents": {"type": "array", "items": {"type": "object"}},
                         },
                     },
                 }
@@ -121,16 +122,27 @@ class Fixtures:
         clients = data["relay"]["clients"]
         egain = data["egain"].get("customers", [])
         relay = {entry["client_id"]: frozen.freeze(entry.get("customers", []), "ccid") for entry in clients}
+        consents = {entry["client_id"]: frozen.freeze(entry["consents"], "channel_addr") for entry in clients if entry.get("consents")}
         count = sum(len(entry.get("customers", [])) for entry in clients) + len(egain)
-        self._assemble(source, _head(data), _next_id(egain), relay, frozen.freeze(egain, "id"), count)
+        self._assemble(source, _head(data), _next_id(egain), relay, frozen.freeze(egain, "id"), count, consents)
 
-    def _assemble(self, source: str, head: dict, first_id: int, relay: dict[str, frozen.Chunks], egain: frozen.Chunks, count: int) -> None:
+    def _assemble(
+        self,
+        source: str,
+        head: dict,
+        first_id: int,
+        relay: dict[str, frozen.Chunks],
+        egain: frozen.Chunks,
+        count: int,
+        consents: dict[str, frozen.Chunks],
+    ) -> None:
         """Set every field from checked parts (a checked file's, or a cache entry's)."""
         self.source = source
         self.config = _config(head)
         self._head = head
         self._first_id = first_id
         self._relay = relay
+        self._consents = consents  # client_id -> its consent records (those updated before a snapshot)
         self._egain = egain
         self._count = count
         self._spare: Spare[State] | None = Spare(self._fresh) if count >= SPARE_MIN_RECORDS else None
@@ -154,14 +166,22 @@ class Fixtures:
     @classmethod
     def _cached(cls, entry: dict[str, Any], source: str) -> Fixtures:
         fixtures = cls.__new__(cls)
-        fixtures._assemble(source, entry["head"], entry["first_id"], entry["relay"], entry["egain"], entry["count"])
+        parts = entry["head"], entry["first_id"], entry["relay"], entry["egain"], entry["count"], entry["consents"]
+        fixtures._assemble(source, *parts)
         return fixtures
 
     def _entry(self) -> dict[str, Any]:
-        return {"head": self._head, "first_id": self._first_id, "relay": self._relay, "egain": self._egain, "count": self._count}
+        return {
+            "head": self._head,
+            "first_id": self._first_id,
+            "relay": self._relay,
+            "egain": self._egain,
+            "count": self._count,
+            "consents": self._consents,
+        }
 
     def _cacheable(self) -> bool:
-        return all(frozen.only_marshal(chunks) for chunks in [*self._relay.values(), self._egain])
+        return all(frozen.only_marshal(chunks) for chunks in [*self._relay.values(), *self._consents.values(), self._egain])
 
     def without_spare(self) -> Fixtures:
         """Keep no state ready in advance (a shared store resets in Redis, and would never take it)."""
@@ -180,6 +200,9 @@ class Fixtures:
         relay = RelayState.empty(config.relay)
         for client_id, chunks in self._relay.items():
             _fill(relay.books[client_id], chunks)
+        for client_id, chunks in self._consents.items():
+            for chunk in frozen.thaw(chunks):
+                relay.books[client_id].consents.update(chunk)
         customers: dict[str, dict] = {}
         for chunk in frozen.thaw(self._egain):
             customers.update(chunk)
@@ -237,7 +260,7 @@ def _not_json(constant: str) -> Any:
 
 def _head(data: dict) -> dict:
     """The file without its records: what `_config` reads (kept for the cache)."""
-    clients = [{k: v for k, v in entry.items() if k != "customers"} for entry in data["relay"]["clients"]]
+    clients = [{k: v for k, v in entry.items() if k not in ("customers", "consents")} for entry in data["relay"]["clients"]]
     return {"relay": {"clients": clients}, "egain": {k: v for k, v in data["egain"].items() if k != "customers"}}
 
 
@@ -272,11 +295,11 @@ def _check(data: Any, source: str, schemas: dict[str, dict]) -> None:
     error = next(iter(jsonschema_rs.Draft202012Validator(FILE_SCHEMA).iter_errors(data)), None)
     if error is not None:
         raise FixtureError(f"{source}: {where(error.instance_path) or 'top level'}: {error.message}")
-    _check_relay(data["relay"], source, SchemaCheck(schemas["RelayCustomerRecord"]))
+    _check_relay(data["relay"], source, SchemaCheck(schemas["RelayCustomerRecord"]), SchemaCheck(schemas["RelayConsent"]))
     _check_egain(data["egain"], source, SchemaCheck(schemas["Customer"]))
 
 
-def _check_relay(relay: dict, source: str, record_check: SchemaCheck) -> None:
+def _check_relay(relay: dict, source: str, record_check: SchemaCheck, consent_check: SchemaCheck) -> None:
     owners: dict[str, str] = {}
     seen_clients: set[str] = set()
     records_check = SchemaCheck({"type": "array", "items": record_check.schema})
@@ -290,6 +313,22 @@ def _check_relay(relay: dict, source: str, record_check: SchemaCheck) -> None:
                 raise FixtureError(f"{where}: api_keys: '{key}' already belongs to client {owners[key]}")
         if not _relay_customers_pass(client, records_check):
             _explain_relay_customers(client, where, record_check)
+        _check_consents(client, where, consent_check)
+
+
+def _check_consents(client: dict, where: str, consent_check: SchemaCheck) -> None:
+    """Consent records (a snapshot's, or a fixture file's): the spec's schema, of this client, one per number."""
+    numbers: set[str] = set()
+    for j, consent in enumerate(client.get("consents", [])):
+        at = f"{where}.consents[{j}] ({consent.get('channel_addr', '?')})"
+        problem = consent_check.error(consent)
+        if problem:
+            raise FixtureError(f"{at}: {problem}")
+        if consent["client_id"] != client["client_id"]:
+            raise FixtureError(f"{at}: client_id: '{consent['client_id']}' is not this client")
+        if consent["channel_addr"] in numbers:
+            raise FixtureError(f"{at}: channel_addr: '{consent['channel_addr']}' is used twice")
+        numbers.add(consent["channel_addr"])
 
 
 def _relay_customers_pass(client: dict, records_check: SchemaCheck) -> bool:

@@ -91,6 +91,7 @@ def snapshot(state: State) -> dict[str, Any]:
                     "api_keys": sorted(book.client.api_keys),
                     "product_groups": sorted(book.client.product_groups),
                     "customers": list(book.customers.values()),
+                    **({"consents": list(book.consents.values())} if book.consents else {}),
                 }
                 for book in state.relay.books.values()
             ]

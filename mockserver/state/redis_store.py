@@ -14,7 +14,9 @@ loaded: a key holds a record's current value, or a tombstone if it was
 removed; a missing key means "as in the fixtures". So a reset is one INCR of
 the session's generation (the keys of the old one are unlinked in the
 background), whatever the number of customers. New ids come from INCR. The
-phone index is one key per number, copied on write like the records.
+phone index is one key per number, copied on write like the records, and so
+is each Relay consent record (`r:CLIENT:k:NUMBER`, beside the customers'
+`r:CLIENT:c:CCID` and the index's `r:CLIENT:p:NUMBER`).
 
 Redis unreachable, or a command losing the race too often, is the
 operation's documented 503, in the API's own error format; nothing half
@@ -232,7 +234,8 @@ class _View:
         for client_id, book in base.relay.books.items():
             customers = self._track(f"{prefix}r:{client_id}:c:", book.customers, _record_codec)
             phones = self._track(f"{prefix}r:{client_id}:p:", book.phone_ccids, _set_codec)
-            books[client_id] = CustomerBook(book.client, customers, phones)  # type: ignore[arg-type]
+            consents = self._track(f"{prefix}r:{client_id}:k:", book.consents, _record_codec)
+            books[client_id] = CustomerBook(book.client, customers, phones, consents)  # type: ignore[arg-type]
         customers = self._track(f"{prefix}e:c:", base.egain.customers, _record_codec)
         egain = EgainState(base.egain.config, customers, sources)  # type: ignore[arg-type]
         self.state = State(relay=RelayState(books), egain=egain, sources=sources)

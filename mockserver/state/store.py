@@ -64,7 +64,7 @@ class MemoryStore:
         with self._lock:
             if recorder is None or not isinstance(command, Write):
                 return command(self.state, *args)
-            keys = command.touches(*args)
+            keys = command.keys(self.state, *args)
             before = capture(self.state, keys, copies=True)
             result = command(self.state, *args)
             try:

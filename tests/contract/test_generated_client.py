@@ -307,6 +307,42 @@ def step_remove_phone_number(api: Api) -> None:
     assert "6105551212 not found on customer BAK-11984-007" in gone.message
 
 
+def step_update_consent_type(api: Api) -> None:
+    m = api.models
+    api.call("addPhoneNumber", "demo", "BAK-11984-008", "6105551212", client=api.relay, expect=(200, m.RelayPhoneResult))
+    body = m.RelayConsentUpdateRequest(consent_type=m.RelayConsentType.STOP)
+    first = api.call(
+        "updateConsentType", "demo", "6105551212", m.RelayChannelType.SMS, client=api.relay, body=body, expect=(200, m.RelayConsentResult)
+    )
+    consent = first.consent
+    assert isinstance(consent, m.RelayConsent) and isinstance(consent.created_at, dt.datetime) and consent.created_at == consent.updated_at
+    assert (consent.client_id, consent.channel_type, consent.channel_addr, consent.consent_type) == (
+        "demo",
+        m.RelayChannelType.SMS,
+        "6105551212",
+        m.RelayConsentType.STOP,
+    )
+    for ccid in ("BAK-11984-007", "BAK-11984-008"):  # every customer carrying the number
+        record = api.call("retrieveCustomer", "demo", ccid, client=api.relay, expect=(200, m.RelayCustomerRecord))
+        assert [(c.channel_addr, c.consent_type) for c in record.notification_channels] == [("6105551212", m.RelayConsentType.STOP)]
+
+    body.consent_type = m.RelayConsentType.WRITTEN
+    again = api.call(
+        "updateConsentType",
+        "demo",
+        "6105551212",
+        m.RelayChannelType.SMS,
+        client=api.relay_production,
+        body=body,
+        expect=(200, m.RelayConsentResult),
+    )
+    assert again.consent.created_at == consent.created_at and again.consent.updated_at > consent.updated_at
+    unknown = api.call(
+        "updateConsentType", "demo", "6105559999", m.RelayChannelType.SMS, client=api.relay, body=body, expect=(404, m.RelayError)
+    )
+    assert "6105559999" in unknown.message
+
+
 def step_merge_customer(api: Api) -> None:
     """As a real client merges: get the target, send back its lastModified (a datetime the client serializes)."""
     m = api.models
@@ -397,6 +433,7 @@ STEPS: dict[str, Callable[[Api], None]] = {
     "onboardCustomer": step_onboard_customer,
     "addPhoneNumber": step_add_phone_number,
     "removePhoneNumber": step_remove_phone_number,
+    "updateConsentType": step_update_consent_type,
     "mergeCustomer": step_merge_customer,
     "getCustomersByIds": step_get_customers_by_ids,
 }

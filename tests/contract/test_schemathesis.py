@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pytest
 from hypothesis import HealthCheck, settings
+from hypothesis.stateful import run_state_machine_as_test
 from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from mockserver.http.app import create_app
@@ -63,12 +63,22 @@ TestStatefulWorkflow.settings = settings(
 )
 
 
+MORE_ROUNDS = 6  # fresh runs of the state machine allowed to reach what the first left out
+
+
 def test_the_stateful_runs_reached_the_interesting_paths():
-    """Runs after the state machine above (pytest keeps file order)."""
-    if not SEEN:
-        pytest.skip("the stateful test did not run in this session")
+    """Runs after the state machine above (pytest keeps file order), or on its own under xdist.
+
+    Which links one run follows is chance (schemathesis draws a rule among some 30 at each step, and the
+    seed varies with what ran before in the process), so a path the runs so far left out gets more runs,
+    fresh draws of the same budget: what never comes within them is a link the spec lost, not bad luck.
+    """
     wanted = [("loadCustomerRecord", 200), ("retrieveCustomer", 200), ("moveCustomer", 200), ("moveCustomer", 409), ("mergeCustomer", 204)]
-    wanted += [("onboardCustomer", 200), ("addPhoneNumber", 200), ("removePhoneNumber", 200)]
-    missing = [pair for pair in wanted if not SEEN[pair]]
-    assert not missing, f"never reached {missing}; seen {dict(SEEN)}"
-    assert SEEN[("mergeCustomer", 400)], f"a repeated or stale merge was never sent; seen {dict(SEEN)}"
+    wanted += [("onboardCustomer", 200), ("addPhoneNumber", 200), ("removePhoneNumber", 200), ("updateConsentType", 200)]
+    wanted += [("mergeCustomer", 400)]  # a repeated or stale merge
+    rounds = 0
+    while (missing := [pair for pair in wanted if not SEEN[pair]]) and rounds < MORE_ROUNDS:
+        rounds += 1
+        more = settings(TestStatefulWorkflow.settings, derandomize=False, database=None)
+        run_state_machine_as_test(Workflow, settings=more)
+    assert not missing, f"never reached {missing} in {rounds + 1} runs; seen {dict(SEEN)}"

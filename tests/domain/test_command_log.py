@@ -12,7 +12,7 @@ from mockserver.contract.compiled import Contract
 from mockserver.contract.spec import load_document
 from mockserver.egain.api import _merge_command
 from mockserver.errors import ApiError
-from mockserver.relay.api import _load, _move
+from mockserver.relay.api import _add_phone, _load, _move, _onboard, _remove_phone, _update_consent
 from mockserver.settings import Settings
 from mockserver.state import persistence
 from mockserver.state.fixtures import Fixtures
@@ -85,6 +85,47 @@ def test_every_change_survives_a_crash_exactly(tmp_path, fixtures, schemas):
     merge_into_corporate(store, "1003")
     assert path.read_bytes() == first_snapshot  # nothing compacted: the log alone holds the changes
     assert restored(path, fixtures, schemas) == live(store)
+
+
+def relay_changes(store: MemoryStore) -> None:
+    """Every Relay command that changes state, the consent update's records found from the phone index."""
+    store.run(
+        _onboard, "demo", "default", {"ccid": CCID, "notification_channels": [{"channel_type": "sms", "channel_addr": "2155550100"}]}, False
+    )
+    store.run(_add_phone, "demo", "BAK-11984-008", "2155550100", "express")
+    store.run(_update_consent, "demo", "2155550100", "sms", "stop")  # two customers carry it
+    store.run(_remove_phone, "demo", CCID, "6105551212")
+    store.run(_update_consent, "demo", "2155550100", "sms", "written")
+
+
+def test_every_relay_change_survives_a_crash_and_a_snapshot_exactly(tmp_path, fixtures, schemas):
+    path = tmp_path / "state.json"
+    state_file, store = opened(path, fixtures, schemas)
+    relay_changes(store)
+    saved = restored(path, fixtures, schemas)
+    assert saved == live(store)
+    demo = next(client for client in saved["state"]["relay"]["clients"] if client["client_id"] == "demo")
+    [consent] = demo["consents"]
+    assert (consent["channel_addr"], consent["consent_type"]) == ("2155550100", "written") and consent["created_at"] < consent["updated_at"]
+    assert state_file.checkpoint()  # the consent records go into the snapshot, and come back from it
+    assert "consents" in json.loads(path.read_text())["state"]["relay"]["clients"][0]
+    assert restored(path, fixtures, schemas) == live(store)
+
+
+def test_a_consent_update_that_cannot_be_logged_is_undone_on_every_customer(tmp_path, fixtures, schemas, monkeypatch):
+    path = tmp_path / "state.json"
+    _, store = opened(path, fixtures, schemas)
+    store.run(_add_phone, "demo", "BAK-11984-008", "6105551212", None)
+    store.run(_update_consent, "demo", "6105551212", "sms", "written")
+    before = live(store)
+
+    def full(fd, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(persistence.oplog.os, "write", full)
+    with pytest.raises(OSError, match="No space left"):
+        store.run(_update_consent, "demo", "6105551212", "sms", "stop")
+    assert live(store) == before
 
 
 def test_a_refused_command_writes_nothing(tmp_path, fixtures, schemas):

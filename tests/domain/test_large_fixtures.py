@@ -58,14 +58,14 @@ BAD_AT = 3217  # deep among many, in the second chunk of records
             "customers[3217] ({ccid}): product_group_id: 'nope' is not one of the client's product_groups",
         ),
         (lambda r, _: r.update(ccid="GEN-000007"), "customers[3217] (GEN-000007): ccid: 'GEN-000007' is used twice"),
-        (lambda r, _: r.pop("product_group_id"), "customers[3217] ({ccid}): \"product_group_id\" is a required property"),
+        (lambda r, _: r.pop("product_group_id"), 'customers[3217] ({ccid}): "product_group_id" is a required property'),
         (
             lambda r, _: r.update(notification_channels=[phone("2155550100"), phone("2155550100")]),
             "customers[3217] ({ccid}): notification_channels: phone number 2155550100 is listed twice",
         ),
         (
             lambda r, _: r.update(notification_channels=[{"channel_type": "sms", "channel_address": "2155550100"}]),
-            "customers[3217] ({ccid}): notification_channels.0: \"channel_addr\" is a required property",
+            'customers[3217] ({ccid}): notification_channels.0: "channel_addr" is a required property',
         ),
     ],
 )
@@ -259,3 +259,49 @@ def test_a_reset_swaps_whole_states_while_requests_run(schemas, default_data, mo
         thread.join()
     egain = len(default_data["egain"]["customers"]) + 3 * fixtures.frozen.CHUNK
     assert seen <= {(whole, "vip", egain), (whole, "default", egain)} and (whole, "default", egain) in seen
+
+
+def consent(number, **changes):
+    stamp = "2024-07-05T22:16:12.934Z"
+    return {
+        "client_id": "demo",
+        "created_at": stamp,
+        "updated_at": stamp,
+        "channel_type": "sms",
+        "channel_addr": number,
+        "consent_type": "stop",
+        **changes,
+    }
+
+
+def test_consent_records_of_a_file_are_checked_and_built_into_every_state(schemas, default_data, tmp_path, cache, monkeypatch):
+    """A snapshot keeps the Relay consent records in the fixture format: each client's `consents` (cached too)."""
+    data = copy.deepcopy(default_data)
+    data["relay"]["clients"][0]["consents"] = [consent("6105551212"), consent("2155550100", consent_type="written")]
+    path = tmp_path / "consents.json"
+    path.write_text(json.dumps(data))
+    loaded = Fixtures.load(path, schemas, cache=cache)
+    first, second = loaded.build(), loaded.build()
+    assert first.relay.books["demo"].consents == {c["channel_addr"]: c for c in data["relay"]["clients"][0]["consents"]}
+    first.relay.books["demo"].consents["6105551212"]["consent_type"] = "express"
+    assert second.relay.books["demo"].consents["6105551212"]["consent_type"] == "stop"
+    assert not first.relay.books["other"].consents
+    monkeypatch.setattr(fixtures, "_parse", not_parsed)
+    assert Fixtures.load(path, schemas, cache=cache).build().relay.books["demo"].consents == second.relay.books["demo"].consents
+
+
+@pytest.mark.parametrize(
+    "consents, message",
+    [
+        ([consent("6105551212", client_id="other")], "consents[0] (6105551212): client_id: 'other' is not this client"),
+        ([consent("6105551212"), consent("6105551212")], "consents[1] (6105551212): channel_addr: '6105551212' is used twice"),
+        ([consent("6105551212", consent_type="implied")], "consents[0] (6105551212): consent_type: "),
+        ([consent("6105551212", updated_at="yesterday")], "consents[0] (6105551212): updated_at: "),
+    ],
+)
+def test_a_bad_consent_record_is_refused_naming_it(schemas, default_data, consents, message):
+    data = copy.deepcopy(default_data)
+    data["relay"]["clients"][0]["consents"] = consents
+    with pytest.raises(FixtureError) as refused:
+        Fixtures(data, "consents.yaml", schemas)
+    assert f"consents.yaml: relay.clients[0] (demo).{message}" in str(refused.value)

@@ -12,7 +12,7 @@ from mockserver.contract.compiled import Contract
 from mockserver.contract.spec import load_document
 from mockserver.egain.api import _merge_command
 from mockserver.errors import ApiError
-from mockserver.relay.api import _move, _retrieve
+from mockserver.relay.api import _add_phone, _move, _retrieve, _update_consent
 from mockserver.settings import Settings
 from mockserver.state import redis_store
 from mockserver.state.fixtures import FixtureError, Fixtures
@@ -47,6 +47,17 @@ def test_a_change_made_through_one_store_is_seen_through_the_other(stores):
     with pytest.raises(ApiError) as refused:
         other.run(_move, "demo", CCID, "vip")
     assert refused.value.status == 409
+
+
+def test_a_consent_update_through_one_store_reaches_every_carrier_and_its_record_is_seen_through_the_other(stores):
+    one, other = stores
+    other.run(_add_phone, "demo", "BAK-11984-008", "6105551212", None)
+    first = one.run(_update_consent, "demo", "6105551212", "sms", "stop")
+    for ccid in (CCID, "BAK-11984-008"):
+        assert other.run(_retrieve, "demo", ccid)["notification_channels"][-1]["consent_type"] == "stop"
+    second = other.run(_update_consent, "demo", "6105551212", "sms", "written")
+    assert second["created_at"] == first["created_at"] and second["updated_at"] > first["updated_at"]
+    assert one.run(lambda state: dict(state.relay.books["demo"].consents["6105551212"])) == second
 
 
 def test_the_state_view_after_a_reset_lists_the_fixtures_records_not_the_old_generations(stores, monkeypatch):

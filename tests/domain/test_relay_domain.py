@@ -238,3 +238,67 @@ def test_phone_messages_keep_the_100_character_cap():
     for template in (domain.PHONE_ADDED, domain.PHONE_REMOVED):
         message = domain.capped(template, "61055512130", long_ccid, long_client)
         assert len(message) == 100 and "61055512130" in message and "…" in message
+
+
+class Stamps:
+    """Timestamps one millisecond apart, and the `previous` each call was given."""
+
+    def __init__(self):
+        self.given: list[str | None] = []
+
+    def __call__(self, previous: str | None) -> str:
+        self.given.append(previous)
+        return f"2024-07-05T22:16:12.{930 + len(self.given):03d}Z"
+
+
+def test_a_consent_update_sets_the_number_on_every_carrier_and_keeps_its_record():
+    client = make_state().books["demo"]
+    for ccid in ("N1", "N2"):
+        domain.load_customer(client, "default", {"ccid": ccid, "notification_channels": [sms("2155550100"), sms("6105551212", "express")]})
+    stamps = Stamps()
+    first = domain.update_consent(client, "6105551212", "sms", "stop", stamps)
+    assert first == {
+        "client_id": "demo",
+        "created_at": "2024-07-05T22:16:12.931Z",
+        "updated_at": "2024-07-05T22:16:12.931Z",
+        "channel_type": "sms",
+        "channel_addr": "6105551212",
+        "consent_type": "stop",
+    }
+    for ccid in ("N1", "N2"):
+        assert client.customers[ccid]["notification_channels"] == [sms("2155550100"), sms("6105551212", "stop")]
+    second = domain.update_consent(client, "6105551212", "sms", "written", stamps)
+    assert (second["created_at"], second["updated_at"], second["consent_type"]) == (
+        first["created_at"],
+        "2024-07-05T22:16:12.932Z",
+        "written",
+    )
+    assert stamps.given == [None, first["updated_at"]]  # each stamp after the record's last
+    assert client.consents["6105551212"] == second
+    second["consent_type"] = "tampered"
+    assert client.consents["6105551212"]["consent_type"] == "written"
+
+
+def test_a_consent_update_of_a_number_no_customer_carries_is_404_and_the_record_stays():
+    client = make_state().books["demo"]
+    with pytest.raises(ApiError) as caught:
+        domain.update_consent(client, "6105551212", "sms", "stop", Stamps())
+    assert caught.value.status == 404 and "6105551212" in caught.value.message and not client.consents
+    domain.add_phone(client, "C1", "6105551212", None)
+    domain.update_consent(client, "6105551212", "sms", "stop", Stamps())
+    domain.remove_phone(client, "C1", "6105551212")
+    with pytest.raises(ApiError) as caught:
+        domain.update_consent(client, "6105551212", "sms", "written", Stamps())
+    assert caught.value.status == 404 and client.consents["6105551212"]["consent_type"] == "stop"
+
+
+def test_phone_commands_check_the_index_against_the_records_rather_than_trust_it():
+    """On a shared store the index and the records are read one by one: a record may have changed in between
+    (that attempt is run again). A command must not fail on such a view (it used to answer 500)."""
+    client = make_state().books["demo"]
+    domain.add_phone(client, "C1", "6105551212", None)
+    client.phone_ccids["6105551212"].add("GONE")  # the index read before another process removed a carrier
+    assert domain.update_consent(client, "6105551212", "sms", "stop", Stamps())["consent_type"] == "stop"
+    assert client.customers["C1"]["notification_channels"] == [sms("6105551212", "stop")]
+    del client.phone_ccids["6105551212"]  # the index read after another process took the number off
+    assert domain.remove_phone(client, "C1", "6105551212").startswith("Phone number 6105551212 has been removed")

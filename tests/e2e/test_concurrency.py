@@ -10,6 +10,11 @@ checked against what the clients were told:
   fields) is the one written by a successful move/load that can have been
   the last one (no successful write started after it ended). Every loaded
   ccid was announced `created` exactly once: none lost, none duplicated.
+* Relay phones (#12): threads add and remove one number on 70 ccids (more
+  than the 50 a number may have) and update its consent. No customer lists
+  it twice, at most 50 carry it, each carries it or not as a possible last
+  successful add or remove left it, and its consent record holds a possible
+  last update's consent_type.
 * eGain: every 204 merge removed its source (now gone) and nothing else;
   no source was merged twice; `before - merges == after`; every source's
   contact points live in exactly one customer, the target of its merge.
@@ -48,6 +53,9 @@ SOURCES = tuple(str(5000 + i) for i in range(600))
 TARGETS = tuple(str(6000 + i) for i in range(10))  # few targets: merges race on lastModified
 STAMP = "2022-01-01T00:00:00.000Z"
 RELAY = "/cdm/client/demo"
+SHARED_PHONE = "6105550000"  # wanted by more ccids than the 50 a number may have
+PHONE_CCIDS = STRESS_CCIDS + NEW_CCIDS
+CONSENT = f"/messaging/client/demo/consent/channel_addr/{SHARED_PHONE}/channel_type/sms"
 
 
 def email_of(customer_id: str) -> str:
@@ -98,6 +106,15 @@ class Write:
 
 
 @dataclass
+class PhoneWrite:
+    """A successful add_phone, remove_phone ("add", "remove") or consent update (its consent_type)."""
+
+    started: float
+    ended: float
+    kind: str
+
+
+@dataclass
 class Journal:
     """What every thread saw, merged under one lock."""
 
@@ -108,6 +125,8 @@ class Journal:
     writes: dict = field(default_factory=lambda: defaultdict(list))  # ccid -> [Write]
     created: Counter = field(default_factory=Counter)  # ccid -> loads answered created=true
     merges: list = field(default_factory=list)  # (source, target) answered 204
+    phones: dict = field(default_factory=lambda: defaultdict(list))  # ccid -> [PhoneWrite] answered 200
+    consents: list = field(default_factory=list)  # [PhoneWrite] of consent updates answered 200
     requests: int = 0
 
     def take(self) -> bool:
@@ -131,8 +150,8 @@ class Client:
         self.sequence = 0
 
     def run(self) -> None:
-        operations = (self.move, self.load, self.retrieve, self.merge, self.get)
-        weights = (25, 20, 20, 20, 15)
+        operations = (self.move, self.load, self.retrieve, self.merge, self.get, self.phone)
+        weights = (25, 20, 20, 20, 15, 20)
         try:
             while time.monotonic() < self.deadline and self.journal.take():
                 self.rng.choices(operations, weights)[0]()
@@ -187,6 +206,26 @@ class Client:
                     self.journal.created[ccid] += 1
             if answer["ccid"] != ccid or answer["product_group_id"] != group:
                 self.flag("load", ccid, status, data)
+
+    def phone(self) -> None:
+        # three adds to a remove: about 52 of the 70 would carry it, so the 50-ccid limit is met under the race
+        ccid, kind = self.rng.choice(PHONE_CCIDS), self.rng.choices(("add", "remove", "consent"), (3, 1, 1))[0]
+        started = time.monotonic()
+        if kind == "consent":
+            consent = self.rng.choice(("written", "express", "stop"))
+            status, data = self.send("consent", {200, 404}, "PUT", CONSENT, RELAY_KEY, {"consent_type": consent})
+            if status == 200:
+                with self.journal.lock:
+                    self.journal.consents.append(PhoneWrite(started, time.monotonic(), consent))
+            return
+        # 404: a new ccid not loaded yet, or (remove) a number it lacks; 409: (add) it has it, or 50 ccids have it
+        status, data = self.send(f"{kind}_phone", {200, 404, 409}, "PUT", f"{RELAY}/customer/{ccid}/{kind}_phone/{SHARED_PHONE}", RELAY_KEY)
+        if status == 409 and b"already belongs to 50" in data:
+            with self.journal.lock:
+                self.journal.statuses[("add_phone", "409 of which 50 ccids")] += 1
+        if status == 200:
+            with self.journal.lock:
+                self.journal.phones[ccid].append(PhoneWrite(started, time.monotonic(), kind))
 
     def retrieve(self) -> None:
         ccid = self.any_ccid()
@@ -305,6 +344,7 @@ def test_sixteen_threads_leave_consistent_state(tmp_path, server, saving):
         after = egain_customers(base, all_egain_ids)
         relay_after = {ccid: relay_customer(base, ccid) for ccid in FIXTURE_CCIDS + STRESS_CCIDS + NEW_CCIDS}
         gone = {source: call(base, "GET", f"{EGAIN}/{source}", USER) for source, _ in journal.merges}
+        consents_after = next(c for c in call(base, "GET", "/__admin/state").json()["relay"] if c["client_id"] == "demo")["consents"]
         assert call(base, "GET", "/__admin/health").status == 200
 
     mix = Counter()
@@ -349,6 +389,21 @@ def test_sixteen_threads_leave_consistent_state(tmp_path, server, saving):
             assert record["first_name"] in {w.first_name for w in possible_last(loads)}, (ccid, record, possible_last(loads))
         else:
             assert record["first_name"] == initial_groups[ccid]["first_name"], (ccid, record)
+
+    # Relay phones: carried once or not at all, as a possible last add or remove left it; at most 50 carriers.
+    carriers = []
+    for ccid in PHONE_CCIDS:
+        numbers = [c["channel_addr"] for c in (relay_after[ccid] or {}).get("notification_channels", [])]
+        assert len(numbers) == len(set(numbers)), (ccid, numbers)
+        has = SHARED_PHONE in numbers
+        carriers += [ccid] if has else []
+        changes = journal.phones.get(ccid, [])
+        assert (("add" if has else "remove") in {w.kind for w in possible_last(changes)}) if changes else not has, (ccid, has, changes)
+    assert journal.phones and 0 < len(carriers) <= 50, carriers
+    if journal.consents:
+        [record] = [c for c in consents_after if c["channel_addr"] == SHARED_PHONE]
+        assert record["consent_type"] in {w.kind for w in possible_last(journal.consents)}, (record, possible_last(journal.consents))
+        assert record["created_at"] <= record["updated_at"]
 
     # eGain: each 204 removed exactly its source, no source twice, nothing else removed.
     merged_sources = Counter(source for source, _ in journal.merges)

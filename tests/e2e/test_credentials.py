@@ -1,8 +1,8 @@
 """Credential boundaries through a real server process (#5).
 
 Every operation (moveCustomer, loadCustomerRecord, onboardCustomer,
-addPhoneNumber, removePhoneNumber, retrieveCustomer, mergeCustomer,
-getCustomersByIds) is sent with no credentials, wrong
+addPhoneNumber, removePhoneNumber, updateConsentType, retrieveCustomer,
+mergeCustomer, getCustomersByIds) is sent with no credentials, wrong
 credentials, the other Relay client's key and an under-privileged eGain
 token. Each is refused with the documented 401/403 body, byte for byte the
 same whatever the parameters (no oracle for which ccid or id exists), and
@@ -119,6 +119,13 @@ def relay_operations(client_id: str) -> list[tuple[str, str, str, Any]]:
         ("addPhoneNumber", "PUT", f"/cdm/client/{client_id}/customer/{ccid}/add_phone/6105550199", {"consent_type": "written"}),
         ("addPhoneNumber invalid", "PUT", f"/cdm/client/{client_id}/customer/{ccid}/add_phone/not-a-phone", None),
         ("removePhoneNumber unknown number", "PUT", f"/cdm/client/{client_id}/customer/{ccid}/remove_phone/6105550199", None),
+        (
+            "updateConsentType",
+            "PUT",
+            f"/messaging/client/{client_id}/consent/channel_addr/6105551212/channel_type/sms",
+            {"consent_type": "stop"},
+        ),
+        ("updateConsentType invalid", "PUT", f"/messaging/client/{client_id}/consent/channel_addr/x/channel_type/email", {}),
         ("retrieveCustomer", "GET", f"/cdm/client/{client_id}/customer/{ccid}", None),
         ("retrieveCustomer unknown ccid", "GET", f"/cdm/client/{client_id}/customer/NO-SUCH-CCID", None),
     ]

@@ -1,7 +1,8 @@
 """`serve --store redis://`: several server processes, one Redis, behaving as one mock (issue #14).
 
-The race test: 4 processes, 8 client threads sending moves and merges on overlapping customers to random
-processes. Then the invariants a lost update or a half-applied command would break.
+The race test: 4 processes, 8 client threads sending moves, merges and (#12) phone number adds, removes and
+consent updates on overlapping customers to random processes. Then the invariants a lost update or a
+half-applied command would break.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.fixturegen import MERGE_LAST_MODIFIED, SOURCE_BASE, TARGET_BASE, move_ccid, write_fixture
+from benchmarks.fixturegen import MERGE_LAST_MODIFIED, SOURCE_BASE, TARGET_BASE, move_ccid, relay_ccid, write_fixture
 from tests.e2e.server import free_port, process_tree, running_server
 from tests.e2e.wire import eventually
 from tests.redis_server import redis_server
@@ -34,6 +35,8 @@ MOVERS, PAIRS, THREADS, SECONDS = 6, 12, 8, 4.0
 RULE_TIMES = 20
 GROUPS = ("default", "vip")
 CCID = "BAK-11984-007"
+PHONE_HOLDERS = 60  # more ccids than the 50 one number may have
+PHONE = "6105550000"
 
 
 def call(base: str, method: str, path: str, headers: dict, body: dict | None = None) -> tuple[int, dict]:
@@ -48,7 +51,7 @@ def call(base: str, method: str, path: str, headers: dict, body: dict | None = N
 
 
 def test_four_processes_on_one_redis_keep_every_invariant(tmp_path):
-    fixture = write_fixture(tmp_path / "race.json", move_customers=MOVERS, merge_pairs=PAIRS)
+    fixture = write_fixture(tmp_path / "race.json", relay_customers=PHONE_HOLDERS, move_customers=MOVERS, merge_pairs=PAIRS)
     with redis_server() as url, ExitStack() as servers:
         flags = ("--fixtures", str(fixture), "--store", url, "--namespace", "race", "--journal-size", "100000")
         bases = [servers.enter_context(running_server(*flags)) for _ in range(4)]
@@ -91,6 +94,18 @@ def test_four_processes_on_one_redis_keep_every_invariant(tmp_path):
             assert len(targets) <= 1, f"source {source} merged {len(targets)} times: into {targets}"
             expected_holder = targets[0] if targets else source
             assert holders.get(f"s{i}@example.com") == [expected_holder]
+
+        # The number: an add answered 200 needs it absent, a remove present, so each flips it; at most 50 carry it.
+        carriers = 0
+        for n in range(PHONE_HOLDERS):
+            status, record = call(random.choice(bases), "GET", f"/cdm/client/demo/customer/{relay_ccid(n)}", KEY)
+            numbers = [channel["channel_addr"] for channel in record.get("notification_channels", [])]
+            assert numbers in ([], [PHONE]), (relay_ccid(n), numbers)
+            assert ledger.phone_flips[relay_ccid(n)] == len(numbers), (
+                f"{relay_ccid(n)}: {numbers} after {ledger.phone_flips[relay_ccid(n)]}"
+            )
+            carriers += len(numbers)
+        assert 0 < carriers <= 50 and ledger.statuses["add_phone 409"], (carriers, ledger.statuses)
         print(f"race: {dict(ledger.statuses)}")
 
 
@@ -103,16 +118,20 @@ class Ledger:
         self.statuses: Counter = Counter()
         self.errors: list[str] = []
         self.merged = 0
+        self.phone_flips: Counter = Counter()  # ccid -> adds answered 200 minus removes answered 200
         self._lock = threading.Lock()
 
     def work(self, bases: list[str], deadline: float, seed: int) -> None:
         rng = random.Random(seed)
         while time.monotonic() < deadline:
             base = rng.choice(bases)
-            if rng.random() < 0.5:
+            draw = rng.random()
+            if draw < 0.35:
                 self._move(base, move_ccid(rng.randrange(MOVERS)), rng.choice(GROUPS))
-            else:
+            elif draw < 0.7:
                 self._merge(bases, rng, rng.randrange(PAIRS), rng.randrange(PAIRS))
+            else:  # three adds to a remove: the 50-ccid limit is met
+                self._phone(base, relay_ccid(rng.randrange(PHONE_HOLDERS)), rng.choices(("add", "remove", "consent"), (3, 1, 1))[0])
 
     def _move(self, base: str, ccid: str, group: str) -> None:
         status, _ = call(base, "PUT", f"/cdm/client/demo/customer/{ccid}/move/{group}", KEY)
@@ -120,6 +139,19 @@ class Ledger:
         if status == 200:
             with self._lock:
                 self.moved[ccid] += 1
+
+    def _phone(self, base: str, ccid: str, kind: str) -> None:
+        if kind == "consent":
+            status, _ = call(
+                base, "PUT", f"/messaging/client/demo/consent/channel_addr/{PHONE}/channel_type/sms", KEY, {"consent_type": "stop"}
+            )
+            self._count(f"consent {status}", status in (200, 404))
+            return
+        status, _ = call(base, "PUT", f"/cdm/client/demo/customer/{ccid}/{kind}_phone/{PHONE}", KEY)
+        self._count(f"{kind}_phone {status}", status in (200, 409) if kind == "add" else status in (200, 404))
+        if status == 200:
+            with self._lock:
+                self.phone_flips[ccid] += 1 if kind == "add" else -1
 
     def _merge(self, bases: list[str], rng: random.Random, i: int, j: int) -> None:
         source, target = str(SOURCE_BASE + i), str(TARGET_BASE + j)

@@ -317,3 +317,52 @@ def test_the_51st_phone_number_of_a_ccid_and_the_51st_ccid_of_a_number_are_409(c
     shared = client.put("/cdm/client/demo/customer/P49/add_phone/6105551212", headers=RELAY_KEY)
     assert shared.status_code == 409 and "6105551212 already belongs to 50 customers" in shared.json["message"]
     assert "notification_channels" not in retrieve(client, "P49")
+
+
+def consent_url(number: str, channel_type: str = "sms", client_id: str = "demo") -> str:
+    return f"/messaging/client/{client_id}/consent/channel_addr/{number}/channel_type/{channel_type}"
+
+
+def test_a_consent_update_shows_on_every_customer_carrying_the_number_and_keeps_its_record(client):
+    assert client.put("/cdm/client/demo/customer/BAK-11984-008/add_phone/6105551212", headers=RELAY_KEY).status_code == 200
+    first = client.put(consent_url("6105551212"), headers=RELAY_KEY, json={"consent_type": "stop"})
+    assert first.status_code == 200
+    consent = first.json["consent"]
+    assert {k: consent[k] for k in ("client_id", "channel_type", "channel_addr", "consent_type")} == {
+        "client_id": "demo",
+        "channel_type": "sms",
+        "channel_addr": "6105551212",
+        "consent_type": "stop",
+    }
+    assert consent["created_at"] == consent["updated_at"]
+    for ccid in ("BAK-11984-007", "BAK-11984-008"):
+        assert retrieve(client, ccid)["notification_channels"] == [channel("6105551212", "stop")]
+    second = client.put("/platform/v3/api" + consent_url("6105551212"), headers=RELAY_KEY, json={"consent_type": "express"})
+    assert second.status_code == 200
+    assert second.json["consent"]["created_at"] == consent["created_at"] and second.json["consent"]["updated_at"] > consent["updated_at"]
+    [kept] = client.get("/__admin/state").json["relay"][0]["consents"]
+    assert kept == second.json["consent"]
+    assert client.post("/__admin/reset").status_code == 200  # consent records are state: back to the fixtures' (none)
+    assert client.get("/__admin/state").json["relay"][0]["consents"] == []
+    assert retrieve(client, "BAK-11984-007")["notification_channels"] == [channel("6105551212", "express")]
+
+
+@pytest.mark.parametrize(
+    "url, headers, body, status, fragment",
+    [
+        (consent_url("6105559999"), RELAY_KEY, {"consent_type": "stop"}, 404, "6105559999"),
+        (consent_url("6105551212", "email"), RELAY_KEY, {"consent_type": "stop"}, 400, "channel_type"),
+        (consent_url("+6105551212"), RELAY_KEY, {"consent_type": "stop"}, 400, "channel_addr"),
+        (consent_url("6105551212"), RELAY_KEY, {"consent_type": "implied"}, 400, "consent_type"),
+        (consent_url("6105551212"), RELAY_KEY, {}, 400, "consent_type"),
+        (consent_url("6105551212"), RELAY_KEY, None, 400, "required"),
+        (consent_url("6105551212"), {"xx-relay-api-key": "other-key"}, {"consent_type": "stop"}, 401, "authorization"),
+        (consent_url("6105551212", client_id="other"), {"xx-relay-api-key": "other-key"}, {"consent_type": "stop"}, 404, "client other"),
+        ("/messaging/client/demo/consent/bulk", RELAY_KEY, {"consent_type": "stop"}, 404, "No route"),
+    ],
+)
+def test_consent_refusals_are_relay_errors_naming_the_cause_and_change_nothing(client, state, url, headers, body, status, fragment):
+    before = dict(state.relay.books["demo"].customers)
+    response = client.put(url, headers=headers, json=body) if body is not None else client.put(url, headers=headers)
+    assert response.status_code == status and fragment in response.json["message"], response.json
+    assert state.relay.books["demo"].customers == before and not state.relay.books["demo"].consents

@@ -89,6 +89,12 @@ def change_phone(path: dict, accept: str) -> Response:
     return _json(200, {"message": f"Phone number {path['phone_number']} has been changed."})
 
 
+def update_consent_type(path: dict, accept: str) -> Response:
+    stamp = "2024-07-05T22:16:12.934Z"
+    consent = {"client_id": path["client_id"], "created_at": stamp, "updated_at": stamp, "channel_type": "sms"}
+    return _json(200, {"consent": {**consent, "channel_addr": path["channel_addr"], "consent_type": "written"}})
+
+
 def retrieve_customer(path: dict, accept: str) -> Response:
     # BUG: product_group_id is required, and date_of_birth is a date string.
     return _json(200, {"ccid": path["ccid"], "first_name": "Jane", "date_of_birth": 19800402})
@@ -113,6 +119,7 @@ HANDLERS = {
     "onboardCustomer": onboard_customer,
     "addPhoneNumber": change_phone,
     "removePhoneNumber": change_phone,
+    "updateConsentType": update_consent_type,
     "retrieveCustomer": retrieve_customer,
     "getCustomersByIds": get_customers_by_ids,
     "mergeCustomer": merge_customer,
