@@ -327,9 +327,10 @@ class _Tracked:
         """Every current value, the fixtures' then those only Redis holds, read a chunk at a time as iterated
         (the admin state view takes the first few: it reads no more). Read, not watched.
 
-        The keys are read outside the attempt's link, so first one read through it: it raises _Stale when the
-        session was reset since this attempt's generation (a reset elsewhere, or this store's own), and the
-        command runs again on the new one, rather than listing the old generation's records."""
+        The keys are read outside the attempt's link, so each chunk is followed by one read through it: it
+        raises _Stale when the session was reset meanwhile (a reset elsewhere, or this store's own), and the
+        command runs again on the new generation, rather than listing records of the old one, which the
+        background unlink may have half removed."""
         self._get(self._prefix)  # a key no record has: read for its generation check only
         only_stored = sorted(
             name for name in (key.decode()[len(self._prefix) :] for key in self._client.scan_iter(match=self._prefix + "*", count=1000))
@@ -337,7 +338,9 @@ class _Tracked:
         )
         keys = iter([*self._base, *only_stored])
         while chunk := list(itertools.islice(keys, 500)):
-            for key, raw in zip(chunk, self._client.mget([self._prefix + key for key in chunk]), strict=True):
+            values = self._client.mget([self._prefix + key for key in chunk])
+            self._get(self._prefix)  # still the generation the chunk was read in
+            for key, raw in zip(chunk, values, strict=True):
                 if raw is None:
                     yield self._base[key]
                 elif raw != GONE:

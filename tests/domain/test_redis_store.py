@@ -78,6 +78,37 @@ def test_the_state_view_after_a_reset_lists_the_fixtures_records_not_the_old_gen
     assert group_of_ccid(one) == "default"
 
 
+def test_a_reset_landing_while_the_state_view_reads_makes_it_read_again(stores, monkeypatch):
+    """A reset between the view's generation check and its reads: the chunk it read is of the old generation,
+    which the view must not list (review of #12: the check ran once, before the scan)."""
+    monkeypatch.setattr(redis_store.RedisStore, "_unlink", lambda self, pattern: None)  # the old keys stay meanwhile
+    one, other = stores
+    one.run(_move, "demo", CCID, "vip")
+    real_scan = redis.Redis.scan_iter
+    scans: list[str] = []
+    reset_at: list[int] = []  # the scan after which the reset lands
+
+    def scan_then_reset(client, *args, **kwargs):
+        found = list(real_scan(client, *args, **kwargs))
+        scans.append(kwargs.get("match", ""))
+        if reset_at and len(scans) == reset_at[0]:
+            other.reset()  # lands after this scan, before its chunk's MGET
+        return iter(found)
+
+    monkeypatch.setattr(redis.Redis, "scan_iter", scan_then_reset)
+    one.run(_state_command, 500)
+    every = len(scans)  # the view scans once per collection; the last one is checked by nothing after it
+    assert every >= 2
+    for at in range(1, every + 1):
+        one.reset()
+        one.run(_move, "demo", CCID, "vip")
+        scans.clear()
+        reset_at[:] = [at]
+        [demo, _] = one.run(_state_command, 500)[0]
+        group = next(g["product_group_id"] for g in demo["product_groups"] for c in g["customers"] if c["ccid"] == CCID)
+        assert group == "default", f"a reset after scan {at} of {every}: the view listed the old generation"
+
+
 def test_concurrent_moves_from_two_stores_succeed_exactly_once(stores):
     """16 threads move the same customer to the same group at once: one 200, fifteen 409s."""
     outcomes: list[int] = []
