@@ -111,6 +111,16 @@ def test_the_dashboard_shows_a_moved_customer_under_its_new_group(page, base):
     call(base, "POST", "/__admin/reset")
 
 
+def test_the_dashboard_lists_a_clients_consent_records(page, base):
+    consent = "/messaging/client/demo/consent/channel_addr/6105551212/channel_type/sms"
+    assert call(base, "PUT", consent, {**RELAY_KEY, "Content-Type": "application/json"}, b'{"consent_type": "stop"}').status == 200
+    page.goto(base + "/__admin/ui")
+    record = page.locator("div[data-consents='demo'] li[data-consent='6105551212']")
+    record.wait_for()
+    assert record.inner_text().startswith("6105551212 sms: stop (updated ")
+    call(base, "POST", "/__admin/reset")
+
+
 def test_a_scenario_loads_with_the_button(page, base):
     page.goto(base + "/__admin/ui")
     page.locator("#scenario option[value='relay-outage']").wait_for(state="attached")
