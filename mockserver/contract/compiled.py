@@ -140,14 +140,14 @@ class Operation:
             value = _lookup(param, path_values, query, request.headers)
             if value is None:
                 if param.required:
-                    raise RequestInvalid("parameter", f"{param.describe()} is required.", param.location, param.name)
+                    raise RequestInvalid("parameter", f"{param.describe()} is required.", param.location, param.name, "it is required.")
                 if param.default is not None:
                     found[param.location][param.name] = param.default
                 continue
             typed = _typed(param.type, value)
             problem = param.check.error(typed) if typed is not None else f"'{_shown(value)}' is not {_ARTICLE[param.type]}"
             if problem:
-                raise RequestInvalid("parameter", f"{param.describe()}: {problem}", param.location, param.name)
+                raise RequestInvalid("parameter", f"{param.describe()}: {problem}", param.location, param.name, problem)
             found[param.location][param.name] = typed
         body, media_type = self._decode_body(request)
         return ValidatedRequest(self.operation_id, found["path"], found["query"], found["header"], body, media_type)

@@ -28,12 +28,13 @@ class RequestInvalid(Exception):
     prefer (the `Prefer: code=` control).
     """
 
-    def __init__(self, kind: str, message: str, location: str = "", name: str = ""):
+    def __init__(self, kind: str, message: str, location: str = "", name: str = "", problem: str = ""):
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.location = location
         self.name = name
+        self.problem = problem or message  # what is wrong, without naming where (`message` names it)
 
 
 class ResponseInvalid(Exception):

@@ -22,6 +22,13 @@ REQUIRED_PERMISSION = {"mergeCustomer": "Change Customer", "getCustomersByIds": 
 # The OAuth scope levels that open each operation (eGain: `read` views customers, `manage` changes them).
 REQUIRED_SCOPE = {"mergeCustomer": ("manage",), "getCustomersByIds": ("read", "manage")}
 SCOPE_URL = "https://api.egain.cloud/auth/"
+KIND_PREFIX = {"user": "", "application": "app."}  # users hold delegated scopes, applications `app.` ones
+# (actor kind, operationId) -> the scopes any one of which opens it: built once, checked on every request.
+OPENING_SCOPES = {
+    (kind, operation_id): frozenset(f"{prefix}core.customermgr.{level}" for level in levels)
+    for kind, prefix in KIND_PREFIX.items()
+    for operation_id, levels in REQUIRED_SCOPE.items()
+}
 SORT_KEYS = {
     "id": lambda c: int(c["id"]),
     "type": lambda c: c.get("type", {}).get("value", ""),
@@ -41,12 +48,8 @@ class Actor:
     def may(self, permission: str) -> bool:
         return self.kind == "application" or permission in self.permissions
 
-    def scope_for(self, level: str) -> str:
-        """The scope of `level` for this kind of actor: delegated for users, `app.` for applications."""
-        return f"{'app.' if self.kind == 'application' else ''}core.customermgr.{level}"
-
-    def has_scope(self, levels: tuple[str, ...]) -> bool:
-        return self.scopes is None or any(self.scope_for(level) in self.scopes for level in levels)
+    def has_scope_for(self, operation_id: str) -> bool:
+        return self.scopes is None or not self.scopes.isdisjoint(OPENING_SCOPES[self.kind, operation_id])
 
 
 def scope_name(scope: str) -> str:
@@ -82,9 +85,8 @@ def authorize(config: EgainConfig, token: str | None, operation_id: str) -> Acto
     actor = config.actors.get(token)
     if actor is None:
         raise ApiError(401, "Invalid or expired 'Authorization' header provided. New login is required.", "401-101")
-    levels = REQUIRED_SCOPE[operation_id]
-    if not actor.has_scope(levels):
-        wanted = [SCOPE_URL + actor.scope_for(level) for level in levels]
+    if not actor.has_scope_for(operation_id):
+        wanted = [f"{SCOPE_URL}{KIND_PREFIX[actor.kind]}core.customermgr.{level}" for level in REQUIRED_SCOPE[operation_id]]
         raise ApiError(403, "Not authorized to perform this action.", "403-197", details=[("scope", scope) for scope in wanted])
     permission = REQUIRED_PERMISSION[operation_id]
     if not actor.may(permission):

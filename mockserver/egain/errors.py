@@ -56,8 +56,7 @@ def error_body(error: ApiError, headers: Mapping[str, str] | None = None) -> dic
 def contract_error(error: RequestInvalid) -> ApiError:
     if error.kind != "parameter":
         return ApiError(400, error.message, CONTRACT_CODES[error.kind])
-    details = [(error.location, error.name)]
-    problem = error.message.split(": ", 1)[-1]  # without the "query parameter 'x'" the code's own words give
+    details, problem = [(error.location, error.name)], error.problem
     if error.location == "header" and error.name.lower() == "accept-language":
         return ApiError(406, ACCEPT_LANGUAGE_INVALID, "406-100", details=details)
     if error.location == "path":

@@ -232,8 +232,8 @@ class Pipeline:
         return family.error_body(error, request_headers) if family else render.generic_error_body(error)
 
 
-def _error_reply(family: Family, error: ApiError, raw: RawRequest | None) -> Reply:
-    return Reply(error.status, family.error_body(error, raw.headers if raw is not None else None), dict(error.headers))
+def _error_reply(family: Family, error: ApiError, raw: RawRequest) -> Reply:
+    return Reply(error.status, family.error_body(error, raw.headers), dict(error.headers))
 
 
 def _breach(family: Family, invalid: RequestInvalid) -> ApiError:
