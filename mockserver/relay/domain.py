@@ -83,12 +83,9 @@ def with_distinct_phones(customer: dict) -> dict:
     Relay keeps one consent per number, so a second entry can only restate or correct the first; taking it
     (rather than a 400) keeps every body the schema allows acceptable, as the contract tests demand.
     """
-    if "notification_channels" not in customer or repeated_phone(customer) is None:
+    if CHANNELS not in customer or len(phones_of(customer)) == len(customer[CHANNELS]):
         return customer
-    channels: dict[str, dict] = {}
-    for channel in customer["notification_channels"]:
-        channels[channel["channel_addr"]] = {**channels.get(channel["channel_addr"], {}), **channel}
-    return {**customer, "notification_channels": list(channels.values())}
+    return {**customer, CHANNELS: _joined([], customer[CHANNELS])}
 
 
 def repeated_phone(record: dict) -> str | None:
@@ -129,9 +126,7 @@ def load_customer(book: CustomerBook, product_group_id: str, customer: dict) -> 
             f"Customer {ccid} already exists in product group {existing['product_group_id']} for client {book.client.client_id};"
             " load creates only: use onboard to update it, move to change its group.",
         )
-    _require_room_for_phones(book, ccid, phones_of(customer))
-    book.customers[ccid] = {**customer, "product_group_id": product_group_id}
-    book.index_phones(ccid, None, customer)
+    _create(book, product_group_id, customer)
 
 
 def onboard_customer(book: CustomerBook, product_group_id: str, customer: dict, replace_phones: bool) -> bool:
@@ -146,9 +141,7 @@ def onboard_customer(book: CustomerBook, product_group_id: str, customer: dict, 
     ccid = customer["ccid"]
     existing = book.customers.get(ccid)
     if existing is None:
-        _require_room_for_phones(book, ccid, phones_of(customer))
-        book.customers[ccid] = {**customer, "product_group_id": product_group_id}
-        book.index_phones(ccid, None, customer)
+        _create(book, product_group_id, customer)
         return True
     if existing["product_group_id"] != product_group_id:
         raise ApiError(
@@ -182,7 +175,7 @@ def add_phone(book: CustomerBook, ccid: str, phone: str, consent_type: str | Non
     _require_room_for_phones(book, ccid, {phone})
     added = {"channel_type": "sms", "channel_addr": phone, **({"consent_type": consent_type} if consent_type else {})}
     record[CHANNELS] = [*channels, added]
-    book.phone_ccids.setdefault(phone, set()).add(ccid)
+    book.index_phones(ccid, None, {CHANNELS: [added]})
     return capped(PHONE_ADDED, phone, ccid, book.client.client_id)
 
 
@@ -196,7 +189,7 @@ def remove_phone(book: CustomerBook, ccid: str, phone: str) -> str:
         record[CHANNELS] = channels
     else:
         del record[CHANNELS]
-    book.phone_ccids.get(phone, set()).discard(ccid)  # get: on a shared store the index is read after the record
+    book.index_phones(ccid, {CHANNELS: [{"channel_addr": phone}]}, {})
     return capped(PHONE_REMOVED, phone, ccid, book.client.client_id)
 
 
@@ -255,6 +248,14 @@ def capped(template: str, *ids: str) -> str:
         keep = max(1, len(parts[longest]) - excess - 1)
         parts[longest] = parts[longest][:keep] + "…"
     return template.format(*parts)
+
+
+def _create(book: CustomerBook, product_group_id: str, customer: dict) -> None:
+    """Store a new customer in its group and index its numbers (room for them checked first)."""
+    ccid = customer["ccid"]
+    _require_room_for_phones(book, ccid, phones_of(customer))
+    book.customers[ccid] = {**customer, "product_group_id": product_group_id}
+    book.index_phones(ccid, None, customer)
 
 
 def _customer(book: CustomerBook, ccid: str) -> dict:

@@ -57,7 +57,8 @@ def key(raw: bytes, schemas: dict[str, dict]) -> bytes:
     package_dir = Path(__file__).resolve().parent.parent
     for name in _CHECKERS:
         digest.update((package_dir / name).read_bytes())
-    digest.update(json.dumps([schemas.get("RelayCustomerRecord"), schemas.get("Customer")], sort_keys=True, default=str).encode())
+    checked_against = [schemas.get(name) for name in ("RelayCustomerRecord", "RelayConsent", "Customer")]
+    digest.update(json.dumps(checked_against, sort_keys=True, default=str).encode())
     digest.update(raw)
     return digest.digest()
 

@@ -343,10 +343,13 @@ def _relay_customers_pass(client: dict, records_check: SchemaCheck) -> bool:
     ccids = {record["ccid"] for record in customers}
     if len(ccids) != len(customers) or not set(client["product_groups"]).issuperset(r["product_group_id"] for r in customers):
         return False
-    with_phones = [record for record in customers if "notification_channels" in record]
-    if any(repeated_phone(record) for record in with_phones):
-        return False
-    phone_use = Counter(phone for record in with_phones for phone in phones_of(record))
+    phone_use: Counter = Counter()
+    for record in customers:
+        if "notification_channels" in record:
+            phones = phones_of(record)
+            if len(phones) != len(record["notification_channels"]):  # a number listed twice
+                return False
+            phone_use.update(phones)
     return not phone_use or max(phone_use.values()) <= MAX_CCIDS_PER_PHONE
 
 
@@ -364,8 +367,8 @@ def _explain_relay_customers(client: dict, where: str, record_check: SchemaCheck
         if record["ccid"] in ccids:
             raise FixtureError(f"{at}: ccid: '{record['ccid']}' is used twice")
         ccids.add(record["ccid"])
-        if repeated_phone(record) is not None:
-            raise FixtureError(f"{at}: notification_channels: phone number {repeated_phone(record)} is listed twice")
+        if (twice := repeated_phone(record)) is not None:
+            raise FixtureError(f"{at}: notification_channels: phone number {twice} is listed twice")
         for phone in phones_of(record):
             phone_use[phone] = phone_use.get(phone, 0) + 1
             if phone_use[phone] > MAX_CCIDS_PER_PHONE:
