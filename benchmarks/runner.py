@@ -728,7 +728,8 @@ def phase_shared_store(cfg: Config, tmp: Path, report: Report) -> None:
         + _table(["round", "configuration", "req/s", "p50 (ms)", "p99 (ms)", "vs (a)", "statuses"], rows, "llrrrrl")
         + f"\n\nIn process (ASGI app, no sockets, one move at a time, best of {cfg.qa_repeats}, {calls:,} moves a group):"
         f" memory {memory_us:.1f} µs a move, Redis {redis_us:.1f} µs ({redis_us - memory_us:+.1f} µs: four round trips,"
-        " the fault rules' version, WATCH and MGET of the generation and the record, MULTI/MSET/EXEC, and the journal"
+        " the session's visit (a script: live or not, its request counted, its fault rules' version), WATCH and MGET of the"
+        " generation and the record, MULTI/MSET/EXEC, and the journal"
         " entry, waited for on the event loop)."
     )
 

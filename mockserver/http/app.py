@@ -26,7 +26,7 @@ from mockserver.http import render, wirefaults
 from mockserver.http.front import Front
 from mockserver.http.pipeline import Pipeline
 from mockserver.http.wsgi import ApiMiddleware, raw_request  # noqa: F401 - raw_request is used by tools and tests
-from mockserver.qa.faults import FaultRule, FaultRules, parse_rule
+from mockserver.qa.faults import FaultRule, parse_rule
 from mockserver.qa.scenarios import Scenarios
 from mockserver.qa.sessions import DEFAULT, Sessions
 from mockserver.relay.api import FAMILY as RELAY
@@ -52,10 +52,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     new_store = stores_for(fixtures.build)
     state_file = persistence.StateFile(settings.state_file, settings.fsync) if settings.state_file else None
     restored = state_file.restore(fixtures, schemas) if state_file else None
-    store = MemoryStore(fixtures.build, initial=restored) if state_file else new_store(DEFAULT, expires=False)
-    sessions = Sessions(
-        new_store, settings.journal_size, settings.session_idle, settings.max_sessions, store, backing.faults, backing.shared, backing.journal
-    )
+    store = MemoryStore(fixtures.build, initial=restored) if state_file else new_store(DEFAULT)
+    sessions = backing.sessions(new_store, store)
     scenarios = Scenarios.load(settings.scenarios, vendor_operations, schemas, fixtures.build)
     toolkit = Toolkit(sessions, scenarios, vendor_operations, contract.templates, wirefaults.SUPPORTED, settings.admin_token)
     families = {"relay": RELAY, "egain": EGAIN, "admin": admin_family(toolkit)}
@@ -106,18 +104,20 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 @dataclass(frozen=True)
 class Backing:
-    """What `--store` decides: how a session's store is made (given how to build the fixture state), how its
-    fault rules and journal are, and whether other processes share them."""
+    """What `--store` decides: how a session's store is made (given how to build the fixture state), and the
+    sessions (given how to make a session's store, and the default session's): this process's, or shared."""
 
-    stores_for: Callable[[Callable[[], State]], Callable[..., Store]]
-    faults: Callable[[str], Any]
-    shared: bool
-    journal: Callable[[str], Any] | None = None  # None: in memory
+    stores_for: Callable[[Callable[[], State]], Callable[[str], Store]]
+    sessions: Callable[[Callable[[str], Store], Store], Any]
 
 
 def _backing(settings: Settings, fixtures: Fixtures, compile_rule: Callable[[str, dict], FaultRule]) -> Backing:
     if settings.store == "memory":
-        return Backing(lambda build: lambda _, expires=True: MemoryStore(build), lambda _: FaultRules(), shared=False)
+
+        def sessions(new_store: Callable[[str], Store], default_store: Store) -> Sessions:
+            return Sessions(new_store, settings.journal_size, settings.session_idle, settings.max_sessions, default_store)
+
+        return Backing(lambda build: lambda _: MemoryStore(build), sessions)
     if settings.state_file:
         raise FixtureError(f"--state-file keeps the in-memory store; with --store {settings.store} the state lives in Redis")
     if not settings.store.startswith(("redis://", "rediss://", "unix://")):
@@ -138,24 +138,27 @@ def _backing(settings: Settings, fixtures: Fixtures, compile_rule: Callable[[str
 
     from mockserver.qa.shared_faults import SharedFaultRules
     from mockserver.qa.shared_journal import SharedJournal
+    from mockserver.qa.shared_sessions import SessionRegistry, SharedSessions
 
     fixtures.without_spare()
     client = redis_store.connect(settings.store)
     digest = redis_store.claim_namespace(client, settings.namespace, settings.fixtures)
     namespace = f"{settings.namespace}:{digest[:12]}"
+    registry = SessionRegistry(client, namespace, settings.session_idle, settings.max_sessions)
 
     def faults(session_id: str) -> SharedFaultRules:
-        return SharedFaultRules(client, f"{namespace}:{session_id}:", compile_rule)
-
-    idle_ms = round(settings.session_idle * 1000)
+        return SharedFaultRules(client, registry.prefix(session_id), registry.versions_key, compile_rule)
 
     def journal(session_id: str) -> SharedJournal:
-        return SharedJournal(client, f"{namespace}:{session_id}:", settings.journal_size, idle_ms if session_id != DEFAULT else 0)
+        return SharedJournal(client, registry.prefix(session_id), settings.journal_size, registry.live_key, session_id)
 
-    def stores_for(build: Callable[[], State]) -> Callable[..., Store]:
-        return redis_store.RedisStores(client, namespace, build(), settings.session_idle).new
+    def stores_for(build: Callable[[], State]) -> Callable[[str], Store]:
+        return redis_store.RedisStores(client, namespace, build()).new
 
-    return Backing(stores_for, faults, shared=True, journal=journal)
+    def sessions(new_store: Callable[[str], Store], default_store: Store) -> SharedSessions:
+        return SharedSessions(registry, new_store, faults, journal, default_store, settings.session_idle)
+
+    return Backing(stores_for, sessions)
 
 
 def _apply_at_start(name: str, toolkit: Toolkit) -> None:

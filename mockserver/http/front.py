@@ -17,6 +17,7 @@ from itertools import islice
 from mockserver.contract.compiled import RawRequest
 from mockserver.contract.errors import RequestInvalid
 from mockserver.credentials import bearer_token, mask
+from mockserver.errors import ApiError
 from mockserver.http.access import log_access
 from mockserver.http.cors import CorsPolicy
 from mockserver.http.pages import Pages
@@ -68,6 +69,8 @@ class Front:
     def begin(self, raw: RawRequest, visit: Visit) -> WireResponse | tuple[Pending, Session]:
         """The pipeline up to its wait: the final answer, or what is left to run and the session to run it in."""
         routed = replace(raw, method="GET") if raw.method == "HEAD" else raw  # HEAD: the GET, answered without its body
+        if visit.unavailable is not None:  # a shared store's session registry could not be read: the documented 503
+            return self.pipeline.layer_answer(routed, lambda family: visit.unavailable, {})
         step = self.pipeline.prepare(routed, visit.faults)
         if isinstance(step, WireResponse):
             return step
@@ -75,6 +78,8 @@ class Front:
             return step, visit.enter()
         except SessionRefused as exc:
             return self.refused(raw, exc)
+        except ApiError as error:  # the same, when a shared session is created
+            return self.pipeline.refuse(step, error)
 
     def conclude(self, pending: Pending, session: Session) -> WireResponse | Waiting:
         """The pipeline after its wait: a wire fault, or the request run (a long poll comes back as Waiting)."""

@@ -7,6 +7,9 @@ authentication (or an admin call), so unauthenticated traffic cannot fill
 the cap. Sessions idle longer than `idle_s` are dropped when the registry is
 next touched; a session with a request in flight is never dropped, and past
 `max_sessions` a new id is refused rather than evicting one in use.
+
+This is one process's registry; with a shared store (Redis) every process
+uses the one in mockserver/qa/shared_sessions.py instead.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from mockserver.qa.faults import FaultRules
 from mockserver.qa.journal import Journal
@@ -55,10 +57,28 @@ class Session:
         }
 
 
+def session_id_of(header: str | None) -> str:
+    """The session a request names (the default one without the header); SessionRefused if it breaks the pattern."""
+    session_id = DEFAULT if header is None else header.strip()
+    if not SESSION_ID.fullmatch(session_id):
+        shown = session_id if len(session_id) <= 70 else session_id[:70] + "…"
+        raise SessionRefused(f"X-Mock-Session '{shown}' must match ^[A-Za-z0-9._-]{{1,64}}$.")
+    return session_id
+
+
+def refusal_past_cap(session_id: str, max_sessions: int) -> str:
+    return (
+        f"X-Mock-Session '{session_id}': {max_sessions} sessions are live (--max-sessions); "
+        "end one with DELETE /__admin/sessions/{id} or let idle ones expire."
+    )
+
+
 class Visit:
     """One request's stay in its session. A session is created by the first request that needs it (one that
     passed routing and authentication), so requests refused before that never fill the cap; they are
     journaled in the default session until then."""
+
+    unavailable = None  # the store's 503, when the session could not be looked up (a shared store only)
 
     def __init__(self, sessions: Sessions, session_id: str, session: Session | None):
         self._sessions = sessions
@@ -67,11 +87,8 @@ class Visit:
 
     @property
     def faults(self) -> FaultRules | None:
-        """The session's rules; for a session this process has not seen yet, none, unless they are shared
-        (another process may have added some)."""
-        if self.session is not None:
-            return self.session.faults
-        return self._sessions._new_faults(self.session_id) if self._sessions._shared else None
+        """The session's rules (none for a session not created yet: a new one has none)."""
+        return self.session.faults if self.session is not None else None
 
     def enter(self) -> Session:
         """The session, created now if need be (SessionRefused past the cap)."""
@@ -96,30 +113,19 @@ class Sessions:
         idle_s: float,
         max_sessions: int,
         default_store: Store,
-        new_faults: Callable[[str], Any] = lambda _: FaultRules(),
-        shared: bool = False,
-        new_journal: Callable[[str], Any] | None = None,
     ):
-        """`new_faults(id)`, `new_journal(id)`: a session's fault rules and journal (by default in memory).
-        `shared`: stores, rules and journals live outside this process (Redis), where others see them too."""
         self._new_store = new_store
-        self._new_faults = new_faults
-        self._new_journal = new_journal or (lambda _: Journal(journal_size))
-        self._shared = shared
         self._journal_size = journal_size
         self._idle_s = idle_s
         self._max = max_sessions
         self._lock = threading.Lock()
         self._swept = time.monotonic()
-        self.default = Session(DEFAULT, default_store, new_faults(DEFAULT), self._new_journal(DEFAULT))
+        self.default = Session(DEFAULT, default_store, FaultRules(), Journal(journal_size))
         self._sessions: dict[str, Session] = {DEFAULT: self.default}
 
     def visit(self, header: str | None) -> Visit:
         """The session a request names, if it exists yet; raise SessionRefused for an id that breaks the pattern."""
-        session_id = DEFAULT if header is None else header.strip()
-        if not SESSION_ID.fullmatch(session_id):
-            shown = session_id if len(session_id) <= 70 else session_id[:70] + "…"
-            raise SessionRefused(f"X-Mock-Session '{shown}' must match ^[A-Za-z0-9._-]{{1,64}}$.")
+        session_id = session_id_of(header)
         now = time.monotonic()
         with self._lock:
             if now - self._swept >= SWEEP_EVERY_S:
@@ -135,11 +141,8 @@ class Sessions:
             session = self._sessions.get(session_id)
             if session is None:
                 if len(self._sessions) - 1 >= self._max:
-                    raise SessionRefused(
-                        f"X-Mock-Session '{session_id}': {self._max} sessions are live (--max-sessions); "
-                        "end one with DELETE /__admin/sessions/{id} or let idle ones expire."
-                    )
-                session = Session(session_id, self._new_store(session_id), self._new_faults(session_id), self._new_journal(session_id))
+                    raise SessionRefused(refusal_past_cap(session_id, self._max))
+                session = Session(session_id, self._new_store(session_id), FaultRules(), Journal(self._journal_size))
                 self._sessions[session_id] = session
             self._hold(session, time.monotonic())
             return session
@@ -175,18 +178,7 @@ class Sessions:
             return [s.as_json(now_wall, now) for s in self._sessions.values()]
 
     def delete(self, session_id: str) -> bool:
-        """End a session, dropping its state; False if this process has no such session. A shared store's
-        session may live in other processes only: its state is dropped all the same. The state goes first, so
-        a store that fails (503) leaves the session as it was."""
-        with self._lock:
-            session = self._sessions.get(session_id)
-        if session is not None:
-            session.store.discard()
-        elif self._shared:
-            self._new_store(session_id).discard()
-        if self._shared:  # rules and journals kept in Redis do not go with this process's session object
-            (session.faults if session is not None else self._new_faults(session_id)).forget()
-            (session.journal if session is not None else self._new_journal(session_id)).forget()
+        """End a session, dropping its state, rules and journal; False if there is no such session."""
         with self._lock:
             return self._sessions.pop(session_id, None) is not None
 

@@ -1,9 +1,11 @@
 """A session's fault rules in Redis (`serve --store redis://`): every process sharing the store applies them.
 
-The same interface as `FaultRules`. The rules are kept as the JSON the admin
+The admin API sees the interface of `FaultRules`; the pipeline matches
+through `as_of`, with the version its request read. The rules are kept as the JSON the admin
 API took, in one hash per session, with a version counter: each process keeps
-them compiled and reads only the version on a request (one round trip), the
-rules themselves again only after a change (each request: one round trip). `times` is counted in Redis
+them compiled; a request's session visit reads the version with it
+(mockserver/qa/shared_sessions.py), and the rules themselves are read again
+only after a change. `times` is counted in Redis
 (HINCRBY), so N matches across all processes fire a rule at most N times.
 `probability` and delay ranges are drawn in each process (a `seed` makes each
 process's draws reproducible, not the interleaving of processes).
@@ -24,27 +26,32 @@ from mockserver.state import codec
 from mockserver.state.redis_store import answered_503
 
 UNAVAILABLE = "The mock's shared store (Redis) is unavailable ({}); retry."
+# A new version (KEYS[1]) of a session's rules, from the namespace's counter (KEYS[2]): a session id used
+# again never repeats a version a process may still hold compiled rules of.
+_NEW_VERSION = "redis.call('SET', KEYS[1], redis.call('INCR', KEYS[2]))"
 # The cap, a new id, the rule (its spent count cleared: a process may still count a deleted rule's old
-# matches under its id), and the version a process compares: one atomic step.
+# matches under its id), and the new version: one atomic step.
 _ADD = """
 if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[1]) then return -1 end
 local number = redis.call('INCR', KEYS[2])
 redis.call('HSET', KEYS[1], 'f' .. number, ARGV[2])
 redis.call('HDEL', KEYS[3], 'f' .. number)
-redis.call('INCR', KEYS[4])
+redis.call('SET', KEYS[4], redis.call('INCR', KEYS[5]))
 return number
 """
 
 
 class SharedFaultRules:
-    def __init__(self, client: redis.Redis, prefix: str, compile_rule: Callable[[str, dict], FaultRule]):
-        """`compile_rule(id, spec)` makes a rule from its JSON (as the admin API does, against the spec)."""
+    def __init__(self, client: redis.Redis, prefix: str, versions_key: str, compile_rule: Callable[[str, dict], FaultRule]):
+        """`versions_key`: the namespace's counter of versions; `compile_rule(id, spec)` makes a rule from its
+        JSON (as the admin API does, against the spec)."""
         self._client = client
         self._rules_key, self._used_key = prefix + "faults", prefix + "faults:used"
         self._version_key, self._next_key = prefix + "faults:v", prefix + "faults:next"
         self._compile = compile_rule
-        self._keys = [self._rules_key, self._next_key, self._used_key, self._version_key]
+        self._keys = [self._rules_key, self._next_key, self._used_key, self._version_key, versions_key]
         self._add = client.register_script(_ADD)
+        self._new_version = client.register_script(_NEW_VERSION)
         self._lock = threading.Lock()
         self._version: bytes | None = None
         self._compiled: list[FaultRule] = []
@@ -59,12 +66,16 @@ class SharedFaultRules:
             raise RuleInvalid(f"a session holds at most {MAX_RULES} rules; delete some (DELETE /__admin/faults).")
         return replace(rule, id=f"f{number}")
 
-    def match(self, operation: Operation, raw: RawRequest, answering: bool) -> Action | None:
-        """As FaultRules.match; raises ApiError(503) if Redis does not answer. A request asks for answering
-        rules first, then (none answered) for delaying ones: the rules are brought up to date on the first
-        ask only, so a request costs one round trip, not two."""
+    def as_of(self, version: bytes | None) -> RulesAsOf:
+        """The rules as a request sees them: `version` was read with its session (mockserver/qa/shared_sessions.py)."""
+        return RulesAsOf(self, version)
+
+    def match(self, operation: Operation, raw: RawRequest, answering: bool, version: bytes | None) -> Action | None:
+        """As FaultRules.match, with the rules of `version`; raises ApiError(503) if Redis does not answer. A
+        request asks for answering rules first, then (none answered) for delaying ones: the rules are brought
+        up to date on the first ask only."""
         with answered_503(UNAVAILABLE):
-            for rule in self._current() if answering else self._compiled:
+            for rule in self._current(version) if answering else self._compiled:
                 if rule.answers != answering or not rule.applies_to(operation, raw):
                     continue
                 with self._lock:  # one rule's draws in order, whichever thread serves (waitress)
@@ -95,25 +106,17 @@ class SharedFaultRules:
         with answered_503(UNAVAILABLE), self._client.pipeline() as pipe:
             pipe.hdel(self._rules_key, rule_id)
             pipe.hdel(self._used_key, rule_id)
-            pipe.incr(self._version_key)
+            self._new_version(keys=self._keys[3:], client=pipe)
             return bool(pipe.execute()[0])
 
     def clear(self) -> None:
         with answered_503(UNAVAILABLE), self._client.pipeline() as pipe:
             pipe.delete(self._rules_key, self._used_key)
-            pipe.incr(self._version_key)
+            self._new_version(keys=self._keys[3:], client=pipe)
             pipe.execute()
 
-    def forget(self) -> None:
-        """The session is ended: its rules go, and its next rule is `f1` again (as for a new session in memory)."""
-        with answered_503(UNAVAILABLE), self._client.pipeline() as pipe:
-            pipe.delete(self._rules_key, self._used_key, self._next_key)
-            pipe.incr(self._version_key)
-            pipe.execute()
-
-    def _current(self) -> list[FaultRule]:
-        """The rules, compiled, as of now: one round trip for the version, the rules read only when it moved."""
-        version = self._client.get(self._version_key)
+    def _current(self, version: bytes | None) -> list[FaultRule]:
+        """The rules of `version`, compiled: read only when it moved."""
         with self._lock:
             if version == self._version:
                 return self._compiled
@@ -125,3 +128,13 @@ class SharedFaultRules:
             compiled = [known.get(key.decode()) or self._compile(key.decode(), codec.loads(raw)) for key, raw in ordered]
             self._version, self._compiled = version, compiled
         return compiled
+
+
+class RulesAsOf:
+    """A session's shared rules with the version its request read (what the pipeline calls `match` on)."""
+
+    def __init__(self, rules: SharedFaultRules, version: bytes | None):
+        self._rules, self._version = rules, version
+
+    def match(self, operation: Operation, raw: RawRequest, answering: bool) -> Action | None:
+        return self._rules.match(operation, raw, answering, self._version)

@@ -24,6 +24,7 @@ from typing import Any
 import redis
 
 from mockserver.qa.journal import Entry, RequestFilter, wake
+from mockserver.qa.sessions import DEFAULT
 from mockserver.state import codec
 from mockserver.state.redis_store import answered_503
 
@@ -31,26 +32,29 @@ log = logging.getLogger("mockserver")
 POLL_S = 0.05  # how soon a wait notices an entry another process recorded
 UNAVAILABLE = "The mock's shared store (Redis) is unavailable ({}); retry."
 # The entry's id is the stream entry's id (`<id>-0`), so "newer than N" is a range read. A test session's
-# life (`--session-idle`) is kept by every request it journals: if it had lapsed, its state starts again
-# from the fixtures (a new generation), as the store itself does on its next command.
+# entry (ARGV[3], its id) is kept only if the session is still live, so a session ended while its request ran
+# gets no journal again; it also marks the session used at the end of its request (KEYS[3]: the live
+# sessions, mockserver/qa/shared_sessions.py).
 _RECORD = """
+if ARGV[3] ~= '' then
+  if not redis.call('ZSCORE', KEYS[3], ARGV[3]) then return 0 end
+  local t = redis.call('TIME')
+  redis.call('ZADD', KEYS[3], 'XX', 'GT', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), ARGV[3])
+end
 local id = redis.call('INCR', KEYS[2])
 redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], id .. '-0', 'e', ARGV[1])
-if ARGV[3] ~= '0' and not redis.call('SET', KEYS[3], '1', 'PX', ARGV[3], 'GET') then
-  redis.call('INCR', KEYS[4])
-end
 return id
 """
 
 
 class SharedJournal:
-    def __init__(self, client: redis.Redis, prefix: str, size: int, idle_ms: int = 0):
-        """`idle_ms`: a test session's `--session-idle` (0 for the default session, which never lapses)."""
+    def __init__(self, client: redis.Redis, prefix: str, size: int, live_sessions: str, session_id: str):
+        """`live_sessions`: the registry's key; `session_id`: whose journal (the default session never ends)."""
         self.size = size
         self._client = client
-        self._idle_ms = idle_ms
         self._stream, self._counter = prefix + "journal", prefix + "journal:id"
-        self._alive, self._generation = prefix + "alive", prefix + "gen"
+        self._keys = [self._stream, self._counter, live_sessions]
+        self._test_session = "" if session_id == DEFAULT else session_id
         self._record = client.register_script(_RECORD)
         self._lock = threading.Lock()
         self._waiters: dict[asyncio.Future, tuple[asyncio.AbstractEventLoop, RequestFilter, int]] = {}
@@ -62,10 +66,11 @@ class SharedJournal:
         if self.size <= 0:
             return entry
         try:
-            keys = [self._stream, self._counter, self._alive, self._generation]
-            entry.id = int(self._record(keys=keys, args=[codec.text(_fields(entry)), self.size, self._idle_ms]))
+            entry.id = int(self._record(keys=self._keys, args=[codec.text(_fields(entry)), self.size, self._test_session]))
         except redis.RedisError as exc:
             log.warning("request not journaled, the shared store (Redis) is unavailable: %s %s: %s", entry.method, entry.path, exc)
+            return entry
+        if not entry.id:  # its session ended while it ran: the entry went with it
             return entry
         wake(self._waiters, self._lock, lambda waiter: waiter[1].accepts(entry))
         return entry
@@ -91,11 +96,6 @@ class SharedJournal:
     def clear(self) -> None:
         with answered_503(UNAVAILABLE):
             self._client.delete(self._stream)
-
-    def forget(self) -> None:
-        """The session is ended: its entries go, and ids start again from 1 (as for a new session in memory)."""
-        with answered_503(UNAVAILABLE):
-            self._client.delete(self._stream, self._counter)
 
     def newest_id(self) -> int:
         with answered_503(UNAVAILABLE):

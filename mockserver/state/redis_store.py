@@ -11,9 +11,11 @@ atomic across processes. No domain rule is copied into Lua.
 
 Redis holds only what differs from the fixtures, which every process has
 loaded: a key holds a record's current value, or a tombstone if it was
-removed; a missing key means "as in the fixtures". So a reset is one INCR of
-the session's generation (the keys of the old one are unlinked in the
-background), whatever the number of customers. New ids come from INCR. The
+removed; a missing key means "as in the fixtures". So a reset is one new
+generation for the session (the keys of the old one are unlinked in the
+background), whatever the number of customers. Generation numbers come from
+one counter of the namespace, so a session id used again never meets a
+generation of its earlier life. New ids come from INCR. The
 phone index is one key per number, copied on write like the records, and so
 is each Relay consent record (`r:CLIENT:k:NUMBER`, beside the customers'
 `r:CLIENT:c:CCID` and the index's `r:CLIENT:p:NUMBER`).
@@ -73,20 +75,34 @@ def connect(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0, retry_on_timeout=False)
 
 
+# A session's new generation (KEYS[1]) from the namespace's counter (KEYS[2]); returns the old one (0: none).
+_NEW_GENERATION = """
+local old = redis.call('GET', KEYS[1]) or '0'
+redis.call('SET', KEYS[1], redis.call('INCR', KEYS[2]))
+return old
+"""
+
+
+def generations_key(namespace: str) -> str:
+    """The counter every session's generations come from."""
+    return f"{namespace}:generations"
+
+
 class RedisStores:
     """Makes the store of each session, all under `namespace`, over one fixture state shared read-only."""
 
-    def __init__(self, client: redis.Redis, namespace: str, base: State, idle_s: float):
+    def __init__(self, client: redis.Redis, namespace: str, base: State):
         self._client, self._namespace, self._base = client, namespace, base
         self._first_id = base.sources.ids.peek()
-        self._idle_ms = max(1, round(idle_s * 1000))
+        self._new_generation = client.register_script(_NEW_GENERATION)
 
-    def new(self, session_id: str, expires: bool = True) -> RedisStore:
-        """The store of a session. A test session lives as long as it is used (`--session-idle`, in Redis, for
-        every process): one that is not live any more, or never was, starts from the fixtures. The default
-        session (`expires=False`) lives for ever."""
-        idle_ms = self._idle_ms if expires else None
-        return RedisStore(self._client, f"{self._namespace}:{session_id}:", self._base, self._first_id, idle_ms)
+    def new(self, session_id: str) -> RedisStore:
+        """The store of a session. Its life (`--session-idle`) is the session registry's
+        (mockserver/qa/shared_sessions.py): a session that ends gets a new generation, so its next store
+        command in any process starts from the fixtures."""
+        prefix = f"{self._namespace}:{session_id}:"
+        keys = [prefix + "gen", generations_key(self._namespace)]
+        return RedisStore(self._client, prefix, self._base, self._first_id, lambda: self._new_generation(keys))
 
 
 def claim_namespace(client: redis.Redis, namespace: str, fixtures: Path) -> str:
@@ -123,12 +139,11 @@ class RedisStore:
         prefix: str,
         base: State,
         first_id: int,
-        idle_ms: int | None = None,
+        new_generation: Callable[[], bytes],
     ):
-        """`idle_ms`: a test session's; each command keeps it alive that long (the default session always is)."""
+        """`new_generation()` moves the session to a new generation and returns the old one."""
         self._client = client
-        self.alive_key = prefix + "alive"
-        self._idle_ms = idle_ms
+        self._new_generation = new_generation
         self._prefix = prefix
         self._base = base
         self._first_id = first_id
@@ -140,7 +155,7 @@ class RedisStore:
         """Run `command(state, *args)` as one optimistic transaction; raise ApiError(503) if Redis fails it."""
         try:
             for _ in range(RETRIES):
-                link = _Link(self._client, self._prefix, isinstance(command, Write), self._idle_ms)
+                link = _Link(self._client, self._prefix, isinstance(command, Write))
                 try:
                     return self._attempt(link, command, args)
                 except _Again:
@@ -173,13 +188,11 @@ class RedisStore:
         except _Stale as stale:
             self._generation = stale.generation
             raise _Again from None
-        except _Expired:  # the first command since the session was last used longer ago than --session-idle
-            self.reset()
-            raise _Again from None
         if link.generation is not None:
             self._generation = link.generation
         writes = view.writes()
         if writes:
+            writes[written_mark(self._prefix, generation)] = b"1"
             link.commit(writes, result)
         elif view.reads > 1:
             link.validate()
@@ -191,35 +204,18 @@ class RedisStore:
     def reset(self) -> None:
         """Back to the fixtures for every process: a new generation; the old one's keys are unlinked meanwhile."""
         with answered_503():
-            old = int(self._client.incr(self._prefix + "gen")) - 1
-        threading.Thread(target=self._unlink, args=(f"{self._prefix}{old}:*",), name="mockserver-unlink", daemon=True).start()
+            old = int(self._new_generation())
+        unlink_generation(self._client, self._prefix, old)
 
     def rebuild(self, build: Callable[[], State]) -> None:
         """New fixtures: this process serves them as the base, and the session starts again."""
         self._base = build()
         self.reset()
 
-    def discard(self) -> None:
-        """The session is ended: the next one of this id starts from the fixtures, in every process."""
-        self.reset()
-
     def ping(self) -> None:
         """Raise ApiError(503) if Redis does not answer (the health check's)."""
         with answered_503():
             self._client.ping()
-
-    def _unlink(self, pattern: str) -> None:
-        try:
-            batch = []
-            for key in self._client.scan_iter(match=pattern, count=1000):
-                batch.append(key)
-                if len(batch) >= 1000:
-                    self._client.unlink(*batch)
-                    batch = []
-            if batch:
-                self._client.unlink(*batch)
-        except redis.RedisError as exc:  # only space is lost; the keys are never read again
-            log.warning("could not remove the keys of a reset generation (%s): %s", pattern, exc)
 
 
 class _View:
@@ -355,10 +351,6 @@ class _Again(Exception):
     """This attempt cannot stand: run the command again."""
 
 
-class _Expired(_Again):
-    """The session was idle past `--session-idle` (or is new): start it again from the fixtures, then run."""
-
-
 class _Stale(_Again):
     """The session was reset since the generation this attempt reads: run again on `generation`."""
 
@@ -383,9 +375,8 @@ class _Link:
     was lost can be told apart: committed (the fence is set) or not, and then never later (see `_committed`).
     """
 
-    def __init__(self, client: redis.Redis, prefix: str, watching: bool, idle_ms: int | None):
+    def __init__(self, client: redis.Redis, prefix: str, watching: bool):
         self._pool = client.connection_pool
-        self._keep_alive = [("SET", prefix + "alive", b"1", "PX", idle_ms, "GET")] if idle_ms else []
         self._connection = self._pool.get_connection()
         self._generation_key = prefix + "gen"
         self.fence = f"{prefix}tx:{uuid.uuid4().hex}" if watching else ""  # a read commits nothing: no fence
@@ -398,13 +389,7 @@ class _Link:
     def read(self, name: str, expected_generation: int) -> bytes | None:
         """The value of `name` (watched for a write); raises _Stale if the session's generation moved on."""
         watch = [("WATCH", self._generation_key, self.fence, name)] if self._watching else []
-        replies = self._send(*self._keep_alive, *watch, ("MGET", self._generation_key, name))
-        if self._keep_alive:  # once an attempt: kept alive, and was it still?
-            self._keep_alive = []
-            if replies[0] is None:
-                self._watched |= self._watching
-                raise _Expired
-        generation, value = replies[-1]
+        generation, value = self._send(*watch, ("MGET", self._generation_key, name))[-1]
         self._watched |= self._watching
         self.generation = int(generation or 0)
         if self.generation != expected_generation:
@@ -452,6 +437,33 @@ class _Link:
             connection.disconnect()  # a half-read reply must never be read by the connection's next user
             self._watched = False  # and a closed connection's watches are gone with it
             raise
+
+
+def written_mark(prefix: str, generation: int) -> str:
+    """A key every transaction of a generation sets: a generation without it (nor ids) has no key to unlink."""
+    return f"{prefix}{generation}:w"
+
+
+def unlink_generation(client: redis.Redis, prefix: str, generation: int) -> None:
+    """Remove, in the background, the keys of a session's generation that is over (never read again). Only a
+    generation something was written in is looked for: a SCAN of the whole keyspace is not free."""
+    threading.Thread(target=_unlink, args=(client, prefix, generation), name="mockserver-unlink", daemon=True).start()
+
+
+def _unlink(client: redis.Redis, prefix: str, generation: int) -> None:
+    try:
+        if not client.exists(written_mark(prefix, generation), f"{prefix}{generation}:next_id"):
+            return
+        batch = []
+        for key in client.scan_iter(match=f"{prefix}{generation}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                client.unlink(*batch)
+                batch = []
+        if batch:
+            client.unlink(*batch)
+    except redis.RedisError as exc:  # only space is lost; the keys are never read again
+        log.warning("could not remove the keys of generation %d of %s: %s", generation, prefix, exc)
 
 
 class _Ids:

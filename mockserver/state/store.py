@@ -32,8 +32,6 @@ class Store(Protocol):
 
     def rebuild(self, build: Callable[[], State]) -> None: ...
 
-    def discard(self) -> None: ...
-
     def ping(self) -> None: ...
 
 
@@ -94,9 +92,6 @@ class MemoryStore:
 
     def ping(self) -> None:
         """Always reachable: it is this process's memory."""
-
-    def discard(self) -> None:
-        """The session is ended: its state goes with this store."""
 
     def rebuild(self, build: Callable[[], State]) -> None:
         """From now on `build` makes the fixture state (`serve --reload`); start again from it."""

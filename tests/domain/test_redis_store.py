@@ -27,8 +27,7 @@ def fixtures() -> Fixtures:
 
 def store_of(url: str, namespace: str, fixtures: Fixtures) -> redis_store.RedisStore:
     """The default session's store, as `serve --store URL --namespace NAMESPACE` makes it."""
-    stores = redis_store.RedisStores(redis_store.connect(url), namespace, fixtures.build(), 600)
-    return stores.new("default", expires=False)
+    return redis_store.RedisStores(redis_store.connect(url), namespace, fixtures.build()).new("default")
 
 
 @pytest.fixture
@@ -62,7 +61,7 @@ def test_a_consent_update_through_one_store_reaches_every_carrier_and_its_record
 
 def test_the_state_view_after_a_reset_lists_the_fixtures_records_not_the_old_generations(stores, monkeypatch):
     """The view reads keys by scanning: it must not list the old generation's, still there until unlinked."""
-    monkeypatch.setattr(redis_store.RedisStore, "_unlink", lambda self, pattern: None)  # as when the unlinking lags
+    monkeypatch.setattr(redis_store, "unlink_generation", lambda client, prefix, generation: None)  # as when the unlinking lags
     one, other = stores
 
     def group_of_ccid(store) -> str:
@@ -81,7 +80,7 @@ def test_the_state_view_after_a_reset_lists_the_fixtures_records_not_the_old_gen
 def test_a_reset_landing_while_the_state_view_reads_makes_it_read_again(stores, monkeypatch):
     """A reset between the view's generation check and its reads: the chunk it read is of the old generation,
     which the view must not list (review of #12: the check ran once, before the scan)."""
-    monkeypatch.setattr(redis_store.RedisStore, "_unlink", lambda self, pattern: None)  # the old keys stay meanwhile
+    monkeypatch.setattr(redis_store, "unlink_generation", lambda client, prefix, generation: None)  # the old keys stay meanwhile
     one, other = stores
     one.run(_move, "demo", CCID, "vip")
     real_scan = redis.Redis.scan_iter

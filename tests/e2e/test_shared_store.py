@@ -192,6 +192,7 @@ def test_redis_going_away_is_a_clear_503_and_service_resumes_by_itself(tmp_path)
         assert relay[0] == 503 and "unavailable" in relay[1]["message"]
         assert egain[0] == 503 and egain[1]["code"] == "503-101"
         assert call(base, "GET", "/__admin/health", {})[0] == 503  # a load balancer's health check sees it too
+        assert call(base, "GET", "/__admin/sessions", {})[0] == 503  # the session registry is in Redis too
         with redis_server(port):  # back, empty (no persistence configured): the fixtures' state
             deadline = time.monotonic() + 10
             while call(base, "GET", f"/cdm/client/demo/customer/{CCID}", KEY)[0] != 200 and time.monotonic() < deadline:

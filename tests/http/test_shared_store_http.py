@@ -9,6 +9,7 @@ import time
 import uuid
 
 import pytest
+import redis
 
 from mockserver.http.app import create_app
 from mockserver.settings import Settings
@@ -25,15 +26,26 @@ def two(redis_url):
     return [create_app(Settings(strict_responses=True, store=redis_url, namespace=namespace)).test_client() for _ in range(2)]
 
 
-def test_a_session_deleted_through_another_process_starts_again_from_the_fixtures(two):
+def test_a_session_deleted_through_a_process_it_never_reached_ends_in_every_process(two):
     one, other = two
     session = {**RELAY_KEY, "X-Mock-Session": "shared-1"}
     assert one.put(MOVE, headers=session).status_code == 200
+    assert one.post("/__admin/faults", json={"operationId": "mergeCustomer", "status": 500}, headers=session).status_code == 201
     assert other.get(RETRIEVE, headers=session).json["product_group_id"] == "vip"  # one state, seen from both
-    settings = one.application.extensions["mockserver"]["settings"]
-    third = create_app(Settings(strict_responses=True, store=settings.store, namespace=settings.namespace)).test_client()
-    assert third.delete("/__admin/sessions/shared-1").status_code == 404  # not live in that process: its state dropped all the same
+    third = another(one)
+    assert third.delete("/__admin/sessions/shared-1").status_code == 204  # live in Redis, whichever process it used
+    assert third.delete("/__admin/sessions/shared-1").status_code == 404
     assert one.get(RETRIEVE, headers=session).json["product_group_id"] == "default"
+    assert other.get("/__admin/faults", headers=session).json["faults"] == []  # its rules went with it
+    journal = one.get("/__admin/requests", headers=session).json["requests"]
+    assert [entry["path"] for entry in journal] == ["/__admin/faults", RETRIEVE]  # the new session's requests only
+
+
+def another(app_client):
+    """One more process on the namespace `app_client`'s app serves."""
+    settings = app_client.application.extensions["mockserver"]["settings"]
+    shared = {"store": settings.store, "namespace": settings.namespace, "max_sessions": settings.max_sessions}
+    return create_app(Settings(strict_responses=True, **shared)).test_client()
 
 
 @pytest.mark.parametrize(
@@ -54,15 +66,64 @@ def test_an_unknown_store_stops_the_start():
         create_app(Settings(store="postgres://localhost/db"))
 
 
-def test_a_test_session_left_idle_starts_again_from_the_fixtures_in_every_process(redis_url):
-    """The session's life is kept in Redis (`--session-idle`), not in one process's memory."""
+def test_a_test_session_left_idle_ends_with_its_rules_and_journal_in_every_process(redis_url):
+    """The session's life is kept in Redis (`--session-idle`), not in one process's memory; once it lapses,
+    nothing of it is applied any more: not its state, not its rules, not its journal."""
     namespace = f"idle-{uuid.uuid4().hex}"
-    one, other = (create_app(Settings(store=redis_url, namespace=namespace, session_idle=0.3)).test_client() for _ in range(2))
+    one, other = (create_app(Settings(store=redis_url, namespace=namespace, session_idle=0.4)).test_client() for _ in range(2))
     session = {**RELAY_KEY, "X-Mock-Session": "idle-1"}
     assert one.put(MOVE, headers=session).status_code == 200
-    assert other.get(RETRIEVE, headers=session).json["product_group_id"] == "vip"  # used: still alive
-    time.sleep(0.6)
-    assert other.get(RETRIEVE, headers=session).json["product_group_id"] == "default"
+    once = {"operationId": "retrieveCustomer", "status": 500, "times": 1}
+    assert one.post("/__admin/faults", json=once, headers=session).status_code == 201
+    assert other.get(RETRIEVE, headers=session).status_code == 500  # used: still alive, its rule applies everywhere
+    assert other.get(RETRIEVE, headers=session).json["product_group_id"] == "vip"
+    one.post("/__admin/faults", json={"operationId": "retrieveCustomer", "status": 500}, headers=session)
+    time.sleep(0.8)
+    assert other.get(RETRIEVE, headers=session).json["product_group_id"] == "default"  # no rule left to answer 500
+    assert one.get("/__admin/faults", headers=session).json["faults"] == []
+    assert [entry["path"] for entry in one.get("/__admin/requests", headers=session).json["requests"]] == ["/__admin/faults", RETRIEVE]
+
+
+def test_the_session_list_and_its_cap_are_every_processs(redis_url):
+    """`GET /__admin/sessions` lists the sessions of every process, each request counted once, and
+    `--max-sessions` counts them all: a session created through one process takes a place in all."""
+    namespace = f"cap-{uuid.uuid4().hex}"
+    one, other = (create_app(Settings(store=redis_url, namespace=namespace, max_sessions=2)).test_client() for _ in range(2))
+    for app_client, session_id in ((one, "cap-1"), (other, "cap-2"), (one, "cap-2")):
+        assert app_client.get(RETRIEVE, headers={**RELAY_KEY, "X-Mock-Session": session_id}).status_code == 200
+    refused = other.get(RETRIEVE, headers={**RELAY_KEY, "X-Mock-Session": "cap-3"})
+    assert refused.status_code == 400 and "2 sessions are live (--max-sessions)" in refused.json["message"]
+    listed = {session["id"]: session["requests"] for session in one.get("/__admin/sessions").json["sessions"]}
+    assert list(listed) == ["default", "cap-1", "cap-2"] and listed["cap-1"] == 1 and listed["cap-2"] == 2
+    assert other.get("/__admin/sessions").json["sessions"][1:] == one.get("/__admin/sessions").json["sessions"][1:]
+    assert one.delete("/__admin/sessions/cap-1").status_code == 204
+    assert other.get(RETRIEVE, headers={**RELAY_KEY, "X-Mock-Session": "cap-3"}).status_code == 200  # a place is free
+    assert [session["id"] for session in other.get("/__admin/sessions").json["sessions"]] == ["default", "cap-2", "cap-3"]
+
+
+def test_sessions_nobody_uses_again_are_swept_with_every_key_they_had(redis_url):
+    """No request comes back to end them: a sweep does, in the background, and leaves no key of theirs."""
+    from mockserver.qa import shared_sessions
+
+    namespace = f"sweep-{uuid.uuid4().hex}"
+    one = create_app(Settings(store=redis_url, namespace=namespace, session_idle=0.3)).test_client()
+    for n in range(3):
+        session = {**RELAY_KEY, "X-Mock-Session": f"gone-{n}"}
+        assert one.put(MOVE, headers=session).status_code == 200
+        assert one.post("/__admin/faults", json={"operationId": "mergeCustomer", "status": 500}, headers=session).status_code == 201
+    client = redis.Redis.from_url(redis_url)
+    assert client.keys(f"{namespace}:*:gone-1:*")
+    time.sleep(0.5 + shared_sessions.SWEEP_EVERY_S)
+    assert one.get(RETRIEVE, headers=RELAY_KEY).status_code == 200  # a request, in any session, lets the sweep start
+
+    def kept() -> list[bytes]:  # keys that stay for ever (a transaction's fence expires by itself within a minute)
+        return [key for key in client.keys(f"{namespace}:*:gone-*") if client.pttl(key) == -1]
+
+    deadline = time.monotonic() + 5
+    while kept() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert kept() == []
+    assert [session["id"] for session in one.get("/__admin/sessions").json["sessions"]] == ["default"]
 
 
 def test_a_rule_added_in_one_process_fires_in_all_and_its_times_are_counted_once_for_all(two):

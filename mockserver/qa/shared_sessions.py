@@ -1,0 +1,324 @@
+"""Sessions on a shared store (`serve --store redis://`): one registry in Redis for every process.
+
+What `Sessions` keeps in one process's memory is kept in Redis here, so that
+every process sharing the store sees the same sessions: which are live (a
+sorted set, each test session scored by when it was last used, on Redis's
+clock), when each was created and how many requests it had, the cap
+(`--max-sessions`, counted over every process), and the end of a session:
+deleted, or idle longer than `--session-idle`. A session that ends loses its
+state (a new generation: its next command starts from the fixtures), its
+fault rules and its journal, in one script, so no process can apply a rule
+of a session that is over.
+
+Each request costs one script (`visit`), which also reads the session's rules
+version: it takes the place of that read, so sessions add no round trip. A
+session not live yet is created by `enter`, once the request passed routing
+and authentication (as in memory). Sessions nobody uses again are ended by a
+sweep that one process at a time runs in the background about once a second.
+
+A request in flight does not keep its session alive past `--session-idle`
+(in memory it does): only a `Prefer: delay` that long could outlast it.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from mockserver.errors import ApiError
+from mockserver.qa.sessions import DEFAULT, Session, SessionRefused, Visit, refusal_past_cap, session_id_of
+from mockserver.state.redis_store import UNAVAILABLE, generations_key, unlink_generation
+
+SWEEP_EVERY_S = 1.0  # how often some process ends the sessions left idle, and unlinks their keys
+SWEPT_AT_ONCE = 100
+
+# KEYS: 1 the live sessions (zset: a test session's score is its last use), 2 the session's generation,
+# 3-5 its rules, their spent counts and next id, 6 their version, 7-8 its journal and its ids, 9 its record
+# (created, requests; the default session's last use), 10 the namespace's generation counter.
+# ARGV: 1 its id, 2 --session-idle in ms, 3 the prefix of its keys.
+# An ended session leaves no key; its generation and rules' version go with it, so both are drawn from
+# counters of the namespace, never repeating for a session id used again.
+_COMMON = """
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function standing(idle, now)
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+  if not score then return 'none' end
+  if tonumber(score) >= now - idle then return 'live' end
+  return 'lapsed'
+end
+local function written(generation)
+  if redis.call('EXISTS', ARGV[3] .. generation .. ':w', ARGV[3] .. generation .. ':next_id') > 0 then return generation end
+  return -1
+end
+local function finish()
+  local generation = redis.call('GET', KEYS[2]) or '0'
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9])
+  return written(generation)
+end
+"""
+# A request arrives (ARGV 4: '1' for the default session). Returns {live 1/0, the rules' version, the
+# generation to unlink or -1}. A lapsed session ends here.
+_VISIT = (
+    _COMMON
+    + """
+local now = now_ms()
+if ARGV[4] == '1' then
+  redis.call('HSETNX', KEYS[9], 'created', now)
+  redis.call('HSET', KEYS[9], 'last_used', now)
+  redis.call('HINCRBY', KEYS[9], 'requests', 1)
+  return {1, redis.call('GET', KEYS[6]), -1}
+end
+local where = standing(tonumber(ARGV[2]), now)
+if where == 'live' then
+  redis.call('ZADD', KEYS[1], now, ARGV[1])
+  redis.call('HINCRBY', KEYS[9], 'requests', 1)
+  return {1, redis.call('GET', KEYS[6]), -1}
+end
+local old = -1
+if where == 'lapsed' then old = finish() end
+return {0, false, old}
+"""
+)
+# A request that passed routing and authentication needs its session (ARGV 4: --max-sessions). Returns
+# {1 entered / 0 refused past the cap, a generation to unlink or -1, another}. A new session gets a new
+# generation: one a request still in flight at the end wrote to (as generation 0) is passed by, and unlinked.
+_ENTER = (
+    _COMMON
+    + """
+local now = now_ms()
+local where = standing(tonumber(ARGV[2]), now)
+if where == 'live' then
+  redis.call('ZADD', KEYS[1], now, ARGV[1])
+  redis.call('HINCRBY', KEYS[9], 'requests', 1)
+  return {1, -1}
+end
+local old = -1
+if where == 'lapsed' then old = finish() end
+if redis.call('ZCOUNT', KEYS[1], now - tonumber(ARGV[2]), '+inf') >= tonumber(ARGV[4]) then return {0, old, -1} end
+local stray = written(redis.call('GET', KEYS[2]) or '0')
+redis.call('SET', KEYS[2], redis.call('INCR', KEYS[10]))
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('HSET', KEYS[9], 'created', now, 'requests', 1)
+return {1, old, stray}
+"""
+)
+# End a session (ARGV 4: '1' only if it lapsed, the sweep's). Returns {was live 1/0, generation to unlink or -1}.
+_END = (
+    _COMMON
+    + """
+local where = standing(tonumber(ARGV[2]), now_ms())
+if where == 'none' or (ARGV[4] == '1' and where == 'live') then return {0, -1} end
+return {where == 'live' and 1 or 0, finish()}
+"""
+)
+
+
+class SessionRegistry:
+    """The sessions of a namespace, in Redis: every method is one atomic script or read."""
+
+    def __init__(self, client: redis.Redis, namespace: str, idle_s: float, max_sessions: int):
+        self._client = client
+        self._namespace = namespace
+        self.live_key = f"{namespace}:sessions"
+        self.versions_key = f"{namespace}:versions"  # the counter every session's rules' versions come from
+        self._generations_key = generations_key(namespace)
+        self._idle_ms = max(1, round(idle_s * 1000))
+        self.max_sessions = max_sessions
+        self._keys = functools.lru_cache(maxsize=4096)(self._keys_of)  # a request's visit builds none
+        self._visit = client.register_script(_VISIT)
+        self._enter = client.register_script(_ENTER)
+        self._end = client.register_script(_END)
+
+    def prefix(self, session_id: str) -> str:
+        return f"{self._namespace}:{session_id}:"
+
+    def _keys_of(self, session_id: str) -> list[str]:
+        p = self.prefix(session_id)
+        faults = p + "faults"
+        journal = p + "journal"
+        rules = [faults, faults + ":used", faults + ":next", faults + ":v"]
+        return [self.live_key, p + "gen", *rules, journal, journal + ":id", p + "meta", self._generations_key]
+
+    def visit(self, session_id: str) -> tuple[bool, bytes | None]:
+        """Whether the session is live (kept so, and its request counted), and its rules' version."""
+        live, version, old = self._visit(keys=self._keys(session_id), args=self._args(session_id, int(session_id == DEFAULT)))
+        self._unlink(session_id, old)
+        return bool(live), version
+
+    def enter(self, session_id: str) -> bool:
+        """Make the session live (counted, from the fixtures if it is new); False past --max-sessions."""
+        entered, *old = self._enter(keys=self._keys(session_id), args=self._args(session_id, self.max_sessions))
+        self._unlink(session_id, *old)
+        return bool(entered)
+
+    def end(self, session_id: str, lapsed_only: bool = False) -> bool:
+        """End the session: its state, rules and journal go. True if it was live."""
+        was_live, old = self._end(keys=self._keys(session_id), args=self._args(session_id, int(lapsed_only)))
+        self._unlink(session_id, old)
+        return bool(was_live)
+
+    def listed(self) -> list[dict]:
+        """The live sessions, the default first, then by creation."""
+        seconds, micros = self._client.time()
+        now_ms = seconds * 1000 + micros // 1000
+        live = self._client.zrangebyscore(self.live_key, now_ms - self._idle_ms, "+inf", withscores=True)
+        used = {DEFAULT: None, **{member.decode(): int(score) for member, score in live}}
+        with self._client.pipeline(transaction=False) as pipe:
+            for session_id in used:
+                pipe.hmget(self.prefix(session_id) + "meta", "created", "requests", "last_used")
+            records = pipe.execute()
+        listed = [
+            {
+                "id": session_id,
+                "created": _stamp(created or now_ms),
+                "last_used": _stamp(last or default_last or now_ms),
+                "requests": int(requests or 0),
+            }
+            for (session_id, last), (created, requests, default_last) in zip(used.items(), records, strict=True)
+            if session_id == DEFAULT or created is not None  # ended between the two reads: not listed
+        ]
+        return listed[:1] + sorted(listed[1:], key=lambda session: session["created"])
+
+    def sweep(self) -> int:
+        """End the sessions idle past --session-idle (some process does it about once a second); how many."""
+        if not self._client.set(f"{self._namespace}:sweeping", b"1", nx=True, px=round(SWEEP_EVERY_S * 1000)):
+            return 0  # another process swept a moment ago
+        seconds, micros = self._client.time()
+        cutoff = seconds * 1000 + micros // 1000 - self._idle_ms
+        lapsed = self._client.zrangebyscore(self.live_key, "-inf", f"({cutoff}", start=0, num=SWEPT_AT_ONCE)
+        return sum(not self.end(member.decode(), lapsed_only=True) for member in lapsed)
+
+    def _args(self, session_id: str, last: int) -> list:
+        return [session_id, self._idle_ms, self.prefix(session_id), last]
+
+    def _unlink(self, session_id: str, *generations: int) -> None:
+        for generation in generations:
+            if int(generation) >= 0:
+                unlink_generation(self._client, self.prefix(session_id), int(generation))
+
+
+class SharedSessions:
+    """`Sessions`' interface, for a shared store: the registry decides; this process keeps only handles
+    (a session's store, rules and journal objects, which hold nothing of their own), dropped when idle here."""
+
+    def __init__(
+        self,
+        registry: SessionRegistry,
+        new_store: Callable[[str], Any],
+        new_faults: Callable[[str], Any],
+        new_journal: Callable[[str], Any],
+        default_store: Any,
+        idle_s: float,
+    ):
+        self._registry = registry
+        self._new_store, self._new_faults, self._new_journal = new_store, new_faults, new_journal
+        self._idle_s = idle_s
+        self.default = Session(DEFAULT, default_store, new_faults(DEFAULT), new_journal(DEFAULT))
+        self._handles: dict[str, Session] = {DEFAULT: self.default}
+        self._lock = threading.Lock()
+        self._swept = time.monotonic()
+        self._sweeping = False
+
+    def visit(self, header: str | None) -> Visit:
+        """The session a request names, live or not yet; SessionRefused for an id that breaks the pattern. With
+        Redis unreachable, the visit carries the documented 503 (`Visit.unavailable`)."""
+        session_id = session_id_of(header)
+        self._sweep_now_and_then()
+        try:
+            live, version = self._registry.visit(session_id)
+        except redis.RedisError as exc:
+            return SharedVisit(self, session_id, None, None, ApiError(503, UNAVAILABLE.format(type(exc).__name__)))
+        session = self._handle(session_id) if live else None
+        return SharedVisit(self, session_id, session, session.faults.as_of(version) if session else None)
+
+    def _handle(self, session_id: str) -> Session:
+        with self._lock:
+            session = self._handles.get(session_id)
+            if session is None:
+                session = Session(session_id, self._new_store(session_id), self._new_faults(session_id), self._new_journal(session_id))
+                self._handles[session_id] = session
+            session.last_used = time.monotonic()
+            return session
+
+    def _create(self, session_id: str) -> Session:
+        try:
+            entered = self._registry.enter(session_id)
+        except redis.RedisError as exc:
+            raise ApiError(503, UNAVAILABLE.format(type(exc).__name__)) from exc
+        if not entered:
+            raise SessionRefused(refusal_past_cap(session_id, self._registry.max_sessions))
+        return self._handle(session_id)
+
+    def listed(self) -> list[dict]:
+        try:
+            return self._registry.listed()
+        except redis.RedisError as exc:
+            raise ApiError(503, UNAVAILABLE.format(type(exc).__name__)) from exc
+
+    def delete(self, session_id: str) -> bool:
+        """End a session in every process: its state, rules and journal go; False if it was not live."""
+        try:
+            ended = self._registry.end(session_id)
+        except redis.RedisError as exc:
+            raise ApiError(503, UNAVAILABLE.format(type(exc).__name__)) from exc
+        with self._lock:
+            self._handles.pop(session_id, None)
+        return ended
+
+    def _sweep_now_and_then(self) -> None:
+        """At most once a second: forget this process's handles idle here, and (in a thread, so no request waits)
+        have the registry end the sessions idle everywhere."""
+        now = time.monotonic()
+        if now - self._swept < SWEEP_EVERY_S:
+            return
+        with self._lock:
+            if now - self._swept < SWEEP_EVERY_S or self._sweeping:
+                return
+            self._swept, self._sweeping = now, True
+            for session_id in [s.id for s in self._handles.values() if s.id != DEFAULT and now - s.last_used > self._idle_s]:
+                del self._handles[session_id]
+        threading.Thread(target=self._sweep, name="mockserver-session-sweep", daemon=True).start()
+
+    def _sweep(self) -> None:
+        try:
+            self._registry.sweep()
+        except redis.RedisError:
+            pass  # Redis is away: the requests say so; sessions left idle are ended on a later sweep
+        finally:
+            self._sweeping = False
+
+
+class SharedVisit(Visit):
+    def __init__(
+        self, sessions: SharedSessions, session_id: str, session: Session | None, faults: Any, unavailable: ApiError | None = None
+    ):
+        super().__init__(sessions, session_id, session)  # type: ignore[arg-type]
+        self._faults = faults
+        self.unavailable = unavailable
+
+    @property
+    def faults(self) -> Any:
+        """The rules as of this request's visit (none for a session not live yet: a new one has none)."""
+        return self._faults
+
+    def enter(self) -> Session:
+        if self.session is None:
+            self.session = self._sessions._create(self.session_id)  # type: ignore[attr-defined]
+        return self.session
+
+    def close(self) -> None:
+        """Nothing to release: the session's life is kept in Redis, refreshed by its journal entry."""
+
+
+def _stamp(ms: bytes | int) -> str:
+    return datetime.fromtimestamp(int(ms) / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,95 @@
+"""The shared session registry without HTTP (issue #14): the cap across processes, ends, and clean new lives."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import redis
+
+from mockserver.contract.compiled import Contract
+from mockserver.contract.spec import load_document
+from mockserver.qa.shared_sessions import SessionRegistry
+from mockserver.relay.api import _move, _retrieve
+from mockserver.settings import Settings
+from mockserver.state import redis_store
+from mockserver.state.fixtures import Fixtures
+
+CCID = "BAK-11984-007"
+
+
+@pytest.fixture(scope="module")
+def fixtures() -> Fixtures:
+    return Fixtures.load(Settings().fixtures, Contract(load_document()).schemas)
+
+
+@pytest.fixture
+def namespace(request) -> str:
+    return f"registry-{request.node.name}"
+
+
+def registry(url: str, namespace: str, idle_s: float = 600, max_sessions: int = 256) -> SessionRegistry:
+    """One process's registry: a client of its own."""
+    return SessionRegistry(redis_store.connect(url), namespace, idle_s, max_sessions)
+
+
+def test_the_cap_holds_across_processes_entering_at_once(redis_url, namespace):
+    """Twelve processes each create a session at the same moment; with room for five, exactly five get one."""
+    registries = [registry(redis_url, namespace, max_sessions=5) for _ in range(12)]
+    start = threading.Barrier(len(registries))
+    entered: list[bool] = [False] * len(registries)
+
+    def enter(n: int) -> None:
+        start.wait()
+        entered[n] = registries[n].enter(f"s-{n}")
+
+    threads = [threading.Thread(target=enter, args=(n,)) for n in range(len(registries))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sum(entered) == 5
+    assert sorted(s["id"] for s in registries[0].listed()[1:]) == sorted(f"s-{n}" for n in range(12) if entered[n])
+
+
+def test_a_session_ends_once_and_a_lapsed_one_is_ended_by_its_next_visit(redis_url, namespace):
+    one, other = registry(redis_url, namespace, idle_s=0.2), registry(redis_url, namespace, idle_s=0.2)
+    assert one.enter("s") and other.visit("s")[0]
+    assert other.end("s") and not one.end("s")  # ended once, whichever process asks second
+    assert not one.visit("s")[0]
+    assert one.enter("s")
+    time.sleep(0.3)
+    assert not other.visit("s")[0]  # lapsed: ended by this visit
+    assert [s["id"] for s in one.listed()] == ["default"]
+
+
+def test_a_write_landing_after_its_session_ended_never_reaches_the_sessions_next_life(redis_url, namespace, fixtures):
+    """A request in flight when its session ends writes to the state it finds; the session's next life must
+    start from the fixtures all the same (a new generation), and the stray write's keys are removed."""
+    sessions = registry(redis_url, namespace)
+    stores = redis_store.RedisStores(redis_store.connect(redis_url), namespace, fixtures.build())
+    sessions.enter("s")
+    store = stores.new("s")
+    store.run(_move, "demo", CCID, "vip")
+    assert sessions.end("s")
+    store.run(_move, "demo", CCID, "vip")  # a request in flight: its write lands after the end, on the fixtures' state
+    client = redis.Redis.from_url(redis_url)
+    stray = client.keys(f"{sessions.prefix('s')}0:*")
+    assert stray  # written to the generation an ended session reads as
+    assert sessions.enter("s")
+    assert stores.new("s").run(_retrieve, "demo", CCID)["product_group_id"] == "default"
+    deadline = time.monotonic() + 5
+    while client.keys(f"{sessions.prefix('s')}0:*") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert client.keys(f"{sessions.prefix('s')}0:*") == []
+
+
+def test_a_sweep_ends_only_sessions_past_their_idle_time(redis_url, namespace):
+    sessions = registry(redis_url, namespace, idle_s=0.3)
+    sessions.enter("old")
+    time.sleep(0.4)
+    sessions.enter("new")
+    assert sessions.sweep() == 1
+    assert [s["id"] for s in sessions.listed()] == ["default", "new"]
+    assert sessions.sweep() == 0  # one sweep a second, whichever process asks
