@@ -20,11 +20,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
+from mockserver.errors import ApiError
 from mockserver.qa.faults import FaultRules
 from mockserver.qa.journal import Journal
 from mockserver.state.model import State
 from mockserver.state.store import Store
+
+if TYPE_CHECKING:
+    from mockserver.qa.shared_sessions import SharedSessions
 
 DEFAULT = "default"
 SESSION_HEADER = "x-mock-session"
@@ -78,17 +83,17 @@ class Visit:
     passed routing and authentication), so requests refused before that never fill the cap; they are
     journaled in the default session until then."""
 
-    unavailable = None  # the store's 503, when the session could not be looked up (a shared store only)
-
-    def __init__(self, sessions: Sessions, session_id: str, session: Session | None):
+    def __init__(
+        self, sessions: Sessions | SharedSessions, session_id: str, session: Session | None, faults: Any = None, unavailable: ApiError | None = None
+    ):
+        """`sessions`: this process's `Sessions`, or the shared ones (mockserver/qa/shared_sessions.py), which
+        give the rules as the request's visit read them (`faults`), or the store's 503 (`unavailable`) when the
+        session could not be looked up."""
         self._sessions = sessions
         self.session_id = session_id
         self.session = session
-
-    @property
-    def faults(self) -> FaultRules | None:
-        """The session's rules (none for a session not created yet: a new one has none)."""
-        return self.session.faults if self.session is not None else None
+        self.faults = faults if faults is not None or session is None else session.faults  # a new session has none
+        self.unavailable = unavailable
 
     def enter(self) -> Session:
         """The session, created now if need be (SessionRefused past the cap)."""

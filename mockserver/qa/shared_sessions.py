@@ -237,9 +237,9 @@ class SharedSessions:
         try:
             live, version = self._registry.visit(session_id)
         except redis.RedisError as exc:
-            return SharedVisit(self, session_id, None, None, ApiError(503, UNAVAILABLE.format(type(exc).__name__)))
+            return Visit(self, session_id, None, unavailable=ApiError(503, UNAVAILABLE.format(type(exc).__name__)))
         session = self._handle(session_id) if live else None
-        return SharedVisit(self, session_id, session, session.faults.as_of(version) if session else None)
+        return Visit(self, session_id, session, session.faults.as_of(version) if session else None)
 
     def _handle(self, session_id: str) -> Session:
         with self._lock:
@@ -264,6 +264,9 @@ class SharedSessions:
             return self._registry.listed()
         except redis.RedisError as exc:
             raise ApiError(503, UNAVAILABLE.format(type(exc).__name__)) from exc
+
+    def _release(self, session: Session) -> None:
+        """Nothing to release: the session's life is kept in Redis, refreshed by its journal entry."""
 
     def delete(self, session_id: str) -> bool:
         """End a session in every process: its state, rules and journal go; False if it was not live."""
@@ -296,28 +299,6 @@ class SharedSessions:
             pass  # Redis is away: the requests say so; sessions left idle are ended on a later sweep
         finally:
             self._sweeping = False
-
-
-class SharedVisit(Visit):
-    def __init__(
-        self, sessions: SharedSessions, session_id: str, session: Session | None, faults: Any, unavailable: ApiError | None = None
-    ):
-        super().__init__(sessions, session_id, session)  # type: ignore[arg-type]
-        self._faults = faults
-        self.unavailable = unavailable
-
-    @property
-    def faults(self) -> Any:
-        """The rules as of this request's visit (none for a session not live yet: a new one has none)."""
-        return self._faults
-
-    def enter(self) -> Session:
-        if self.session is None:
-            self.session = self._sessions._create(self.session_id)  # type: ignore[attr-defined]
-        return self.session
-
-    def close(self) -> None:
-        """Nothing to release: the session's life is kept in Redis, refreshed by its journal entry."""
 
 
 def _stamp(ms: bytes | int) -> str:
