@@ -84,7 +84,12 @@ class Visit:
     journaled in the default session until then."""
 
     def __init__(
-        self, sessions: Sessions | SharedSessions, session_id: str, session: Session | None, faults: Any = None, unavailable: ApiError | None = None
+        self,
+        sessions: Sessions | SharedSessions,
+        session_id: str,
+        session: Session | None,
+        faults: Any = None,
+        unavailable: ApiError | None = None,
     ):
         """`sessions`: this process's `Sessions`, or the shared ones (mockserver/qa/shared_sessions.py), which
         give the rules as the request's visit read them (`faults`), or the store's 503 (`unavailable`) when the
