@@ -12,7 +12,7 @@ import pytest
 
 from mockserver.http.app import create_app
 from mockserver.settings import Settings
-from tests.conftest import RELAY_KEY, SEED_MERGE, USER, CheckedClient
+from tests.conftest import RELAY_KEY, SEED_MERGE, USER, CheckedClient, store_settings
 
 MOVE = "/cdm/client/demo/customer/BAK-11984-007/move/vip"
 MOVE_BACK = "/cdm/client/demo/customer/BAK-11984-007/move/default"
@@ -68,8 +68,9 @@ def sessions_app(reference, admin_reference, **settings):
     return app.test_client()
 
 
-def test_past_the_session_cap_a_new_id_is_refused_and_none_is_evicted(reference, admin_reference):
-    client = sessions_app(reference, admin_reference, max_sessions=2)
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_past_the_session_cap_a_new_id_is_refused_and_none_is_evicted(reference, admin_reference, request, store):
+    client = sessions_app(reference, admin_reference, max_sessions=2, **store_settings(request, store))
     for name in ("s1", "s2"):
         assert client.put(MOVE, headers=in_session(name, RELAY_KEY)).status_code == 200
     refused = client.put(MOVE, headers=in_session("s3", RELAY_KEY))
@@ -210,8 +211,9 @@ def test_journal_filters_and_the_one_call_contract_check(client):
     assert client.get("/__admin/requests?path=nowhere$").json["total"] == 1
 
 
-def test_journal_size_caps_each_session(reference, admin_reference):
-    client = sessions_app(reference, admin_reference, journal_size=3)
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_journal_size_caps_each_session(reference, admin_reference, request, store):
+    client = sessions_app(reference, admin_reference, journal_size=3, **store_settings(request, store))
     for _ in range(5):
         client.get(RETRIEVE, headers=RELAY_KEY)
     found = client.get("/__admin/requests").json
