@@ -107,8 +107,8 @@ class Backing:
     """What `--store` decides: how a session's store is made (given how to build the fixture state), and the
     sessions (given how to make a session's store, and the default session's): this process's, or shared."""
 
-    stores_for: Callable[[Callable[[], State]], Callable[[str], Store]]
-    sessions: Callable[[Callable[[str], Store], Store], Any]
+    stores_for: Callable[[Callable[[], State]], Callable[..., Store]]  # (session id[, life]) -> its store
+    sessions: Callable[[Callable[..., Store], Store], Any]
 
 
 def _backing(settings: Settings, fixtures: Fixtures, compile_rule: Callable[[str, dict], FaultRule]) -> Backing:
@@ -146,16 +146,18 @@ def _backing(settings: Settings, fixtures: Fixtures, compile_rule: Callable[[str
     namespace = f"{settings.namespace}:{digest[:12]}"
     registry = SessionRegistry(client, namespace, settings.session_idle, settings.max_sessions)
 
-    def faults(session_id: str) -> SharedFaultRules:
-        return SharedFaultRules(client, registry.prefix(session_id), registry.versions_key, compile_rule)
+    def faults(session_id: str, life: bytes | None) -> SharedFaultRules:
+        return SharedFaultRules(client, registry.prefix(session_id), registry.versions_key, compile_rule, life)
 
-    def journal(session_id: str) -> SharedJournal:
-        return SharedJournal(client, registry.prefix(session_id), settings.journal_size, registry.live_key, session_id)
+    idle_ms = round(settings.session_idle * 1000)
 
-    def stores_for(build: Callable[[], State]) -> Callable[[str], Store]:
+    def journal(session_id: str, life: bytes | None) -> SharedJournal:
+        return SharedJournal(client, registry.prefix(session_id), settings.journal_size, registry.live_key, session_id, life, idle_ms)
+
+    def stores_for(build: Callable[[], State]) -> Callable[..., Store]:
         return redis_store.RedisStores(client, namespace, build()).new
 
-    def sessions(new_store: Callable[[str], Store], default_store: Store) -> SharedSessions:
+    def sessions(new_store: Callable[..., Store], default_store: Store) -> SharedSessions:
         return SharedSessions(registry, new_store, faults, journal, default_store, settings.session_idle)
 
     return Backing(stores_for, sessions)

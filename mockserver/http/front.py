@@ -69,8 +69,6 @@ class Front:
     def begin(self, raw: RawRequest, visit: Visit) -> WireResponse | tuple[Pending, Session]:
         """The pipeline up to its wait: the final answer, or what is left to run and the session to run it in."""
         routed = replace(raw, method="GET") if raw.method == "HEAD" else raw  # HEAD: the GET, answered without its body
-        if visit.unavailable is not None:  # a shared store's session registry could not be read: the documented 503
-            return self.pipeline.layer_answer(routed, lambda family: visit.unavailable, {})
         step = self.pipeline.prepare(routed, visit.faults)
         if isinstance(step, WireResponse):
             return step
@@ -78,7 +76,7 @@ class Front:
             return step, visit.enter()
         except SessionRefused as exc:
             return self.refused(raw, exc)
-        except ApiError as error:  # the same, when a shared session is created
+        except ApiError as error:  # a shared store's session registry could not be read: the documented 503
             return self.pipeline.refuse(step, error)
 
     def conclude(self, pending: Pending, session: Session) -> WireResponse | Waiting:

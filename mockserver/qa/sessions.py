@@ -91,17 +91,19 @@ class Visit:
         faults: Any = None,
         unavailable: ApiError | None = None,
     ):
-        """`sessions`: this process's `Sessions`, or the shared ones (mockserver/qa/shared_sessions.py), which
-        give the rules as the request's visit read them (`faults`), or the store's 503 (`unavailable`) when the
-        session could not be looked up."""
+        """`sessions`: this process's `Sessions`, or the shared ones (mockserver/qa/shared_sessions.py); `faults`:
+        the session's rules as the request found them; `unavailable`: the store's 503, when the session could
+        not be looked up (a shared store only)."""
         self._sessions = sessions
         self.session_id = session_id
         self.session = session
-        self.faults = faults if faults is not None or session is None else session.faults  # a new session has none
+        self.faults = faults  # the rules the pipeline applies: none for a session not created yet (a new one has none)
         self.unavailable = unavailable
 
     def enter(self) -> Session:
-        """The session, created now if need be (SessionRefused past the cap)."""
+        """The session, created now if need be (SessionRefused past the cap; the store's 503 if it was unavailable)."""
+        if self.unavailable is not None:
+            raise self.unavailable
         if self.session is None:
             self.session = self._sessions._create(self.session_id)
         return self.session
@@ -143,7 +145,7 @@ class Sessions:
             session = self._sessions.get(session_id)
             if session is not None:
                 self._hold(session, now)
-        return Visit(self, session_id, session)
+        return Visit(self, session_id, session, session.faults if session is not None else None)
 
     def _create(self, session_id: str) -> Session:
         """A new session (or one another request created meanwhile), held in use; SessionRefused past the cap."""

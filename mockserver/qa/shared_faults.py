@@ -26,32 +26,46 @@ from mockserver.state import codec
 from mockserver.state.redis_store import answered_503
 
 UNAVAILABLE = "The mock's shared store (Redis) is unavailable ({}); retry."
-# A new version (KEYS[1]) of a session's rules, from the namespace's counter (KEYS[2]): a session id used
-# again never repeats a version a process may still hold compiled rules of.
-_NEW_VERSION = "redis.call('SET', KEYS[1], redis.call('INCR', KEYS[2]))"
+# Each script first checks that the session's life (the key `life`) is still the one the rules belong to
+# (ARGV[1]; '' for the default session, which never ends): a request that outlived its session must not
+# write into the session's next life, nor leave keys nobody removes. It then does nothing, as in memory,
+# where such a request acts on rules that went with their session.
+_SAME_LIFE = "if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return -2 end\n"
+# A new version (KEYS[2]) of a session's rules, from the namespace's counter (KEYS[3]): never repeated.
+_NEW_VERSION = _SAME_LIFE + "return redis.call('SET', KEYS[2], redis.call('INCR', KEYS[3]))"
+# A match of rule ARGV[2] counted (KEYS[2]: the spent counts).
+_SPEND = _SAME_LIFE + "return redis.call('HINCRBY', KEYS[2], ARGV[2], 1)"
 # The cap, a new id, the rule (its spent count cleared: a process may still count a deleted rule's old
 # matches under its id), and the new version: one atomic step.
-_ADD = """
-if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[1]) then return -1 end
-local number = redis.call('INCR', KEYS[2])
-redis.call('HSET', KEYS[1], 'f' .. number, ARGV[2])
-redis.call('HDEL', KEYS[3], 'f' .. number)
-redis.call('SET', KEYS[4], redis.call('INCR', KEYS[5]))
+_ADD = _SAME_LIFE + """
+if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[2]) then return -1 end
+local number = redis.call('INCR', KEYS[3])
+redis.call('HSET', KEYS[2], 'f' .. number, ARGV[3])
+redis.call('HDEL', KEYS[4], 'f' .. number)
+redis.call('SET', KEYS[5], redis.call('INCR', KEYS[6]))
 return number
 """
 
 
 class SharedFaultRules:
-    def __init__(self, client: redis.Redis, prefix: str, versions_key: str, compile_rule: Callable[[str, dict], FaultRule]):
+    def __init__(
+        self, client: redis.Redis, prefix: str, versions_key: str, compile_rule: Callable[[str, dict], FaultRule], life: bytes | None
+    ):
         """`versions_key`: the namespace's counter of versions; `compile_rule(id, spec)` makes a rule from its
-        JSON (as the admin API does, against the spec)."""
+        JSON (as the admin API does, against the spec); `life`: the session's life these rules belong to
+        (mockserver/qa/shared_sessions.py; None for the default session)."""
         self._client = client
         self._rules_key, self._used_key = prefix + "faults", prefix + "faults:used"
         self._version_key, self._next_key = prefix + "faults:v", prefix + "faults:next"
         self._compile = compile_rule
-        self._keys = [self._rules_key, self._next_key, self._used_key, self._version_key, versions_key]
+        life_key = prefix + "life"
+        self._life = [life or b""]
+        self._add_keys = [life_key, self._rules_key, self._next_key, self._used_key, self._version_key, versions_key]
+        self._version_keys = [life_key, self._version_key, versions_key]
+        self._used_keys = [life_key, self._used_key]
         self._add = client.register_script(_ADD)
         self._new_version = client.register_script(_NEW_VERSION)
+        self._spend = client.register_script(_SPEND)
         self._lock = threading.Lock()
         self._version: bytes | None = None
         self._compiled: list[FaultRule] = []
@@ -61,7 +75,9 @@ class SharedFaultRules:
         The cap, the id and the rule are one step in Redis, whichever processes add at once."""
         rule = build("f0")  # checked first; its id is given by Redis
         with answered_503(UNAVAILABLE):
-            number = int(self._add(keys=self._keys, args=[MAX_RULES, codec.text(rule.spec)]))
+            number = int(self._add(keys=self._add_keys, args=[*self._life, MAX_RULES, codec.text(rule.spec)]))
+        if number == -2:  # the session ended meanwhile: the rule went with it (kept nowhere, `f0`)
+            return replace(rule, id="f0")
         if number < 0:
             raise RuleInvalid(f"a session holds at most {MAX_RULES} rules; delete some (DELETE /__admin/faults).")
         return replace(rule, id=f"f{number}")
@@ -82,7 +98,7 @@ class SharedFaultRules:
                     skipped = rule.probability < 1 and rule.random.random() >= rule.probability
                 if skipped:
                     continue
-                used = int(self._client.hincrby(self._used_key, rule.id, 1))
+                used = int(self._spend(keys=self._used_keys, args=[*self._life, rule.id]))
                 if rule.remaining is not None and used > rule.remaining:
                     continue  # its `times` ran out, in some process: it stays listed, matching nothing
                 low, high = rule.delay_ms or (0.0, 0.0)
@@ -106,13 +122,13 @@ class SharedFaultRules:
         with answered_503(UNAVAILABLE), self._client.pipeline() as pipe:
             pipe.hdel(self._rules_key, rule_id)
             pipe.hdel(self._used_key, rule_id)
-            self._new_version(keys=self._keys[3:], client=pipe)
+            self._new_version(keys=self._version_keys, args=self._life, client=pipe)
             return bool(pipe.execute()[0])
 
     def clear(self) -> None:
         with answered_503(UNAVAILABLE), self._client.pipeline() as pipe:
             pipe.delete(self._rules_key, self._used_key)
-            self._new_version(keys=self._keys[3:], client=pipe)
+            self._new_version(keys=self._version_keys, args=self._life, client=pipe)
             pipe.execute()
 
     def _current(self, version: bytes | None) -> list[FaultRule]:

@@ -34,14 +34,18 @@ log = logging.getLogger("mockserver")
 POLL_S = 0.05  # how soon a wait notices an entry another process recorded
 UNAVAILABLE = "The mock's shared store (Redis) is unavailable ({}); retry."
 # The entry's id is the stream entry's id (`<id>-0`), so "newer than N" is a range read. A test session's
-# entry (ARGV[3], its id) is kept only if the session is still live, so a session ended while its request ran
-# gets no journal again; it also marks the session used at the end of its request (KEYS[3]: the live
-# sessions, mockserver/qa/shared_sessions.py).
+# entry (ARGV[3]: its id) is kept only if the session is still in the life its request began in (ARGV[4],
+# KEYS[4]) and has not lapsed meanwhile (ARGV[5]: --session-idle in ms); it then marks the session used at the
+# end of its request (KEYS[3]: the live sessions, mockserver/qa/shared_sessions.py). Else the entry goes with
+# the session, as in memory.
 _RECORD = """
 if ARGV[3] ~= '' then
-  if not redis.call('ZSCORE', KEYS[3], ARGV[3]) then return 0 end
+  if redis.call('GET', KEYS[4]) ~= ARGV[4] then return 0 end
   local t = redis.call('TIME')
-  redis.call('ZADD', KEYS[3], 'XX', 'GT', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), ARGV[3])
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local score = redis.call('ZSCORE', KEYS[3], ARGV[3])
+  if not score or tonumber(score) < now - tonumber(ARGV[5]) then return 0 end
+  redis.call('ZADD', KEYS[3], 'XX', 'GT', now, ARGV[3])
 end
 local id = redis.call('INCR', KEYS[2])
 redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], id .. '-0', 'e', ARGV[1])
@@ -50,13 +54,14 @@ return id
 
 
 class SharedJournal:
-    def __init__(self, client: redis.Redis, prefix: str, size: int, live_sessions: str, session_id: str):
-        """`live_sessions`: the registry's key; `session_id`: whose journal (the default session never ends)."""
+    def __init__(self, client: redis.Redis, prefix: str, size: int, live_sessions: str, session_id: str, life: bytes | None, idle_ms: int):
+        """`live_sessions`: the registry's key; `session_id` and `life`: whose journal, in which of its lives (the
+        default session never ends); `idle_ms`: --session-idle."""
         self.size = size
         self._client = client
         self._stream, self._counter = prefix + "journal", prefix + "journal:id"
-        self._keys = [self._stream, self._counter, live_sessions]
-        self._test_session = "" if session_id == DEFAULT else session_id
+        self._keys = [self._stream, self._counter, live_sessions, prefix + "life"]
+        self._session = ["", b"", 0] if session_id == DEFAULT else [session_id, life, idle_ms]
         self._record = client.register_script(_RECORD)
         self._lock = threading.Lock()
         self._waiters: dict[asyncio.Future, tuple[asyncio.AbstractEventLoop, RequestFilter, int]] = {}
@@ -68,7 +73,7 @@ class SharedJournal:
         if self.size <= 0:
             return entry
         try:
-            entry.id = int(self._record(keys=self._keys, args=[codec.text(_fields(entry)), self.size, self._test_session]))
+            entry.id = int(self._record(keys=self._keys, args=[codec.text(_fields(entry)), self.size, *self._session]))
         except redis.RedisError as exc:
             log.warning("request not journaled, the shared store (Redis) is unavailable: %s %s: %s", entry.method, entry.path, exc)
             return entry

@@ -6,9 +6,12 @@ sorted set, each test session scored by when it was last used, on Redis's
 clock), when each was created and how many requests it had, the cap
 (`--max-sessions`, counted over every process), and the end of a session:
 deleted, or idle longer than `--session-idle`. A session that ends loses its
-state (a new generation: its next command starts from the fixtures), its
-fault rules and its journal, in one script, so no process can apply a rule
-of a session that is over.
+state, its fault rules and its journal, in one script, so no process can
+apply a rule of a session that is over. A session created again is a new
+life (a number that never repeats): each process's handles (store, rules,
+journal) belong to one life, so what a request still in flight at the end
+does (a change, a rule, a journal entry) goes nowhere, as in memory, where it
+acts on the state that went with its session.
 
 Each request costs one script (`visit`), which also reads the session's rules
 version: it takes the place of that read, so sessions add no round trip. A
@@ -40,34 +43,35 @@ SWEPT_AT_ONCE = 100
 
 # KEYS: 1 the live sessions (zset: a test session's score is its last use), 2 the session's generation,
 # 3-5 its rules, their spent counts and next id, 6 their version, 7-8 its journal and its ids, 9 its record
-# (created, requests; the default session's last use), 10 the namespace's generation counter.
-# ARGV: 1 its id, 2 --session-idle in ms, 3 the prefix of its keys.
-# An ended session leaves no key; its generation and rules' version go with it, so both are drawn from
-# counters of the namespace, never repeating for a session id used again.
+# (created, requests; the default session's last use), 10 the namespace's counter, 11 the session's life.
+# ARGV: 1 its id, 2 --session-idle in ms, 3 the prefix of its keys, 4 as each script says.
+# A life is a session from its creation to its end; its number, drawn from the namespace's counter (as
+# generations and rules' versions are), never repeats, so what a process holds of an ended life (a store,
+# compiled rules) is never taken for the new one's. An ended session leaves no key.
 _COMMON = """
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function standing(idle, now)
+local function standing(now)
   local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
   if not score then return 'none' end
-  if tonumber(score) >= now - idle then return 'live' end
+  if tonumber(score) >= now - tonumber(ARGV[2]) then return 'live' end
   return 'lapsed'
 end
 local function written(generation)
-  if redis.call('EXISTS', ARGV[3] .. generation .. ':w', ARGV[3] .. generation .. ':next_id') > 0 then return generation end
+  if redis.call('EXISTS', ARGV[3] .. generation .. ':keys', ARGV[3] .. generation .. ':next_id') > 0 then return generation end
   return -1
 end
 local function finish()
   local generation = redis.call('GET', KEYS[2]) or '0'
   redis.call('ZREM', KEYS[1], ARGV[1])
-  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9])
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[11])
   return written(generation)
 end
 """
-# A request arrives (ARGV 4: '1' for the default session). Returns {live 1/0, the rules' version, the
-# generation to unlink or -1}. A lapsed session ends here.
+# A request arrives (ARGV[4]: '1' for the default session, which never ends). Returns {live 1/0, the rules'
+# version, its life, a generation to unlink or -1}. A lapsed session ends here.
 _VISIT = (
     _COMMON
     + """
@@ -76,49 +80,53 @@ if ARGV[4] == '1' then
   redis.call('HSETNX', KEYS[9], 'created', now)
   redis.call('HSET', KEYS[9], 'last_used', now)
   redis.call('HINCRBY', KEYS[9], 'requests', 1)
-  return {1, redis.call('GET', KEYS[6]), -1}
+  return {1, redis.call('GET', KEYS[6]), false, -1}
 end
-local where = standing(tonumber(ARGV[2]), now)
+local where = standing(now)
 if where == 'live' then
   redis.call('ZADD', KEYS[1], now, ARGV[1])
   redis.call('HINCRBY', KEYS[9], 'requests', 1)
-  return {1, redis.call('GET', KEYS[6]), -1}
+  return {1, redis.call('GET', KEYS[6]), redis.call('GET', KEYS[11]), -1}
 end
 local old = -1
 if where == 'lapsed' then old = finish() end
-return {0, false, old}
+return {0, false, false, old}
 """
 )
-# A request that passed routing and authentication needs its session (ARGV 4: --max-sessions). Returns
-# {1 entered / 0 refused past the cap, a generation to unlink or -1, another}. A new session gets a new
-# generation: one a request still in flight at the end wrote to (as generation 0) is passed by, and unlinked.
+# A request that passed routing and authentication needs its session (ARGV[4]: --max-sessions). Returns
+# {its life, or false past the cap; a generation to unlink or -1; another}. A new life starts clean: what a
+# request still in flight at the end of the last one wrote (rules, an id, generation 0) is dropped.
 _ENTER = (
     _COMMON
     + """
 local now = now_ms()
-local where = standing(tonumber(ARGV[2]), now)
+local where = standing(now)
 if where == 'live' then
   redis.call('ZADD', KEYS[1], now, ARGV[1])
   redis.call('HINCRBY', KEYS[9], 'requests', 1)
-  return {1, -1}
+  return {redis.call('GET', KEYS[11]), -1, -1}
 end
 local old = -1
 if where == 'lapsed' then old = finish() end
-if redis.call('ZCOUNT', KEYS[1], now - tonumber(ARGV[2]), '+inf') >= tonumber(ARGV[4]) then return {0, old, -1} end
+if redis.call('ZCOUNT', KEYS[1], now - tonumber(ARGV[2]), '+inf') >= tonumber(ARGV[4]) then return {false, old, -1} end
 local stray = written(redis.call('GET', KEYS[2]) or '0')
-redis.call('SET', KEYS[2], redis.call('INCR', KEYS[10]))
+redis.call('DEL', KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8])
+local life = redis.call('INCR', KEYS[10])
+redis.call('SET', KEYS[2], life)
+redis.call('SET', KEYS[11], life)
 redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('HSET', KEYS[9], 'created', now, 'requests', 1)
-return {1, old, stray}
+return {tostring(life), old, stray}
 """
 )
-# End a session (ARGV 4: '1' only if it lapsed, the sweep's). Returns {was live 1/0, generation to unlink or -1}.
+# End a session (ARGV[4]: '1' to end it only if it lapsed, the sweep's). Returns {how it stood: 'live',
+# 'lapsed' or 'none' (nothing done), whether it was ended 1/0, a generation to unlink or -1}.
 _END = (
     _COMMON
     + """
-local where = standing(tonumber(ARGV[2]), now_ms())
-if where == 'none' or (ARGV[4] == '1' and where == 'live') then return {0, -1} end
-return {where == 'live' and 1 or 0, finish()}
+local where = standing(now_ms())
+if where == 'none' or (ARGV[4] == '1' and where == 'live') then return {where, 0, -1} end
+return {where, 1, finish()}
 """
 )
 
@@ -147,25 +155,27 @@ class SessionRegistry:
         faults = p + "faults"
         journal = p + "journal"
         rules = [faults, faults + ":used", faults + ":next", faults + ":v"]
-        return [self.live_key, p + "gen", *rules, journal, journal + ":id", p + "meta", self._generations_key]
+        return [self.live_key, p + "gen", *rules, journal, journal + ":id", p + "meta", self._generations_key, p + "life"]
 
-    def visit(self, session_id: str) -> tuple[bool, bytes | None]:
-        """Whether the session is live (kept so, and its request counted), and its rules' version."""
-        live, version, old = self._visit(keys=self._keys(session_id), args=self._args(session_id, int(session_id == DEFAULT)))
+    def visit(self, session_id: str) -> tuple[bool, bytes | None, bytes | None]:
+        """Whether the session is live (kept so, and its request counted), its rules' version and its life."""
+        live, version, life, old = self._visit(keys=self._keys(session_id), args=self._args(session_id, int(session_id == DEFAULT)))
         self._unlink(session_id, old)
-        return bool(live), version
+        return bool(live), version, life
 
-    def enter(self, session_id: str) -> bool:
-        """Make the session live (counted, from the fixtures if it is new); False past --max-sessions."""
-        entered, *old = self._enter(keys=self._keys(session_id), args=self._args(session_id, self.max_sessions))
+    def enter(self, session_id: str) -> bytes | None:
+        """Make the session live (counted; a new life from the fixtures if it was not); its life, or None past
+        --max-sessions."""
+        life, *old = self._enter(keys=self._keys(session_id), args=self._args(session_id, self.max_sessions))
         self._unlink(session_id, *old)
-        return bool(entered)
+        return life
 
-    def end(self, session_id: str, lapsed_only: bool = False) -> bool:
-        """End the session: its state, rules and journal go. True if it was live."""
-        was_live, old = self._end(keys=self._keys(session_id), args=self._args(session_id, int(lapsed_only)))
+    def end(self, session_id: str, lapsed_only: bool = False) -> str:
+        """End the session (its state, rules and journal go), or with `lapsed_only`, only if it is idle past
+        --session-idle; how it stood: 'live', 'lapsed' or 'none' (no such session)."""
+        where, _, old = self._end(keys=self._keys(session_id), args=self._args(session_id, int(lapsed_only)))
         self._unlink(session_id, old)
-        return bool(was_live)
+        return where.decode()
 
     def listed(self) -> list[dict]:
         """The live sessions, the default first, then by creation."""
@@ -196,7 +206,7 @@ class SessionRegistry:
         seconds, micros = self._client.time()
         cutoff = seconds * 1000 + micros // 1000 - self._idle_ms
         lapsed = self._client.zrangebyscore(self.live_key, "-inf", f"({cutoff}", start=0, num=SWEPT_AT_ONCE)
-        return sum(not self.end(member.decode(), lapsed_only=True) for member in lapsed)
+        return sum(self.end(member.decode(), lapsed_only=True) == "lapsed" for member in lapsed)
 
     def _args(self, session_id: str, last: int) -> list:
         return [session_id, self._idle_ms, self.prefix(session_id), last]
@@ -208,23 +218,24 @@ class SessionRegistry:
 
 
 class SharedSessions:
-    """`Sessions`' interface, for a shared store: the registry decides; this process keeps only handles
-    (a session's store, rules and journal objects, which hold nothing of their own), dropped when idle here."""
+    """`Sessions`' interface, for a shared store: the registry decides; this process keeps only handles on
+    each session's life (its store, rules and journal objects, bound to that life), dropped when idle here."""
 
     def __init__(
         self,
         registry: SessionRegistry,
-        new_store: Callable[[str], Any],
-        new_faults: Callable[[str], Any],
-        new_journal: Callable[[str], Any],
+        new_store: Callable[[str, bytes | None], Any],
+        new_faults: Callable[[str, bytes | None], Any],
+        new_journal: Callable[[str, bytes | None], Any],
         default_store: Any,
         idle_s: float,
     ):
+        """`new_store(id, life)`, `new_faults(id, life)`, `new_journal(id, life)`: a session's, for one life."""
         self._registry = registry
         self._new_store, self._new_faults, self._new_journal = new_store, new_faults, new_journal
         self._idle_s = idle_s
-        self.default = Session(DEFAULT, default_store, new_faults(DEFAULT), new_journal(DEFAULT))
-        self._handles: dict[str, Session] = {DEFAULT: self.default}
+        self.default = Session(DEFAULT, default_store, new_faults(DEFAULT, None), new_journal(DEFAULT, None))
+        self._handles: dict[str, tuple[bytes, Session]] = {}  # a test session's id: its life here, and its handle
         self._lock = threading.Lock()
         self._swept = time.monotonic()
         self._sweeping = False
@@ -235,29 +246,33 @@ class SharedSessions:
         session_id = session_id_of(header)
         self._sweep_now_and_then()
         try:
-            live, version = self._registry.visit(session_id)
+            live, version, life = self._registry.visit(session_id)
         except redis.RedisError as exc:
             return Visit(self, session_id, None, unavailable=ApiError(503, UNAVAILABLE.format(type(exc).__name__)))
-        session = self._handle(session_id) if live else None
-        return Visit(self, session_id, session, session.faults.as_of(version) if session else None)
+        if not live:
+            return Visit(self, session_id, None)
+        session = self.default if session_id == DEFAULT else self._handle(session_id, life)
+        return Visit(self, session_id, session, session.faults.as_of(version))
 
-    def _handle(self, session_id: str) -> Session:
+    def _handle(self, session_id: str, life: bytes) -> Session:
+        """This process's handle on the session's `life`: a new one for a new life (a request still holding the
+        old one finds that life over)."""
         with self._lock:
-            session = self._handles.get(session_id)
-            if session is None:
-                session = Session(session_id, self._new_store(session_id), self._new_faults(session_id), self._new_journal(session_id))
-                self._handles[session_id] = session
-            session.last_used = time.monotonic()
-            return session
+            held = self._handles.get(session_id)
+            if held is None or held[0] != life:
+                made = Session(session_id, *(new(session_id, life) for new in (self._new_store, self._new_faults, self._new_journal)))
+                held = self._handles[session_id] = (life, made)
+            held[1].last_used = time.monotonic()
+            return held[1]
 
     def _create(self, session_id: str) -> Session:
         try:
-            entered = self._registry.enter(session_id)
+            life = self._registry.enter(session_id)
         except redis.RedisError as exc:
             raise ApiError(503, UNAVAILABLE.format(type(exc).__name__)) from exc
-        if not entered:
+        if life is None:
             raise SessionRefused(refusal_past_cap(session_id, self._registry.max_sessions))
-        return self._handle(session_id)
+        return self._handle(session_id, life)
 
     def listed(self) -> list[dict]:
         try:
@@ -271,12 +286,12 @@ class SharedSessions:
     def delete(self, session_id: str) -> bool:
         """End a session in every process: its state, rules and journal go; False if it was not live."""
         try:
-            ended = self._registry.end(session_id)
+            where = self._registry.end(session_id)
         except redis.RedisError as exc:
             raise ApiError(503, UNAVAILABLE.format(type(exc).__name__)) from exc
         with self._lock:
             self._handles.pop(session_id, None)
-        return ended
+        return where == "live"
 
     def _sweep_now_and_then(self) -> None:
         """At most once a second: forget this process's handles idle here, and (in a thread, so no request waits)
@@ -288,7 +303,7 @@ class SharedSessions:
             if now - self._swept < SWEEP_EVERY_S or self._sweeping:
                 return
             self._swept, self._sweeping = now, True
-            for session_id in [s.id for s in self._handles.values() if s.id != DEFAULT and now - s.last_used > self._idle_s]:
+            for session_id in [id_ for id_, (_, held) in self._handles.items() if now - held.last_used > self._idle_s]:
                 del self._handles[session_id]
         threading.Thread(target=self._sweep, name="mockserver-session-sweep", daemon=True).start()
 

@@ -12,10 +12,14 @@ atomic across processes. No domain rule is copied into Lua.
 Redis holds only what differs from the fixtures, which every process has
 loaded: a key holds a record's current value, or a tombstone if it was
 removed; a missing key means "as in the fixtures". So a reset is one new
-generation for the session (the keys of the old one are unlinked in the
-background), whatever the number of customers. Generation numbers come from
-one counter of the namespace, so a session id used again never meets a
-generation of its earlier life. New ids come from INCR. The
+generation for the session, whatever the number of customers: each
+transaction adds the names it writes to its generation's set (`keys_of`),
+and one thread a process unlinks the set's keys once the generation is over,
+never scanning Redis. Generation numbers come from one counter of the
+namespace, so a session id used again never meets a generation of its
+earlier life; a store belongs to one life of its session (the session
+registry's, mockserver/qa/shared_sessions.py), and a command of a life that
+ended is answered as in memory, changing nothing. New ids come from INCR. The
 phone index is one key per number, copied on write like the records, and so
 is each Relay consent record (`r:CLIENT:k:NUMBER`, beside the customers'
 `r:CLIENT:c:CCID` and the index's `r:CLIENT:p:NUMBER`).
@@ -31,10 +35,12 @@ import contextlib
 import hashlib
 import itertools
 import logging
+import queue
 import random
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -75,8 +81,10 @@ def connect(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0, retry_on_timeout=False)
 
 
-# A session's new generation (KEYS[1]) from the namespace's counter (KEYS[2]); returns the old one (0: none).
+# A session's new generation (KEYS[1]) from the namespace's counter (KEYS[2]); returns the old one (0: none),
+# or -1 if the session's life (KEYS[3]) is not ARGV[1] any more ('' for the default session, which has one).
 _NEW_GENERATION = """
+if ARGV[1] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[1] then return -1 end
 local old = redis.call('GET', KEYS[1]) or '0'
 redis.call('SET', KEYS[1], redis.call('INCR', KEYS[2]))
 return old
@@ -96,13 +104,14 @@ class RedisStores:
         self._first_id = base.sources.ids.peek()
         self._new_generation = client.register_script(_NEW_GENERATION)
 
-    def new(self, session_id: str) -> RedisStore:
-        """The store of a session. Its life (`--session-idle`) is the session registry's
-        (mockserver/qa/shared_sessions.py): a session that ends gets a new generation, so its next store
-        command in any process starts from the fixtures."""
+    def new(self, session_id: str, life: bytes | None = None) -> RedisStore:
+        """The store of one life of a session (`life`, from the session registry, mockserver/qa/shared_sessions.py;
+        None for the default session, which never ends). A session that ends and starts again is a new life
+        with a new generation, from the fixtures; a store of the life that ended changes nothing any more."""
         prefix = f"{self._namespace}:{session_id}:"
-        keys = [prefix + "gen", generations_key(self._namespace)]
-        return RedisStore(self._client, prefix, self._base, self._first_id, lambda: self._new_generation(keys))
+        keys = [prefix + "gen", generations_key(self._namespace), prefix + "life"]
+        new_generation = partial(self._new_generation, keys, [life or b""])
+        return RedisStore(self._client, prefix, self._base, self._first_id, new_generation, life)
 
 
 def claim_namespace(client: redis.Redis, namespace: str, fixtures: Path) -> str:
@@ -140,10 +149,12 @@ class RedisStore:
         base: State,
         first_id: int,
         new_generation: Callable[[], bytes],
+        life: bytes | None = None,
     ):
-        """`new_generation()` moves the session to a new generation and returns the old one."""
+        """`new_generation()` moves the session to a new generation and returns the old one (-1: its life is over)."""
         self._client = client
         self._new_generation = new_generation
+        self._life = life
         self._prefix = prefix
         self._base = base
         self._first_id = first_id
@@ -155,11 +166,13 @@ class RedisStore:
         """Run `command(state, *args)` as one optimistic transaction; raise ApiError(503) if Redis fails it."""
         try:
             for _ in range(RETRIES):
-                link = _Link(self._client, self._prefix, isinstance(command, Write))
+                link = _Link(self._client, self._prefix, isinstance(command, Write), self._life)
                 try:
                     return self._attempt(link, command, args)
                 except _Again:
                     continue
+                except _Ended:
+                    return self._detached(command, args)
                 except _Unsure as unsure:  # the EXEC went out, its answer did not come back: find out, and fence it
                     if self._committed(unsure.fence):
                         return unsure.result
@@ -192,8 +205,7 @@ class RedisStore:
             self._generation = link.generation
         writes = view.writes()
         if writes:
-            writes[written_mark(self._prefix, generation)] = b"1"
-            link.commit(writes, result)
+            link.commit(writes, result, keys_of(self._prefix, generation))
         elif view.reads > 1:
             link.validate()
         return result
@@ -201,11 +213,20 @@ class RedisStore:
     def _sources(self, generation: int) -> Any:
         return _Sources(self._clock, _Ids(self._client, f"{self._prefix}{generation}:next_id", self._first_id), self._random)
 
+    def _detached(self, command: Callable[..., T], args: tuple) -> T:
+        """The command of a request whose session ended while it ran: as in memory, where it runs on the state
+        that went with the session, it is answered and its changes go nowhere. Here the state it reads is the
+        fixtures' (the ended life's is being removed), and nothing is written."""
+        sources = _Sources(self._clock, _LocalIds(self._first_id), self._random)
+        view = _View(self._client, _Detached(), f"{self._prefix}detached:", 0, self._base, sources)
+        return command(view.state, *args)
+
     def reset(self) -> None:
         """Back to the fixtures for every process: a new generation; the old one's keys are unlinked meanwhile."""
         with answered_503():
             old = int(self._new_generation())
-        unlink_generation(self._client, self._prefix, old)
+        if old >= 0:
+            unlink_generation(self._client, self._prefix, old)
 
     def rebuild(self, build: Callable[[], State]) -> None:
         """New fixtures: this process serves them as the base, and the session starts again."""
@@ -225,6 +246,7 @@ class _View:
         self._client = client
         self._link = link
         self._generation = generation
+        self._keys = prefix + "keys"  # what keys_of() names for this generation
         self._tracked: list[_Tracked] = []
         books = {}
         for client_id, book in base.relay.books.items():
@@ -237,9 +259,12 @@ class _View:
         self.state = State(relay=RelayState(books), egain=egain, sources=sources)
 
     def _track(self, prefix: str, base: Mapping, codec: _Codec) -> _Tracked:
-        tracked = _Tracked(self._client, lambda name: self._link.read(name, self._generation), prefix, base, codec)
+        tracked = _Tracked(self._client, self._read, prefix, base, codec, self._keys)
         self._tracked.append(tracked)
         return tracked
+
+    def _read(self, name: str) -> bytes | None:
+        return self._link.read(name, self._generation)
 
     def writes(self) -> dict[str, bytes]:
         return {key: raw for tracked in self._tracked for key, raw in tracked.changed()}
@@ -265,8 +290,10 @@ class _Tracked:
     own copies, compared with what was read to find what changed.
     """
 
-    def __init__(self, client: redis.Redis, read: Callable[[str], bytes | None], prefix: str, base: Mapping, codec: _Codec):
+    def __init__(self, client: redis.Redis, read: Callable[[str], bytes | None], prefix: str, base: Mapping, codec: _Codec, keys: str):
+        """`keys`: the set of the keys the generation wrote (`keys_of`)."""
         self._client = client
+        self._keys = keys
         self._get = read
         self._prefix = prefix
         self._base = base
@@ -328,10 +355,8 @@ class _Tracked:
         command runs again on the new generation, rather than listing records of the old one, which the
         background unlink may have half removed."""
         self._get(self._prefix)  # a key no record has: read for its generation check only
-        only_stored = sorted(
-            name for name in (key.decode()[len(self._prefix) :] for key in self._client.scan_iter(match=self._prefix + "*", count=1000))
-            if name not in self._base
-        )
+        written = self._client.sscan_iter(self._keys, match=self._prefix + "*", count=1000)
+        only_stored = sorted(name for name in (key.decode()[len(self._prefix) :] for key in written) if name not in self._base)
         keys = iter([*self._base, *only_stored])
         while chunk := list(itertools.islice(keys, 500)):
             values = self._client.mget([self._prefix + key for key in chunk])
@@ -359,6 +384,10 @@ class _Stale(_Again):
         self.generation = generation
 
 
+class _Ended(Exception):
+    """The session's life this store belongs to is over (deleted, or idle past --session-idle)."""
+
+
 class _Unsure(Exception):
     """The EXEC was sent, and the connection broke before its answer came."""
 
@@ -375,10 +404,13 @@ class _Link:
     was lost can be told apart: committed (the fence is set) or not, and then never later (see `_committed`).
     """
 
-    def __init__(self, client: redis.Redis, prefix: str, watching: bool):
+    def __init__(self, client: redis.Redis, prefix: str, watching: bool, life: bytes | None = None):
+        """`life`: the session's life the attempt belongs to, read with the generation (None: the default session's)."""
         self._pool = client.connection_pool
         self._connection = self._pool.get_connection()
         self._generation_key = prefix + "gen"
+        self._checked = (self._generation_key,) if life is None else (self._generation_key, prefix + "life")
+        self._life = life
         self.fence = f"{prefix}tx:{uuid.uuid4().hex}" if watching else ""  # a read commits nothing: no fence
         self._watching = watching
         self._watched = False
@@ -387,10 +419,13 @@ class _Link:
         self.generation: int | None = None  # as read by this attempt
 
     def read(self, name: str, expected_generation: int) -> bytes | None:
-        """The value of `name` (watched for a write); raises _Stale if the session's generation moved on."""
+        """The value of `name` (watched for a write); raises _Stale if the session's generation moved on, _Ended
+        if its life did (a life ends with its generation, so watching the generation watches both)."""
         watch = [("WATCH", self._generation_key, self.fence, name)] if self._watching else []
-        generation, value = self._send(*watch, ("MGET", self._generation_key, name))[-1]
+        generation, *life, value = self._send(*watch, ("MGET", *self._checked, name))[-1]
         self._watched |= self._watching
+        if life and life[0] != self._life:
+            raise _Ended
         self.generation = int(generation or 0)
         if self.generation != expected_generation:
             raise _Stale(self.generation)
@@ -398,14 +433,16 @@ class _Link:
         self._seen.append(value)
         return value
 
-    def commit(self, writes: dict[str, bytes], result: Any) -> None:
-        """MULTI, the changes and the fence, EXEC; `result` is the command's, for the caller if the answer is lost."""
+    def commit(self, writes: dict[str, bytes], result: Any, keys: str) -> None:
+        """MULTI, the changes, their names added to the generation's `keys` (what a reset unlinks), the fence, EXEC;
+        `result` is the command's, for the caller if the answer is lost."""
         if not self._watched:  # a write that read nothing: its fence must be watched before the EXEC can go
             self._send(("WATCH", self._generation_key, self.fence))
             self._watched = True
         changes = ("MSET", *[part for pair in writes.items() for part in pair])
         try:
-            *_, done = self._send(("MULTI",), changes, ("SET", self.fence, b"done", "PX", FENCE_MS), ("EXEC",))
+            fence = ("SET", self.fence, b"done", "PX", FENCE_MS)
+            *_, done = self._send(("MULTI",), changes, ("SADD", keys, *writes), fence, ("EXEC",))
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise _Unsure(self.fence, result) from exc
         self._watched = False
@@ -439,31 +476,47 @@ class _Link:
             raise
 
 
-def written_mark(prefix: str, generation: int) -> str:
-    """A key every transaction of a generation sets: a generation without it (nor ids) has no key to unlink."""
-    return f"{prefix}{generation}:w"
+class _Detached:
+    """The link of a command whose session ended: it reads nothing (the fixtures' values stand) and writes nothing."""
+
+    generation = None
+
+    def read(self, name: str, expected_generation: int) -> None:
+        return None
+
+
+def keys_of(prefix: str, generation: int) -> str:
+    """The set of the keys a session's generation wrote: what is unlinked when it is over, with no SCAN of Redis."""
+    return f"{prefix}{generation}:keys"
 
 
 def unlink_generation(client: redis.Redis, prefix: str, generation: int) -> None:
-    """Remove, in the background, the keys of a session's generation that is over (never read again). Only a
-    generation something was written in is looked for: a SCAN of the whole keyspace is not free."""
-    threading.Thread(target=_unlink, args=(client, prefix, generation), name="mockserver-unlink", daemon=True).start()
+    """Remove, in the background, the keys of a session's generation that is over (never read again)."""
+    _unlinks.put((client, prefix, generation))
+    global _unlinker
+    with _unlinker_lock:
+        if _unlinker is None or not _unlinker.is_alive():
+            _unlinker = threading.Thread(target=_unlink_queued, name="mockserver-unlink", daemon=True)
+            _unlinker.start()
 
 
-def _unlink(client: redis.Redis, prefix: str, generation: int) -> None:
-    try:
-        if not client.exists(written_mark(prefix, generation), f"{prefix}{generation}:next_id"):
-            return
-        batch = []
-        for key in client.scan_iter(match=f"{prefix}{generation}:*", count=1000):
-            batch.append(key)
-            if len(batch) >= 1000:
+_unlinks: queue.SimpleQueue = queue.SimpleQueue()
+_unlinker: threading.Thread | None = None
+_unlinker_lock = threading.Lock()
+
+
+def _unlink_queued() -> None:
+    """One thread a process unlinks the generations that are over, one after another."""
+    while True:
+        client, prefix, generation = _unlinks.get()
+        try:
+            keys = keys_of(prefix, generation)
+            members = client.sscan_iter(keys, count=1000)
+            while batch := list(itertools.islice(members, 1000)):
                 client.unlink(*batch)
-                batch = []
-        if batch:
-            client.unlink(*batch)
-    except redis.RedisError as exc:  # only space is lost; the keys are never read again
-        log.warning("could not remove the keys of generation %d of %s: %s", generation, prefix, exc)
+            client.unlink(keys, f"{prefix}{generation}:next_id")
+        except redis.RedisError as exc:  # only space is lost; the keys are never read again
+            log.warning("could not remove the keys of generation %d of %s: %s", generation, prefix, exc)
 
 
 class _Ids:
@@ -477,6 +530,20 @@ class _Ids:
 
     def peek(self) -> int:
         return self._first_id + int(self._client.get(self._key) or 0)
+
+
+class _LocalIds:
+    """Ids of a command whose changes go nowhere (`RedisStore._detached`): it must not draw from the shared counter."""
+
+    def __init__(self, first_id: int):
+        self._next = first_id
+
+    def next(self) -> str:
+        self._next += 1
+        return str(self._next - 1)
+
+    def peek(self) -> int:
+        return self._next
 
 
 class _Sources:

@@ -83,7 +83,7 @@ def test_a_reset_landing_while_the_state_view_reads_makes_it_read_again(stores, 
     monkeypatch.setattr(redis_store, "unlink_generation", lambda client, prefix, generation: None)  # the old keys stay meanwhile
     one, other = stores
     one.run(_move, "demo", CCID, "vip")
-    real_scan = redis.Redis.scan_iter
+    real_scan = redis.Redis.sscan_iter
     scans: list[str] = []
     reset_at: list[int] = []  # the scan after which the reset lands
 
@@ -94,7 +94,7 @@ def test_a_reset_landing_while_the_state_view_reads_makes_it_read_again(stores, 
             other.reset()  # lands after this scan, before its chunk's MGET
         return iter(found)
 
-    monkeypatch.setattr(redis.Redis, "scan_iter", scan_then_reset)
+    monkeypatch.setattr(redis.Redis, "sscan_iter", scan_then_reset)
     one.run(_state_command, 500)
     every = len(scans)  # the view scans once per collection; the last one is checked by nothing after it
     assert every >= 2

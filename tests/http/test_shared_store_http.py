@@ -212,3 +212,69 @@ def test_a_seeded_rule_draws_the_same_sequence_as_in_memory_whatever_other_rules
         return statuses
 
     assert sequence(one, interfere=True) == sequence(create_app(Settings(strict_responses=True)).test_client(), interfere=False)
+
+
+def test_a_session_ended_and_created_again_elsewhere_has_only_its_new_rules_in_every_process(two):
+    """A process must not keep applying rules it compiled in the session's earlier life (review of #14: rule
+    ids start again at f1 in a new life, and the old f1 was reused)."""
+    one, other = two
+    session = {**RELAY_KEY, "X-Mock-Session": "again-1"}
+    assert one.post("/__admin/faults", json={"operationId": "retrieveCustomer", "status": 500}, headers=session).json["id"] == "f1"
+    assert one.get(RETRIEVE, headers=session).status_code == 500
+    assert other.delete("/__admin/sessions/again-1").status_code == 204
+    assert other.post("/__admin/faults", json={"operationId": "retrieveCustomer", "status": 404}, headers=session).json["id"] == "f1"
+    assert one.get(RETRIEVE, headers=session).status_code == 404
+    assert other.delete("/__admin/sessions/again-1").status_code == 204
+    assert other.post("/__admin/faults", json={"operationId": "moveCustomer", "status": 500}, headers=session).status_code == 201
+    assert one.get(RETRIEVE, headers=session).status_code == 200
+
+
+def test_a_request_in_flight_when_its_session_ends_leaves_nothing_in_its_next_life(two):
+    """As in memory: a delayed move whose session is deleted and created again meanwhile is answered, but
+    neither its change nor its journal entry reaches the new life."""
+    one, other = two
+    session = {**RELAY_KEY, "X-Mock-Session": "flight-1"}
+    assert one.get(RETRIEVE, headers=session).status_code == 200
+    answered: list = []
+    mover = threading.Thread(target=lambda: answered.append(one.put(MOVE, headers={**session, "Prefer": "delay=700"})))
+    mover.start()
+    time.sleep(0.2)
+    assert other.delete("/__admin/sessions/flight-1").status_code == 204
+    assert other.get(RETRIEVE, headers=session).json["product_group_id"] == "default"  # the next life begins
+    mover.join(10)
+    assert answered[0].status_code == 200
+    assert other.get(RETRIEVE, headers=session).json["product_group_id"] == "default"
+    journal = other.get("/__admin/requests", headers=session).json["requests"]
+    assert [entry["method"] for entry in journal] == ["GET", "GET"]
+
+
+def test_a_session_that_lapses_while_its_request_runs_is_not_brought_back_by_it(redis_url):
+    """The request's journal entry must not make a lapsed session live again, past --max-sessions (review of
+    #14): it goes with the session, as its state does."""
+    namespace = f"lapse-{uuid.uuid4().hex}"
+    one = create_app(Settings(store=redis_url, namespace=namespace, session_idle=0.5, max_sessions=1)).test_client()
+    slow = {**RELAY_KEY, "X-Mock-Session": "slow-1"}
+    assert one.put(MOVE, headers=slow).status_code == 200
+    answered: list = []
+    mover = threading.Thread(target=lambda: answered.append(one.get(RETRIEVE, headers={**slow, "Prefer": "delay=900"})))
+    mover.start()
+    time.sleep(0.7)  # slow-1 lapsed: its place is free
+    assert one.get(RETRIEVE, headers={**RELAY_KEY, "X-Mock-Session": "next-1"}).status_code == 200
+    mover.join(10)
+    assert answered[0].status_code == 200
+    assert [session["id"] for session in one.get("/__admin/sessions").json["sessions"]] == ["default", "next-1"]
+
+
+def test_with_redis_gone_what_needs_no_state_is_answered_as_ever(tmp_path):
+    """Routing and authentication need no Redis: an unknown path is still a 404 and a wrong key a 401;
+    whatever needs the session is the documented 503."""
+    from tests.redis_server import redis_server
+
+    with redis_server() as url:
+        client = create_app(Settings(store=url, namespace="gone")).test_client()
+        assert client.get(RETRIEVE, headers=RELAY_KEY).status_code == 200
+    assert client.get("/no/such/path").status_code == 404
+    assert client.get(RETRIEVE, headers={"xx-relay-api-key": "wrong"}).status_code == 401
+    refused = client.get(RETRIEVE, headers=RELAY_KEY)
+    assert refused.status_code == 503 and "unavailable" in refused.json["message"]
+    assert client.get("/__admin/sessions").status_code == 503
