@@ -1,14 +1,14 @@
 """A session's fault rules in Redis (`serve --store redis://`): every process sharing the store applies them.
 
 The admin API sees the interface of `FaultRules`; the pipeline matches
-through `as_of`, with the version its request read. The rules are kept as the JSON the admin
-API took, in one hash per session, with a version counter: each process keeps
-them compiled; a request's session visit reads the version with it
-(mockserver/qa/shared_sessions.py), and the rules themselves are read again
-only after a change. `times` is counted in Redis
-(HINCRBY), so N matches across all processes fire a rule at most N times.
-`probability` and delay ranges are drawn in each process (a `seed` makes each
-process's draws reproducible, not the interleaving of processes).
+through `as_of`, with the rules' version its request read when it visited
+its session (mockserver/qa/shared_sessions.py). The rules are kept as the
+JSON the admin API took, in one hash per session, with a version: each
+process keeps them compiled and reads them again only after a change.
+`times` is counted in Redis, so N matches across all processes fire a rule at
+most N times. `probability` and delay ranges are drawn in each process (a
+`seed` makes each process's draws reproducible, not the interleaving of
+processes). The rules of a session's life that ended change nothing.
 """
 
 from __future__ import annotations

@@ -5,10 +5,9 @@ session, capped at `--journal-size`; each gets its id from one counter, in
 the same round trip (a short script: INCR then XADD, so ids and stream order
 agree; a test session's entry also marks the session used, and is dropped if
 the session ended while its request ran). find, count and unmatched read the
-stream. A long poll is
-woken at once by a matching entry recorded in its own process, and within
-POLL_S by one recorded in another (a thread compares the counter with what
-the waits have seen).
+stream. A long poll is woken at once by a matching entry recorded in its own
+process, and within POLL_S by one recorded in another (a thread compares the
+counter with what the waits have seen).
 
 A request whose entry cannot be recorded (Redis unreachable) is still
 answered, and logged: the journal is an observer. A query that cannot read
