@@ -27,7 +27,7 @@ import redis
 from mockserver.qa.journal import Entry, RequestFilter, wake
 from mockserver.qa.sessions import DEFAULT
 from mockserver.state import codec
-from mockserver.state.redis_store import answered_503
+from mockserver.state.redis_store import answered_503, run_script
 
 log = logging.getLogger("mockserver")
 POLL_S = 0.05  # how soon a wait notices an entry another process recorded
@@ -72,7 +72,7 @@ class SharedJournal:
         if self.size <= 0:
             return entry
         try:
-            entry.id = int(self._record(keys=self._keys, args=[codec.text(_fields(entry)), self.size, *self._session]))
+            entry.id = int(run_script(self._client, self._record, self._keys, [codec.text(_fields(entry)), self.size, *self._session]))
         except redis.RedisError as exc:
             log.warning("request not journaled, the shared store (Redis) is unavailable: %s %s: %s", entry.method, entry.path, exc)
             return entry

@@ -36,7 +36,7 @@ import redis
 
 from mockserver.errors import ApiError
 from mockserver.qa.sessions import DEFAULT, Session, SessionRefused, Visit, refusal_past_cap, session_id_of
-from mockserver.state.redis_store import UNAVAILABLE, generations_key, unlink_generation
+from mockserver.state.redis_store import UNAVAILABLE, generations_key, run_script, unlink_generation
 
 SWEEP_EVERY_S = 1.0  # how often some process ends the sessions left idle, and unlinks their keys
 SWEPT_AT_ONCE = 100
@@ -159,7 +159,8 @@ class SessionRegistry:
 
     def visit(self, session_id: str) -> tuple[bool, bytes | None, bytes | None]:
         """Whether the session is live (kept so, and its request counted), its rules' version and its life."""
-        live, version, life, old = self._visit(keys=self._keys(session_id), args=self._args(session_id, int(session_id == DEFAULT)))
+        args = self._args(session_id, int(session_id == DEFAULT))
+        live, version, life, old = run_script(self._client, self._visit, self._keys(session_id), args)
         self._unlink(session_id, old)
         return bool(live), version, life
 

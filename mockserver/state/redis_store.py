@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import redis
+from redis.commands.core import Script
 
 from mockserver.egain.domain import EgainState
 from mockserver.errors import ApiError
@@ -74,6 +75,24 @@ def answered_503(message: str = UNAVAILABLE) -> Iterator[None]:
         yield
     except redis.RedisError as exc:
         raise ApiError(503, message.format(type(exc).__name__)) from exc
+
+
+def run_script(client: redis.Redis, script: Script, keys: list, args: list) -> Any:
+    """`script(keys, args)` on a pooled connection, past redis-py's command layer: about 30 µs of CPU less a
+    call here, for the scripts every request runs. A Redis that lost the script (restarted) is given it again."""
+    pool = client.connection_pool
+    connection = pool.get_connection()
+    try:
+        connection.send_packed_command(connection.pack_command("EVALSHA", script.sha, len(keys), *keys, *args))
+        return connection.read_response()
+    except redis.exceptions.NoScriptError:
+        pass  # a whole reply was read: the connection is clean
+    except BaseException:
+        connection.disconnect()  # a half-read reply must never be read by the connection's next user
+        raise
+    finally:
+        pool.release(connection)
+    return script(keys=keys, args=args)
 
 
 def connect(url: str) -> redis.Redis:

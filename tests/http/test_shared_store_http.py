@@ -278,3 +278,13 @@ def test_with_redis_gone_what_needs_no_state_is_answered_as_ever(tmp_path):
     refused = client.get(RETRIEVE, headers=RELAY_KEY)
     assert refused.status_code == 503 and "unavailable" in refused.json["message"]
     assert client.get("/__admin/sessions").status_code == 503
+
+
+def test_a_redis_that_lost_its_scripts_is_given_them_again(two, redis_url):
+    """As after a restart: the scripts every request runs are loaded again on the next call, unnoticed."""
+    one, _ = two
+    session = {**RELAY_KEY, "X-Mock-Session": "flushed-1"}
+    assert one.put(MOVE, headers=session).status_code == 200
+    redis.Redis.from_url(redis_url).script_flush()
+    assert one.get(RETRIEVE, headers=session).json["product_group_id"] == "vip"
+    assert one.post("/__admin/requests/count", json={"path": "^/cdm/"}, headers=session).json == {"count": 2}
