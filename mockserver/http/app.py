@@ -149,10 +149,9 @@ def _backing(settings: Settings, fixtures: Fixtures, compile_rule: Callable[[str
     def faults(session_id: str, life: bytes | None) -> SharedFaultRules:
         return SharedFaultRules(client, registry.prefix(session_id), registry.versions_key, compile_rule, life)
 
-    idle_ms = round(settings.session_idle * 1000)
-
     def journal(session_id: str, life: bytes | None) -> SharedJournal:
-        return SharedJournal(client, registry.prefix(session_id), settings.journal_size, registry.live_key, session_id, life, idle_ms)
+        prefix = registry.prefix(session_id)
+        return SharedJournal(client, prefix, settings.journal_size, registry.live_key, session_id, life, registry.idle_ms)
 
     def stores_for(build: Callable[[], State]) -> Callable[..., Store]:
         return redis_store.RedisStores(client, namespace, build()).new

@@ -31,19 +31,32 @@ UNAVAILABLE = "The mock's shared store (Redis) is unavailable ({}); retry."
 # write into the session's next life, nor leave keys nobody removes. It then does nothing, as in memory,
 # where such a request acts on rules that went with their session.
 _SAME_LIFE = "if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return -2 end\n"
-# A new version (KEYS[2]) of a session's rules, from the namespace's counter (KEYS[3]): never repeated.
-_NEW_VERSION = _SAME_LIFE + "return redis.call('SET', KEYS[2], redis.call('INCR', KEYS[3]))"
-# A match of rule ARGV[2] counted (KEYS[2]: the spent counts).
-_SPEND = _SAME_LIFE + "return redis.call('HINCRBY', KEYS[2], ARGV[2], 1)"
+# KEYS: 1 the life, 2 the rules, 3 their spent counts, 4 their version, 5 the namespace's counter of versions
+# (a version is never repeated), 6 the next rule id.
+# A match of rule ARGV[2] counted.
+_SPEND = _SAME_LIFE + "return redis.call('HINCRBY', KEYS[3], ARGV[2], 1)"
 # The cap, a new id, the rule (its spent count cleared: a process may still count a deleted rule's old
 # matches under its id), and the new version: one atomic step.
 _ADD = _SAME_LIFE + """
 if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[2]) then return -1 end
-local number = redis.call('INCR', KEYS[3])
+local number = redis.call('INCR', KEYS[6])
 redis.call('HSET', KEYS[2], 'f' .. number, ARGV[3])
-redis.call('HDEL', KEYS[4], 'f' .. number)
-redis.call('SET', KEYS[5], redis.call('INCR', KEYS[6]))
+redis.call('HDEL', KEYS[3], 'f' .. number)
+redis.call('SET', KEYS[4], redis.call('INCR', KEYS[5]))
 return number
+"""
+# Rule ARGV[2] deleted (1), or not there (0).
+_DELETE = _SAME_LIFE + """
+local deleted = redis.call('HDEL', KEYS[2], ARGV[2])
+redis.call('HDEL', KEYS[3], ARGV[2])
+redis.call('SET', KEYS[4], redis.call('INCR', KEYS[5]))
+return deleted
+"""
+# Every rule deleted.
+_CLEAR = _SAME_LIFE + """
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('SET', KEYS[4], redis.call('INCR', KEYS[5]))
+return 1
 """
 
 
@@ -58,14 +71,9 @@ class SharedFaultRules:
         self._rules_key, self._used_key = prefix + "faults", prefix + "faults:used"
         self._version_key, self._next_key = prefix + "faults:v", prefix + "faults:next"
         self._compile = compile_rule
-        life_key = prefix + "life"
         self._life = [life or b""]
-        self._add_keys = [life_key, self._rules_key, self._next_key, self._used_key, self._version_key, versions_key]
-        self._version_keys = [life_key, self._version_key, versions_key]
-        self._used_keys = [life_key, self._used_key]
-        self._add = client.register_script(_ADD)
-        self._new_version = client.register_script(_NEW_VERSION)
-        self._spend = client.register_script(_SPEND)
+        self._keys = [prefix + "life", self._rules_key, self._used_key, self._version_key, versions_key, self._next_key]
+        self._add, self._delete, self._clear, self._spend = (client.register_script(s) for s in (_ADD, _DELETE, _CLEAR, _SPEND))
         self._lock = threading.Lock()
         self._version: bytes | None = None
         self._compiled: list[FaultRule] = []
@@ -75,7 +83,7 @@ class SharedFaultRules:
         The cap, the id and the rule are one step in Redis, whichever processes add at once."""
         rule = build("f0")  # checked first; its id is given by Redis
         with answered_503(UNAVAILABLE):
-            number = int(self._add(keys=self._add_keys, args=[*self._life, MAX_RULES, codec.text(rule.spec)]))
+            number = int(self._add(keys=self._keys, args=[*self._life, MAX_RULES, codec.text(rule.spec)]))
         if number == -2:  # the session ended meanwhile: the rule went with it (kept nowhere, `f0`)
             return replace(rule, id="f0")
         if number < 0:
@@ -98,9 +106,9 @@ class SharedFaultRules:
                     skipped = rule.probability < 1 and rule.random.random() >= rule.probability
                 if skipped:
                     continue
-                used = int(self._spend(keys=self._used_keys, args=[*self._life, rule.id]))
-                if rule.remaining is not None and used > rule.remaining:
-                    continue  # its `times` ran out, in some process: it stays listed, matching nothing
+                used = int(self._spend(keys=self._keys[:3], args=[*self._life, rule.id]))
+                if rule.remaining is not None and (used > rule.remaining or used == -2):
+                    continue  # its `times` ran out, in some process (or its count went with its session's life)
                 low, high = rule.delay_ms or (0.0, 0.0)
                 with self._lock:
                     delay = low if low == high else rule.random.uniform(low, high)
@@ -119,17 +127,12 @@ class SharedFaultRules:
         return listed
 
     def delete(self, rule_id: str) -> bool:
-        with answered_503(UNAVAILABLE), self._client.pipeline() as pipe:
-            pipe.hdel(self._rules_key, rule_id)
-            pipe.hdel(self._used_key, rule_id)
-            self._new_version(keys=self._version_keys, args=self._life, client=pipe)
-            return bool(pipe.execute()[0])
+        with answered_503(UNAVAILABLE):
+            return int(self._delete(keys=self._keys[:5], args=[*self._life, rule_id])) == 1
 
     def clear(self) -> None:
-        with answered_503(UNAVAILABLE), self._client.pipeline() as pipe:
-            pipe.delete(self._rules_key, self._used_key)
-            self._new_version(keys=self._version_keys, args=self._life, client=pipe)
-            pipe.execute()
+        with answered_503(UNAVAILABLE):
+            self._clear(keys=self._keys[:5], args=self._life)
 
     def _current(self, version: bytes | None) -> list[FaultRule]:
         """The rules of `version`, compiled: read only when it moved."""

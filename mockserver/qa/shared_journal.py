@@ -32,6 +32,11 @@ from mockserver.state.redis_store import answered_503, run_script
 log = logging.getLogger("mockserver")
 POLL_S = 0.05  # how soon a wait notices an entry another process recorded
 UNAVAILABLE = "The mock's shared store (Redis) is unavailable ({}); retry."
+# The journal emptied (KEYS[2]), unless the session's life (KEYS[1]) is not ARGV[1] any more ('' never ends).
+_CLEAR = """
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[2])
+"""
 # The entry's id is the stream entry's id (`<id>-0`), so "newer than N" is a range read. A test session's
 # entry (ARGV[3]: its id) is kept only if the session is still in the life its request began in (ARGV[4],
 # KEYS[4]) and has not lapsed meanwhile (ARGV[5]: --session-idle in ms); it then marks the session used at the
@@ -62,6 +67,7 @@ class SharedJournal:
         self._keys = [self._stream, self._counter, live_sessions, prefix + "life"]
         self._session = ["", b"", 0] if session_id == DEFAULT else [session_id, life, idle_ms]
         self._record = client.register_script(_RECORD)
+        self._clear = client.register_script(_CLEAR)
         self._lock = threading.Lock()
         self._waiters: dict[asyncio.Future, tuple[asyncio.AbstractEventLoop, RequestFilter, int]] = {}
         self._poller: threading.Thread | None = None
@@ -100,8 +106,9 @@ class SharedJournal:
         return [entry for entry in _entries(raw) if wanted.accepts(entry)]
 
     def clear(self) -> None:
+        """The entries go (not the ids); not those of the session's next life, if this one ended meanwhile."""
         with answered_503(UNAVAILABLE):
-            self._client.delete(self._stream)
+            self._clear(keys=[self._keys[3], self._stream], args=self._session[1:2])
 
     def newest_id(self) -> int:
         with answered_503(UNAVAILABLE):

@@ -63,6 +63,13 @@ local function written(generation)
   if redis.call('EXISTS', ARGV[3] .. generation .. ':keys', ARGV[3] .. generation .. ':next_id') > 0 then return generation end
   return -1
 end
+local function life()  -- a live session's; one made now for a session live before lives were kept
+  local number = redis.call('GET', KEYS[11])
+  if number then return number end
+  number = tostring(redis.call('INCR', KEYS[10]))
+  redis.call('SET', KEYS[11], number)
+  return number
+end
 local function finish()
   local generation = redis.call('GET', KEYS[2]) or '0'
   redis.call('ZREM', KEYS[1], ARGV[1])
@@ -86,7 +93,7 @@ local where = standing(now)
 if where == 'live' then
   redis.call('ZADD', KEYS[1], now, ARGV[1])
   redis.call('HINCRBY', KEYS[9], 'requests', 1)
-  return {1, redis.call('GET', KEYS[6]), redis.call('GET', KEYS[11]), -1}
+  return {1, redis.call('GET', KEYS[6]), life(), -1}
 end
 local old = -1
 if where == 'lapsed' then old = finish() end
@@ -104,19 +111,19 @@ local where = standing(now)
 if where == 'live' then
   redis.call('ZADD', KEYS[1], now, ARGV[1])
   redis.call('HINCRBY', KEYS[9], 'requests', 1)
-  return {redis.call('GET', KEYS[11]), -1, -1}
+  return {life(), -1, -1}
 end
 local old = -1
 if where == 'lapsed' then old = finish() end
 if redis.call('ZCOUNT', KEYS[1], now - tonumber(ARGV[2]), '+inf') >= tonumber(ARGV[4]) then return {false, old, -1} end
 local stray = written(redis.call('GET', KEYS[2]) or '0')
 redis.call('DEL', KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8])
-local life = redis.call('INCR', KEYS[10])
-redis.call('SET', KEYS[2], life)
-redis.call('SET', KEYS[11], life)
+local number = redis.call('INCR', KEYS[10])
+redis.call('SET', KEYS[2], number)
+redis.call('SET', KEYS[11], number)
 redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('HSET', KEYS[9], 'created', now, 'requests', 1)
-return {tostring(life), old, stray}
+return {tostring(number), old, stray}
 """
 )
 # End a session (ARGV[4]: '1' to end it only if it lapsed, the sweep's). Returns {how it stood: 'live',
@@ -140,7 +147,7 @@ class SessionRegistry:
         self.live_key = f"{namespace}:sessions"
         self.versions_key = f"{namespace}:versions"  # the counter every session's rules' versions come from
         self._generations_key = generations_key(namespace)
-        self._idle_ms = max(1, round(idle_s * 1000))
+        self.idle_ms = max(1, round(idle_s * 1000))
         self.max_sessions = max_sessions
         self._keys = functools.lru_cache(maxsize=4096)(self._keys_of)  # a request's visit builds none
         self._visit = client.register_script(_VISIT)
@@ -182,7 +189,7 @@ class SessionRegistry:
         """The live sessions, the default first, then by creation."""
         seconds, micros = self._client.time()
         now_ms = seconds * 1000 + micros // 1000
-        live = self._client.zrangebyscore(self.live_key, now_ms - self._idle_ms, "+inf", withscores=True)
+        live = self._client.zrangebyscore(self.live_key, now_ms - self.idle_ms, "+inf", withscores=True)
         used = {DEFAULT: None, **{member.decode(): int(score) for member, score in live}}
         with self._client.pipeline(transaction=False) as pipe:
             for session_id in used:
@@ -205,12 +212,12 @@ class SessionRegistry:
         if not self._client.set(f"{self._namespace}:sweeping", b"1", nx=True, px=round(SWEEP_EVERY_S * 1000)):
             return 0  # another process swept a moment ago
         seconds, micros = self._client.time()
-        cutoff = seconds * 1000 + micros // 1000 - self._idle_ms
+        cutoff = seconds * 1000 + micros // 1000 - self.idle_ms
         lapsed = self._client.zrangebyscore(self.live_key, "-inf", f"({cutoff}", start=0, num=SWEPT_AT_ONCE)
         return sum(self.end(member.decode(), lapsed_only=True) == "lapsed" for member in lapsed)
 
     def _args(self, session_id: str, last: int) -> list:
-        return [session_id, self._idle_ms, self.prefix(session_id), last]
+        return [session_id, self.idle_ms, self.prefix(session_id), last]
 
     def _unlink(self, session_id: str, *generations: int) -> None:
         for generation in generations:
@@ -257,9 +264,11 @@ class SharedSessions:
 
     def _handle(self, session_id: str, life: bytes) -> Session:
         """This process's handle on the session's `life`: a new one for a new life (a request still holding the
-        old one finds that life over)."""
+        old one finds that life over). A late request of an older life gets a handle of its own, not kept."""
         with self._lock:
             held = self._handles.get(session_id)
+            if held is not None and int(held[0]) > int(life):
+                return Session(session_id, *(new(session_id, life) for new in (self._new_store, self._new_faults, self._new_journal)))
             if held is None or held[0] != life:
                 made = Session(session_id, *(new(session_id, life) for new in (self._new_store, self._new_faults, self._new_journal)))
                 held = self._handles[session_id] = (life, made)

@@ -110,6 +110,17 @@ return old
 """
 
 
+# A new id from a generation's counter (KEYS[3]), if the session's life (KEYS[1]) is still ARGV[1] ('' for the
+# default session) and its generation (KEYS[2]) still ARGV[2]: {'id', value}; else {'ended'}, or {'stale', the
+# generation now} (the old one's keys may be unlinked already: a counter made again there would stay for ever).
+_NEXT_ID = """
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'ended'} end
+local generation = redis.call('GET', KEYS[2]) or '0'
+if generation ~= ARGV[2] then return {'stale', generation} end
+return {'id', redis.call('INCR', KEYS[3])}
+"""
+
+
 def generations_key(namespace: str) -> str:
     """The counter every session's generations come from."""
     return f"{namespace}:generations"
@@ -122,6 +133,7 @@ class RedisStores:
         self._client, self._namespace, self._base = client, namespace, base
         self._first_id = base.sources.ids.peek()
         self._new_generation = client.register_script(_NEW_GENERATION)
+        self._next_id = client.register_script(_NEXT_ID)
 
     def new(self, session_id: str, life: bytes | None = None) -> RedisStore:
         """The store of one life of a session (`life`, from the session registry, mockserver/qa/shared_sessions.py;
@@ -130,7 +142,7 @@ class RedisStores:
         prefix = f"{self._namespace}:{session_id}:"
         keys = [prefix + "gen", generations_key(self._namespace), prefix + "life"]
         new_generation = partial(self._new_generation, keys, [life or b""])
-        return RedisStore(self._client, prefix, self._base, self._first_id, new_generation, life)
+        return RedisStore(self._client, prefix, self._base, self._first_id, new_generation, life, self._next_id)
 
 
 def claim_namespace(client: redis.Redis, namespace: str, fixtures: Path) -> str:
@@ -168,12 +180,15 @@ class RedisStore:
         base: State,
         first_id: int,
         new_generation: Callable[[], bytes],
-        life: bytes | None = None,
+        life: bytes | None,
+        next_id: Script,
     ):
-        """`new_generation()` moves the session to a new generation and returns the old one (-1: its life is over)."""
+        """`new_generation()` moves the session to a new generation and returns the old one (-1: its life is over);
+        `next_id`: the script that draws a new id (`_NEXT_ID`)."""
         self._client = client
         self._new_generation = new_generation
         self._life = life
+        self._next_id = next_id
         self._prefix = prefix
         self._base = base
         self._first_id = first_id
@@ -230,7 +245,9 @@ class RedisStore:
         return result
 
     def _sources(self, generation: int) -> Any:
-        return _Sources(self._clock, _Ids(self._client, f"{self._prefix}{generation}:next_id", self._first_id), self._random)
+        keys = [self._prefix + "life", self._prefix + "gen", f"{self._prefix}{generation}:next_id"]
+        ids = _Ids(partial(self._next_id, keys, [self._life or b"", generation]), self._client, keys[2], self._first_id)
+        return _Sources(self._clock, ids, self._random)
 
     def _detached(self, command: Callable[..., T], args: tuple) -> T:
         """The command of a request whose session ended while it ran: as in memory, where it runs on the state
@@ -375,7 +392,7 @@ class _Tracked:
         background unlink may have half removed."""
         self._get(self._prefix)  # a key no record has: read for its generation check only
         written = self._client.sscan_iter(self._keys, match=self._prefix + "*", count=1000)
-        only_stored = sorted(name for name in (key.decode()[len(self._prefix) :] for key in written) if name not in self._base)
+        only_stored = sorted({name for name in (key.decode()[len(self._prefix) :] for key in written) if name not in self._base})
         keys = iter([*self._base, *only_stored])
         while chunk := list(itertools.islice(keys, 500)):
             values = self._client.mget([self._prefix + key for key in chunk])
@@ -541,11 +558,17 @@ def _unlink_queued() -> None:
 class _Ids:
     """New ids from one counter per session and generation, shared by every process."""
 
-    def __init__(self, client: redis.Redis, key: str, first_id: int):
-        self._client, self._key, self._first_id = client, key, first_id
+    def __init__(self, draw: Callable[[], list], client: redis.Redis, key: str, first_id: int):
+        """`draw()`: the counter's next value, if still to be drawn (`_NEXT_ID`); `key`: the counter's, for `peek`."""
+        self._draw, self._client, self._key, self._first_id = draw, client, key, first_id
 
     def next(self) -> str:
-        return str(self._first_id + int(self._client.incr(self._key)) - 1)
+        kind, *value = self._draw()
+        if kind == b"ended":
+            raise _Ended
+        if kind == b"stale":  # the session was reset meanwhile: the command runs again on the new generation
+            raise _Stale(int(value[0]))
+        return str(self._first_id + int(value[0]) - 1)
 
     def peek(self) -> int:
         return self._first_id + int(self._client.get(self._key) or 0)

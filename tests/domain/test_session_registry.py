@@ -93,3 +93,14 @@ def test_a_sweep_ends_only_sessions_past_their_idle_time(redis_url, namespace):
     assert sessions.sweep() == 1  # "old" only
     assert [s["id"] for s in sessions.listed()] == ["default", "new"]
     assert sessions.sweep() == 0  # one sweep a second, whichever process asks
+
+
+def test_a_live_session_without_a_life_gets_one(redis_url, namespace):
+    """A namespace live before lives were kept (an upgrade in place): its sessions are given one, not taken
+    for sessions past the cap."""
+    sessions = registry(redis_url, namespace, max_sessions=1)
+    sessions.enter("s")
+    redis.Redis.from_url(redis_url).delete(sessions.prefix("s") + "life")
+    live, _, life = sessions.visit("s")
+    assert live and life is not None
+    assert sessions.enter("s") == life

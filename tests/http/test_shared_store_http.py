@@ -288,3 +288,76 @@ def test_a_redis_that_lost_its_scripts_is_given_them_again(two, redis_url):
     redis.Redis.from_url(redis_url).script_flush()
     assert one.get(RETRIEVE, headers=session).json["product_group_id"] == "vip"
     assert one.post("/__admin/requests/count", json={"path": "^/cdm/"}, headers=session).json == {"count": 2}
+
+
+def test_what_a_request_of_an_ended_life_deletes_or_clears_stays_in_that_life(two):
+    """An admin call that visited the session's first life and lands after it was deleted and created again
+    must not touch the new life's rules or journal (review of #14). Its handle is held as such a call holds it."""
+    one, other = two
+    session = {**RELAY_KEY, "X-Mock-Session": "late-1"}
+    assert one.get(RETRIEVE, headers=session).status_code == 200
+    late = one.application.extensions["mockserver"]["sessions"]._handles["late-1"][1]
+    assert other.delete("/__admin/sessions/late-1").status_code == 204
+    assert other.post("/__admin/faults", json={"operationId": "retrieveCustomer", "status": 500}, headers=session).json["id"] == "f1"
+    late.faults.clear()
+    assert late.faults.delete("f1") is False
+    late.journal.clear()
+    assert one.get(RETRIEVE, headers=session).status_code == 500  # the new life's rule stands, in every process
+    assert [rule["id"] for rule in one.get("/__admin/faults", headers=session).json["faults"]] == ["f1"]
+    assert len(other.get("/__admin/requests", headers=session).json["requests"]) == 3  # add, retrieve, list
+
+
+def test_an_id_drawn_after_its_session_ended_or_was_reset_leaves_no_key(two, redis_url, monkeypatch):
+    """A merge allocates a contact id after reading its records; when its session ends or is reset in between,
+    the id counter of the generation that is over must not be made again, for nobody would remove it (review
+    of #14: the counter was drawn with a plain INCR)."""
+    from mockserver.state import redis_store
+    from tests.conftest import APP
+
+    one, other = two
+    client = redis.Redis.from_url(redis_url)
+    draw = redis_store._Ids.next
+    ends = {
+        "deleted": lambda sid: other.delete(f"/__admin/sessions/{sid}"),
+        "reset": lambda sid: other.post("/__admin/reset", headers={"X-Mock-Session": sid}),
+    }
+    for how, end in ends.items():
+        session_id = f"draw-{how}"
+        session = {**APP, "X-Mock-Session": session_id}
+        target = one.get("/core/customermgr/v3/customer/1010", headers=session).json["customer"][0]
+        ended: list = []
+
+        def next_id(ids, session_id=session_id, end=end, ended=ended):
+            if not ended:
+                ended.append(end(session_id).status_code)
+            return draw(ids)
+
+        monkeypatch.setattr(redis_store._Ids, "next", next_id)
+        target_body = {"id": "1010", "lastModified": target["lastModified"], "contacts": {"contact": [{"firstName": "J"}]}}
+        merge = {"sourceCustomer": {"id": "1002"}, "targetCustomer": target_body}
+        assert one.put("/core/customermgr/v3/customer/merge", headers=session, json=merge).status_code == 204
+        monkeypatch.setattr(redis_store._Ids, "next", draw)
+        assert ended in ([204], [200])
+        generation = client.get(next(iter(client.keys(f"*:{session_id}:gen")), b"none"))
+        time.sleep(0.3)  # the background unlink of the generation that is over
+        counters = [key for key in client.keys(f"*:{session_id}:*next_id") if client.pttl(key) == -1]
+        assert all(key.endswith(b":%s:next_id" % generation) for key in counters), (how, counters, generation)
+
+
+def test_a_spent_times_rule_does_not_fire_again_for_a_request_whose_session_ended(two, monkeypatch):
+    """Its count went with the session's life; memory keeps it with the session the request still holds."""
+    one, other = two
+    session = {**RELAY_KEY, "X-Mock-Session": "spent-1"}
+    once = {"operationId": "retrieveCustomer", "status": 500, "times": 1}
+    assert one.post("/__admin/faults", json=once, headers=session).status_code == 201
+    assert one.get(RETRIEVE, headers=session).status_code == 500
+    registry = one.application.extensions["mockserver"]["sessions"]._registry
+    visit = registry.visit
+
+    def visit_then_end(session_id):
+        found = visit(session_id)
+        other.delete(f"/__admin/sessions/{session_id}")
+        return found
+
+    monkeypatch.setattr(registry, "visit", visit_then_end)
+    assert one.get(RETRIEVE, headers=session).status_code == 200
