@@ -268,12 +268,14 @@ class SharedSessions:
         with self._lock:
             held = self._handles.get(session_id)
             if held is not None and int(held[0]) > int(life):
-                return Session(session_id, *(new(session_id, life) for new in (self._new_store, self._new_faults, self._new_journal)))
+                return self._made(session_id, life)
             if held is None or held[0] != life:
-                made = Session(session_id, *(new(session_id, life) for new in (self._new_store, self._new_faults, self._new_journal)))
-                held = self._handles[session_id] = (life, made)
+                held = self._handles[session_id] = (life, self._made(session_id, life))
             held[1].last_used = time.monotonic()
             return held[1]
+
+    def _made(self, session_id: str, life: bytes) -> Session:
+        return Session(session_id, *(new(session_id, life) for new in (self._new_store, self._new_faults, self._new_journal)))
 
     def _create(self, session_id: str) -> Session:
         try:

@@ -86,9 +86,9 @@ def test_a_command_of_an_ended_life_is_answered_and_changes_nothing(redis_url, n
 
 
 def test_a_sweep_ends_only_sessions_past_their_idle_time(redis_url, namespace):
-    sessions = registry(redis_url, namespace, idle_s=0.3)
+    sessions = registry(redis_url, namespace, idle_s=1.0)
     sessions.enter("old")
-    time.sleep(0.4)
+    time.sleep(1.2)
     sessions.enter("new")
     assert sessions.sweep() == 1  # "old" only
     assert [s["id"] for s in sessions.listed()] == ["default", "new"]

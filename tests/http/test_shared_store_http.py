@@ -70,7 +70,7 @@ def test_a_test_session_left_idle_ends_with_its_rules_and_journal_in_every_proce
     """The session's life is kept in Redis (`--session-idle`), not in one process's memory; once it lapses,
     nothing of it is applied any more: not its state, not its rules, not its journal."""
     namespace = f"idle-{uuid.uuid4().hex}"
-    one, other = (create_app(Settings(store=redis_url, namespace=namespace, session_idle=0.4)).test_client() for _ in range(2))
+    one, other = (create_app(Settings(store=redis_url, namespace=namespace, session_idle=1.0)).test_client() for _ in range(2))
     session = {**RELAY_KEY, "X-Mock-Session": "idle-1"}
     assert one.put(MOVE, headers=session).status_code == 200
     once = {"operationId": "retrieveCustomer", "status": 500, "times": 1}
@@ -78,7 +78,7 @@ def test_a_test_session_left_idle_ends_with_its_rules_and_journal_in_every_proce
     assert other.get(RETRIEVE, headers=session).status_code == 500  # used: still alive, its rule applies everywhere
     assert other.get(RETRIEVE, headers=session).json["product_group_id"] == "vip"
     one.post("/__admin/faults", json={"operationId": "retrieveCustomer", "status": 500}, headers=session)
-    time.sleep(0.8)
+    time.sleep(1.5)
     assert other.get(RETRIEVE, headers=session).json["product_group_id"] == "default"  # no rule left to answer 500
     assert one.get("/__admin/faults", headers=session).json["faults"] == []
     assert [entry["path"] for entry in one.get("/__admin/requests", headers=session).json["requests"]] == ["/__admin/faults", RETRIEVE]
@@ -236,9 +236,9 @@ def test_a_request_in_flight_when_its_session_ends_leaves_nothing_in_its_next_li
     session = {**RELAY_KEY, "X-Mock-Session": "flight-1"}
     assert one.get(RETRIEVE, headers=session).status_code == 200
     answered: list = []
-    mover = threading.Thread(target=lambda: answered.append(one.put(MOVE, headers={**session, "Prefer": "delay=700"})))
+    mover = threading.Thread(target=lambda: answered.append(one.put(MOVE, headers={**session, "Prefer": "delay=1500"})))
     mover.start()
-    time.sleep(0.2)
+    until_visited(other, "flight-1", requests=2)  # the move has entered the session and waits out its delay
     assert other.delete("/__admin/sessions/flight-1").status_code == 204
     assert other.get(RETRIEVE, headers=session).json["product_group_id"] == "default"  # the next life begins
     mover.join(10)
@@ -248,17 +248,21 @@ def test_a_request_in_flight_when_its_session_ends_leaves_nothing_in_its_next_li
     assert [entry["method"] for entry in journal] == ["GET", "GET"]
 
 
-def test_a_session_that_lapses_while_its_request_runs_is_not_brought_back_by_it(redis_url):
+def test_a_session_that_lapses_while_its_request_runs_is_not_brought_back_by_it(redis_url, monkeypatch):
     """The request's journal entry must not make a lapsed session live again, past --max-sessions (review of
-    #14): it goes with the session, as its state does."""
+    #14): it goes with the session, as its state does. No sweep runs meanwhile (one would end it first)."""
+    from mockserver.qa import shared_sessions
+
+    monkeypatch.setattr(shared_sessions, "SWEEP_EVERY_S", 3600.0)
     namespace = f"lapse-{uuid.uuid4().hex}"
-    one = create_app(Settings(store=redis_url, namespace=namespace, session_idle=0.5, max_sessions=1)).test_client()
+    one = create_app(Settings(store=redis_url, namespace=namespace, session_idle=1.0, max_sessions=1)).test_client()
     slow = {**RELAY_KEY, "X-Mock-Session": "slow-1"}
     assert one.put(MOVE, headers=slow).status_code == 200
     answered: list = []
-    mover = threading.Thread(target=lambda: answered.append(one.get(RETRIEVE, headers={**slow, "Prefer": "delay=900"})))
+    mover = threading.Thread(target=lambda: answered.append(one.get(RETRIEVE, headers={**slow, "Prefer": "delay=2000"})))
     mover.start()
-    time.sleep(0.7)  # slow-1 lapsed: its place is free
+    until_visited(one, "slow-1", requests=2)
+    time.sleep(1.2)  # slow-1 lapsed: its place is free
     assert one.get(RETRIEVE, headers={**RELAY_KEY, "X-Mock-Session": "next-1"}).status_code == 200
     mover.join(10)
     assert answered[0].status_code == 200
@@ -361,3 +365,14 @@ def test_a_spent_times_rule_does_not_fire_again_for_a_request_whose_session_ende
 
     monkeypatch.setattr(registry, "visit", visit_then_end)
     assert one.get(RETRIEVE, headers=session).status_code == 200
+
+
+def until_visited(app_client, session_id: str, requests: int, timeout: float = 10.0) -> None:
+    """Wait until the session has had `requests` requests (a request in another thread has entered it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listed = {s["id"]: s["requests"] for s in app_client.get("/__admin/sessions").json["sessions"]}
+        if listed.get(session_id, 0) >= requests:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"session {session_id} did not reach {requests} requests")
