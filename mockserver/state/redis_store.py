@@ -19,7 +19,8 @@ never scanning Redis. Generation numbers come from one counter of the
 namespace, so a session id used again never meets a generation of its
 earlier life; a store belongs to one life of its session (the session
 registry's, mockserver/qa/shared_sessions.py), and a command of a life that
-ended is answered as in memory, changing nothing. New ids come from INCR. The
+ended is answered as in memory, changing nothing. New ids come from a counter
+per generation, drawn only while the generation and the life stand. The
 phone index is one key per number, copied on write like the records, and so
 is each Relay consent record (`r:CLIENT:k:NUMBER`, beside the customers'
 `r:CLIENT:c:CCID` and the index's `r:CLIENT:p:NUMBER`).
