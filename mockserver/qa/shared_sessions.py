@@ -26,6 +26,7 @@ A request in flight does not keep its session alive past `--session-idle`
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +39,7 @@ from mockserver.errors import ApiError
 from mockserver.qa.sessions import DEFAULT, Session, SessionRefused, Visit, refusal_past_cap, session_id_of
 from mockserver.state.redis_store import UNAVAILABLE, generations_key, run_script, unlink_generation
 
+log = logging.getLogger("mockserver")
 SWEEP_EVERY_S = 1.0  # how often some process ends the sessions left idle, and unlinks their keys
 SWEPT_AT_ONCE = 100
 
@@ -322,8 +324,8 @@ class SharedSessions:
     def _sweep(self) -> None:
         try:
             self._registry.sweep()
-        except redis.RedisError:
-            pass  # Redis is away: the requests say so; sessions left idle are ended on a later sweep
+        except redis.RedisError as exc:  # the requests answer 503 meanwhile; a later sweep ends what this one could not
+            log.warning("could not end the sessions left idle, the shared store (Redis) is unavailable: %s", exc)
         finally:
             self._sweeping = False
 

@@ -86,14 +86,13 @@ def run_script(client: redis.Redis, script: Script, keys: list, args: list) -> A
     try:
         connection.send_packed_command(connection.pack_command("EVALSHA", script.sha, len(keys), *keys, *args))
         return connection.read_response()
-    except redis.exceptions.NoScriptError:
-        pass  # a whole reply was read: the connection is clean
+    except redis.exceptions.NoScriptError:  # a whole reply was read, the connection is clean: load it and run
+        return script(keys=keys, args=args)
     except BaseException:
         connection.disconnect()  # a half-read reply must never be read by the connection's next user
         raise
     finally:
         pool.release(connection)
-    return script(keys=keys, args=args)
 
 
 def connect(url: str) -> redis.Redis:
