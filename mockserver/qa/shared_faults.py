@@ -23,9 +23,8 @@ import redis
 from mockserver.contract.compiled import Operation, RawRequest
 from mockserver.qa.faults import MAX_RULES, Action, FaultRule, RuleInvalid
 from mockserver.state import codec
-from mockserver.state.redis_store import answered_503
+from mockserver.state.redis_store import UNAVAILABLE_TO_READ, answered_503
 
-UNAVAILABLE = "The mock's shared store (Redis) is unavailable ({}); retry."
 # Each script first checks that the session's life (the key `life`) is still the one the rules belong to
 # (ARGV[1]; '' for the default session, which never ends): a request that outlived its session must not
 # write into the session's next life, nor leave keys nobody removes. It then does nothing, as in memory,
@@ -82,7 +81,7 @@ class SharedFaultRules:
         """Add the rule `build(id)` makes (it may raise RuleInvalid, and then nothing is added, no id taken).
         The cap, the id and the rule are one step in Redis, whichever processes add at once."""
         rule = build("f0")  # checked first; its id is given by Redis
-        with answered_503(UNAVAILABLE):
+        with answered_503(UNAVAILABLE_TO_READ):
             number = int(self._add(keys=self._keys, args=[*self._life, MAX_RULES, codec.text(rule.spec)]))
         if number == -2:  # the session ended meanwhile: the rule went with it (kept nowhere, `f0`)
             return replace(rule, id="f0")
@@ -98,7 +97,7 @@ class SharedFaultRules:
         """As FaultRules.match, with the rules of `version`; raises ApiError(503) if Redis does not answer. A
         request asks for answering rules first, then (none answered) for delaying ones: the rules are brought
         up to date on the first ask only."""
-        with answered_503(UNAVAILABLE):
+        with answered_503(UNAVAILABLE_TO_READ):
             for rule in self._current(version) if answering else self._compiled:
                 if rule.answers != answering or not rule.applies_to(operation, raw):
                     continue
@@ -116,7 +115,7 @@ class SharedFaultRules:
         return None
 
     def listed(self) -> list[dict[str, Any]]:
-        with answered_503(UNAVAILABLE):
+        with answered_503(UNAVAILABLE_TO_READ):
             specs, used = self._client.hgetall(self._rules_key), self._client.hgetall(self._used_key)
         listed = []
         for rule_id, raw in sorted(specs.items(), key=lambda item: int(item[0][1:])):
@@ -127,11 +126,11 @@ class SharedFaultRules:
         return listed
 
     def delete(self, rule_id: str) -> bool:
-        with answered_503(UNAVAILABLE):
+        with answered_503(UNAVAILABLE_TO_READ):
             return int(self._delete(keys=self._keys[:5], args=[*self._life, rule_id])) == 1
 
     def clear(self) -> None:
-        with answered_503(UNAVAILABLE):
+        with answered_503(UNAVAILABLE_TO_READ):
             self._clear(keys=self._keys[:5], args=self._life)
 
     def _current(self, version: bytes | None) -> list[FaultRule]:

@@ -27,11 +27,10 @@ import redis
 from mockserver.qa.journal import Entry, RequestFilter, wake
 from mockserver.qa.sessions import DEFAULT
 from mockserver.state import codec
-from mockserver.state.redis_store import answered_503, run_script
+from mockserver.state.redis_store import UNAVAILABLE_TO_READ, answered_503, run_script
 
 log = logging.getLogger("mockserver")
 POLL_S = 0.05  # how soon a wait notices an entry another process recorded
-UNAVAILABLE = "The mock's shared store (Redis) is unavailable ({}); retry."
 # The journal emptied (KEYS[2]), unless the session's life (KEYS[1]) is not ARGV[1] any more ('' never ends).
 _CLEAR = """
 if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -65,7 +64,9 @@ class SharedJournal:
         self._client = client
         self._stream, self._counter = prefix + "journal", prefix + "journal:id"
         self._keys = [self._stream, self._counter, live_sessions, prefix + "life"]
-        self._session = ["", b"", 0] if session_id == DEFAULT else [session_id, life, idle_ms]
+        test_session = session_id != DEFAULT
+        self._life = [life if test_session else b""]  # the scripts' ARGV: '' for the default session, which never ends
+        self._owner = [session_id, life, idle_ms] if test_session else ["", b"", 0]
         self._record = client.register_script(_RECORD)
         self._clear = client.register_script(_CLEAR)
         self._lock = threading.Lock()
@@ -78,7 +79,7 @@ class SharedJournal:
         if self.size <= 0:
             return entry
         try:
-            entry.id = int(run_script(self._client, self._record, self._keys, [codec.text(_fields(entry)), self.size, *self._session]))
+            entry.id = int(run_script(self._client, self._record, self._keys, [codec.text(_fields(entry)), self.size, *self._owner]))
         except redis.RedisError as exc:
             log.warning("request not journaled, the shared store (Redis) is unavailable: %s %s: %s", entry.method, entry.path, exc)
             return entry
@@ -93,7 +94,7 @@ class SharedJournal:
     def find_marked(self, wanted: RequestFilter) -> tuple[list[Entry], int]:
         """Matching entries, newest first, and the id of the last entry they were chosen from (read in one
         transaction with them: an entry recorded meanwhile is after the mark, not lost between)."""
-        with answered_503(UNAVAILABLE), self._client.pipeline(transaction=True) as pipe:
+        with answered_503(UNAVAILABLE_TO_READ), self._client.pipeline(transaction=True) as pipe:
             pipe.get(self._counter)
             pipe.xrevrange(self._stream, count=self.size)
             newest, raw = pipe.execute()
@@ -101,17 +102,17 @@ class SharedJournal:
 
     def find_after(self, last_seen: int, wanted: RequestFilter) -> list[Entry]:
         """Matching entries newer than id `last_seen`, newest first: only those are read."""
-        with answered_503(UNAVAILABLE):
+        with answered_503(UNAVAILABLE_TO_READ):
             raw = self._client.xrevrange(self._stream, min=f"{last_seen + 1}-0", count=self.size)
         return [entry for entry in _entries(raw) if wanted.accepts(entry)]
 
     def clear(self) -> None:
         """The entries go (not the ids); not those of the session's next life, if this one ended meanwhile."""
-        with answered_503(UNAVAILABLE):
-            self._clear(keys=[self._keys[3], self._stream], args=self._session[1:2])
+        with answered_503(UNAVAILABLE_TO_READ):
+            self._clear(keys=[self._keys[3], self._stream], args=self._life)
 
     def newest_id(self) -> int:
-        with answered_503(UNAVAILABLE):
+        with answered_503(UNAVAILABLE_TO_READ):
             return int(self._client.get(self._counter) or 0)
 
     def subscribe(self, wanted: RequestFilter, after_id: int) -> asyncio.Future:

@@ -37,7 +37,7 @@ import redis
 
 from mockserver.errors import ApiError
 from mockserver.qa.sessions import DEFAULT, Session, SessionRefused, Visit, refusal_past_cap, session_id_of
-from mockserver.state.redis_store import UNAVAILABLE, generations_key, run_script, unlink_generation
+from mockserver.state.redis_store import UNAVAILABLE_TO_READ, answered_503, generations_key, run_script, unlink_generation
 
 log = logging.getLogger("mockserver")
 SWEEP_EVERY_S = 1.0  # how often some process ends the sessions left idle, and unlinks their keys
@@ -256,9 +256,10 @@ class SharedSessions:
         session_id = session_id_of(header)
         self._sweep_now_and_then()
         try:
-            live, version, life = self._registry.visit(session_id)
-        except redis.RedisError as exc:
-            return Visit(self, session_id, None, unavailable=ApiError(503, UNAVAILABLE.format(type(exc).__name__)))
+            with answered_503():
+                live, version, life = self._registry.visit(session_id)
+        except ApiError as unavailable:
+            return Visit(self, session_id, None, unavailable=unavailable)
         if not live:
             return Visit(self, session_id, None)
         session = self.default if session_id == DEFAULT else self._handle(session_id, life)
@@ -280,29 +281,23 @@ class SharedSessions:
         return Session(session_id, *(new(session_id, life) for new in (self._new_store, self._new_faults, self._new_journal)))
 
     def _create(self, session_id: str) -> Session:
-        try:
+        with answered_503():
             life = self._registry.enter(session_id)
-        except redis.RedisError as exc:
-            raise ApiError(503, UNAVAILABLE.format(type(exc).__name__)) from exc
         if life is None:
             raise SessionRefused(refusal_past_cap(session_id, self._registry.max_sessions))
         return self._handle(session_id, life)
 
     def listed(self) -> list[dict]:
-        try:
+        with answered_503(UNAVAILABLE_TO_READ):
             return self._registry.listed()
-        except redis.RedisError as exc:
-            raise ApiError(503, UNAVAILABLE.format(type(exc).__name__)) from exc
 
     def _release(self, session: Session) -> None:
         """Nothing to release: the session's life is kept in Redis, refreshed by its journal entry."""
 
     def delete(self, session_id: str) -> bool:
         """End a session in every process: its state, rules and journal go; False if it was not live."""
-        try:
+        with answered_503():
             where = self._registry.end(session_id)
-        except redis.RedisError as exc:
-            raise ApiError(503, UNAVAILABLE.format(type(exc).__name__)) from exc
         with self._lock:
             self._handles.pop(session_id, None)
         return where == "live"

@@ -63,6 +63,7 @@ GONE = b"-"  # a record removed (a merged source): not the fixture's value
 RETRIES = 50  # a command that loses the race this often is answered 503
 FENCE_MS = 60_000  # how long a transaction's fence outlives it: far longer than any answer can be late
 UNAVAILABLE = "The mock's shared store (Redis) is unavailable ({}); nothing was changed, retry."
+UNAVAILABLE_TO_READ = "The mock's shared store (Redis) is unavailable ({}); retry."  # a read: nothing to change
 UNSURE = (
     "The mock's shared store (Redis) stopped answering while this change was being written ({}); it may or may not"
     " have been made: read before you retry."
