@@ -76,10 +76,10 @@ def test_a_command_of_an_ended_life_is_answered_and_changes_nothing(redis_url, n
     store.run(_move, "demo", CCID, "vip")
     assert sessions.end("s") == "live"
     client = redis.Redis.from_url(redis_url)
-    before = sorted(client.keys(f"{namespace}:*"))
+    before = set(client.keys(f"{namespace}:*"))  # the ended generation's keys may still be being unlinked
     assert store.run(_move, "demo", CCID, "vip")  # on the fixtures' state: answered as a move would be
     store.reset()
-    assert sorted(client.keys(f"{namespace}:*")) == before  # nothing written, not even a generation
+    assert set(client.keys(f"{namespace}:*")) <= before  # nothing written, not even a generation
     later = stores.new("s", sessions.enter("s"))
     assert store.run(_move, "demo", CCID, "vip")  # the next life began meanwhile: still nothing written to it
     assert later.run(_retrieve, "demo", CCID)["product_group_id"] == "default"
