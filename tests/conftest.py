@@ -59,7 +59,9 @@ class CheckedClient(FlaskClient):
     def open(self, *args, **kwargs):
         response = super().open(*args, **kwargs)
         request = response.request
-        raw = RawRequest(request.method, request.path, list(request.args.items(multi=True)), {k.lower(): v for k, v in request.headers.items()})
+        raw = RawRequest(
+            request.method, request.path, list(request.args.items(multi=True)), {k.lower(): v for k, v in request.headers.items()}
+        )
         contract = self.application.extensions["mockserver"]["contract"]
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             return response  # a CORS preflight: the HTTP layer's answer, not an operation's (tests/http/test_cors.py)

@@ -131,7 +131,9 @@ def _delete_session(toolkit: Toolkit, call: Call) -> Reply:
 
 def _add_fault(toolkit: Toolkit, call: Call) -> Reply:
     try:
-        rule = call.session.faults.add(lambda rule_id: parse_rule(rule_id, call.request.body, toolkit.vendor_operations, toolkit.faults_supported))
+        rule = call.session.faults.add(
+            lambda rule_id: parse_rule(rule_id, call.request.body, toolkit.vendor_operations, toolkit.faults_supported)
+        )
     except RuleInvalid as exc:
         raise ApiError(400, f"request body: {exc}") from exc
     return Reply(201, rule.as_json())
@@ -167,7 +169,9 @@ def _wait_for_requests(call: Call) -> Reply:
         return Reply(200, {"count": len(matched), "requests": [entry.as_json() for entry in matched[:count]]})
 
     def expired() -> Reply:
-        return poll() or Reply(408, {"message": f"{len(matched)} of {count} matching requests arrived within {timeout_ms} ms.", "count": len(matched)})
+        return poll() or Reply(
+            408, {"message": f"{len(matched)} of {count} matching requests arrived within {timeout_ms} ms.", "count": len(matched)}
+        )
 
     return Reply(200, wait=Wait(journal, wanted, timeout_ms / 1000, poll, expired))
 

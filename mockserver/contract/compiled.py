@@ -165,7 +165,9 @@ class Operation:
         check = self.body_media.get(mimetype)
         if check is None:
             accepted = " or ".join(self.body_media)
-            raise RequestInvalid("content_type", f"Content-Type '{mimetype or '(none)'}' is not supported; send {accepted}.", "header", "Content-Type")
+            raise RequestInvalid(
+                "content_type", f"Content-Type '{mimetype or '(none)'}' is not supported; send {accepted}.", "header", "Content-Type"
+            )
         value = _decode(mimetype, request.body, check.schema)
         problem = check.error(value)
         if problem:
@@ -336,7 +338,9 @@ def _compile_operation(method: str, template: str, item_params: list, spec: dict
         schema = p.get("schema", {})
         kind = schema.get("type", "string")
         if p["in"] not in ("path", "query", "header") or kind not in _ARTICLE:
-            raise ValueError(f"{spec['operationId']}: only string, integer and boolean path/query/header parameters are compiled ({p['name']})")
+            raise ValueError(
+                f"{spec['operationId']}: only string, integer and boolean path/query/header parameters are compiled ({p['name']})"
+            )
         parameters.append(Parameter(p["name"], p["in"], bool(p.get("required")), SchemaCheck(schema), schema.get("default"), kind))
     body = spec.get("requestBody") or {}
     body_media = {mt: SchemaCheck(media.get("schema", {})) for mt, media in body.get("content", {}).items()}

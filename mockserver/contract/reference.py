@@ -132,7 +132,9 @@ def _response_error(error: Exception, status: int, content_type: str) -> Respons
 def _describe(error: Exception) -> str:
     schema_errors = getattr(error.__cause__, "schema_errors", None)
     if schema_errors:
-        return "; ".join((".".join(str(part) for part in e.absolute_path) + ": " if e.absolute_path else "") + e.message for e in schema_errors)
+        return "; ".join(
+            (".".join(str(part) for part in e.absolute_path) + ": " if e.absolute_path else "") + e.message for e in schema_errors
+        )
     return f"{type(error).__name__}: {_text(error)}" + (f" ({_text(error.__cause__)})" if error.__cause__ else "")
 
 

@@ -90,7 +90,9 @@ def authorize(config: EgainConfig, token: str | None, operation_id: str) -> Acto
         raise ApiError(403, "Not authorized to perform this action.", "403-197", details=[("scope", scope) for scope in wanted])
     permission = REQUIRED_PERMISSION[operation_id]
     if not actor.may(permission):
-        raise ApiError(403, f"User is not allowed to perform the following action: {permission}.", "403-178", details=[("action", permission)])
+        raise ApiError(
+            403, f"User is not allowed to perform the following action: {permission}.", "403-178", details=[("action", permission)]
+        )
     return actor
 
 
@@ -168,7 +170,8 @@ def _check_merge(state: EgainState, source_id: str, source: dict | None, wanted:
     if _sent_instant(wanted["lastModified"]) != instant(target["lastModified"]):
         raise ApiError(
             400,
-            f"targetCustomer.lastModified {wanted['lastModified']} is not the current value {target['lastModified']}; get the customer again.",
+            f"targetCustomer.lastModified {wanted['lastModified']} is not the current value {target['lastModified']};"
+            " get the customer again.",
             "400-111",
         )
     if state.config.departmentalization and source.get("department") != target.get("department"):

@@ -58,7 +58,8 @@ DOCS_PAGE = """<!doctype html>
         for (const [scheme, value] of Object.entries(credentials)) {{
           const schema = schemes && schemes.get(scheme);
           if (schema && schema.get("type") === "oauth2") {{  // an OAuth token as if its flow had run
-            window.ui.authActions.authorizeOauth2({{auth: {{name: scheme, schema, scopes: []}}, token: {{access_token: value, token_type: "Bearer"}}}});
+            const token = {{access_token: value, token_type: "Bearer"}};
+            window.ui.authActions.authorizeOauth2({{auth: {{name: scheme, schema, scopes: []}}, token}});
           }} else {{
             window.ui.preauthorizeApiKey(scheme, value);
           }}

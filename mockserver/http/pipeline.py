@@ -99,7 +99,9 @@ class Pipeline:
         except ApiError as error:
             return self._render(operation, family, _error_reply(family, error, raw), mimetype or JSON)
         if action is not None:  # the rule answers for the request, before authentication; the request is not run
-            return Pending(operation, family, raw, path_values, mimetype or JSON, action.status, action.delay_s, action.rule_id, action.fault)
+            return Pending(
+                operation, family, raw, path_values, mimetype or JSON, action.status, action.delay_s, action.rule_id, action.fault
+            )
         try:
             family.authenticate(self.config, operation, raw, path_values)
             if mimetype is None:
@@ -173,11 +175,15 @@ class Pipeline:
         having = [s for s in statuses if name in operation.example_names(s)]
         if not having:
             known = "; ".join(f"{s}: {', '.join(operation.example_names(s))}" for s in statuses if operation.example_names(s))
-            message = f"Prefer: example={name} is not documented for {operation.operation_id}{f' {status}' if status else ''}; examples: {known}."
+            message = (
+                f"Prefer: example={name} is not documented for {operation.operation_id}{f' {status}' if status else ''}; examples: {known}."
+            )
             raise _breach(family, RequestInvalid("prefer", message, "header", "Prefer"))
         return having[0]
 
-    def _render(self, operation: Operation, family: Family, reply: Reply, negotiated: str, violation: str | None = None) -> render.WireResponse:
+    def _render(
+        self, operation: Operation, family: Family, reply: Reply, negotiated: str, violation: str | None = None
+    ) -> render.WireResponse:
         mimetype = operation.media_type_for(reply.status, negotiated)
         if self.check_responses:
             try:
@@ -195,7 +201,9 @@ class Pipeline:
         """404/405 outside every operation: no spec entry to check against, JSON in the family's format."""
         return render.wire(None, error.status, self.error_body_for_path(raw.path, error, raw.headers), JSON, headers, (error.message,))
 
-    def layer_answer(self, raw: RawRequest, make_error: Callable[[Family | None], ApiError], headers: dict[str, str]) -> render.WireResponse:
+    def layer_answer(
+        self, raw: RawRequest, make_error: Callable[[Family | None], ApiError], headers: dict[str, str]
+    ) -> render.WireResponse:
         """An answer of the HTTP layer itself (a body that never came, a refused session), in the format and with the
         documentation of the operation `raw` routes to, else generic; `make_error(family)` makes the error."""
         try:

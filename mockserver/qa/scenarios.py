@@ -118,7 +118,9 @@ def _load(path: Path, operations: list[Operation], schemas: dict[str, dict], bui
         at = where(error.instance_path) if error else ""
         raise FixtureError(f"{path}: {at or 'top level'}: {error.message if error else 'the file must be a mapping'}")
     state = data.get("state", {})
-    scenario = Scenario(data["name"], data["description"], state.get("relay", {}), state.get("egain", []), data.get("faults", []), str(path))
+    scenario = Scenario(
+        data["name"], data["description"], state.get("relay", {}), state.get("egain", []), data.get("faults", []), str(path)
+    )
     for i, spec in enumerate(scenario.faults):
         _check_rule(f"{path}: faults[{i}]", spec, operations, schemas)
     _check_changes(scenario, path, schemas, build())
@@ -171,7 +173,9 @@ def _check_changes(scenario: Scenario, path: Path, schemas: dict[str, dict], sta
                 raise FixtureError(f"{path}: state.relay.{client_id}[{j}] ({patch['ccid']}): {problem}")
     for j, patch in enumerate(scenario.egain):
         customer: Any = state.egain.customers[patch["id"]]
-        problem = egain_check.error(customer) or ("" if "lastModified" in customer and "type" in customer else "type and lastModified are required")
+        problem = egain_check.error(customer) or (
+            "" if "lastModified" in customer and "type" in customer else "type and lastModified are required"
+        )
         if problem:
             raise FixtureError(f"{path}: state.egain[{j}] ({patch['id']}): {problem}")
 

@@ -36,7 +36,9 @@ _SAME_LIFE = "if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then re
 _SPEND = _SAME_LIFE + "return redis.call('HINCRBY', KEYS[3], ARGV[2], 1)"
 # The cap, a new id, the rule (its spent count cleared: a process may still count a deleted rule's old
 # matches under its id), and the new version: one atomic step.
-_ADD = _SAME_LIFE + """
+_ADD = (
+    _SAME_LIFE
+    + """
 if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[2]) then return -1 end
 local number = redis.call('INCR', KEYS[6])
 redis.call('HSET', KEYS[2], 'f' .. number, ARGV[3])
@@ -44,19 +46,26 @@ redis.call('HDEL', KEYS[3], 'f' .. number)
 redis.call('SET', KEYS[4], redis.call('INCR', KEYS[5]))
 return number
 """
+)
 # Rule ARGV[2] deleted (1), or not there (0).
-_DELETE = _SAME_LIFE + """
+_DELETE = (
+    _SAME_LIFE
+    + """
 local deleted = redis.call('HDEL', KEYS[2], ARGV[2])
 redis.call('HDEL', KEYS[3], ARGV[2])
 redis.call('SET', KEYS[4], redis.call('INCR', KEYS[5]))
 return deleted
 """
+)
 # Every rule deleted.
-_CLEAR = _SAME_LIFE + """
+_CLEAR = (
+    _SAME_LIFE
+    + """
 redis.call('DEL', KEYS[2], KEYS[3])
 redis.call('SET', KEYS[4], redis.call('INCR', KEYS[5]))
 return 1
 """
+)
 
 
 class SharedFaultRules:

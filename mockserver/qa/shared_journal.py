@@ -151,7 +151,6 @@ class SharedJournal:
             time.sleep(POLL_S)
 
 
-
 def _entries(raw: list) -> list[Entry]:
     """Stream entries (`<id>-0`, {e: fields}) as journal entries."""
     return [_entry(int(stream_id.split(b"-")[0]), codec.loads(fields[b"e"])) for stream_id, fields in raw]
@@ -170,4 +169,3 @@ def _entry(entry_id: int, fields: list[Any]) -> Entry:
         entry_id, moment, method, path, query, operation_id, status, duration_ms, session, admin, fault, tuple(violations), headers,
         body.encode("latin-1"),
     )  # fmt: skip
-

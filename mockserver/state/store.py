@@ -23,6 +23,7 @@ from mockserver.state.model import State
 
 T = TypeVar("T")
 
+
 class Store(Protocol):
     """What the HTTP layer needs of a store: MemoryStore here, RedisStore (mockserver/state/redis_store.py)."""
 

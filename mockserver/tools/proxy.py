@@ -274,5 +274,3 @@ def proxy_command(upstream: str, host: str, port: int, spec: Path | None, timeou
     except OSError as exc:
         click.echo(f"error: cannot serve on {host}:{port}: {exc.strerror or exc}", err=True)
         sys.exit(2)
-
-

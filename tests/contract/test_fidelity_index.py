@@ -12,7 +12,9 @@ MORE_IN_FILE = re.compile(r"`::([A-Za-z0-9_]+)`")
 
 def table_rows() -> list[str]:
     text = (REPO / "FIDELITY.md").read_text()
-    return [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| #") and not line.startswith("| decision")]
+    return [
+        line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| #") and not line.startswith("| decision")
+    ]
 
 
 def named_tests(row: str) -> list[tuple[str, str | None]]:

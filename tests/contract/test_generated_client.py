@@ -413,9 +413,18 @@ def step_get_customers_by_ids(api: Api) -> None:
     assert (only.id, only.customer_name) == ("1005", "John Smith")
     assert isinstance(only.level, api.Unset) and isinstance(only.custom_attributes, api.Unset)  # not summary attributes
 
-    more = api.call("getCustomersByIds", "1005", client=api.egain, attribute="preferredAgent,created,createdBy,custom.loyaltyId", expect=(200, m.CustomerList))
+    more = api.call(
+        "getCustomersByIds",
+        "1005",
+        client=api.egain,
+        attribute="preferredAgent,created,createdBy,custom.loyaltyId",
+        expect=(200, m.CustomerList),
+    )
     [john] = more.customer
-    assert isinstance(john.preferred_agent, m.AgentRef) and (john.preferred_agent.id, john.preferred_agent.user_name) == ("1101", "jane.agent")
+    assert isinstance(john.preferred_agent, m.AgentRef) and (john.preferred_agent.id, john.preferred_agent.user_name) == (
+        "1101",
+        "jane.agent",
+    )
     assert john.created == dt.datetime(2020, 3, 14, 15, 9, 26, tzinfo=UTC) and john.created_by.user_name == "sa"
     assert [(a.name, a.value) for a in john.custom_attributes.custom_attribute] == [("loyaltyId", "LY-1005")]
 

@@ -26,7 +26,11 @@ MEDIA = [
     for _, _, op in OPERATIONS
     for status, response in op["responses"].items()
     for mimetype, media in response.get("content", {}).items()
-] + [(op["operationId"], "request", mimetype, media) for _, _, op in OPERATIONS for mimetype, media in op.get("requestBody", {}).get("content", {}).items()]
+] + [
+    (op["operationId"], "request", mimetype, media)
+    for _, _, op in OPERATIONS
+    for mimetype, media in op.get("requestBody", {}).get("content", {}).items()
+]
 
 
 def ids(entries):
@@ -59,12 +63,18 @@ def test_every_example_validates_against_its_schema(operation_id, status, mimety
         OAS31Validator(media["schema"], format_checker=oas31_format_checker).validate(value)
 
 
-@pytest.mark.parametrize("operation_id, status, mimetype, media", [m for m in MEDIA if m[2] == "application/xml"], ids=ids([m for m in MEDIA if m[2] == "application/xml"]))
+@pytest.mark.parametrize(
+    "operation_id, status, mimetype, media",
+    [m for m in MEDIA if m[2] == "application/xml"],
+    ids=ids([m for m in MEDIA if m[2] == "application/xml"]),
+)
 def test_xml_examples_say_what_the_json_examples_say(operation_id, status, mimetype, media):
     op = next(o for _, _, o in OPERATIONS if o["operationId"] == operation_id)
     container = op["requestBody"] if status == "request" else op["responses"][status]
     json_media = container["content"]["application/json"]
-    json_examples = {"default": json_media["example"]} if "example" in json_media else {k: v["value"] for k, v in json_media["examples"].items()}
+    json_examples = (
+        {"default": json_media["example"]} if "example" in json_media else {k: v["value"] for k, v in json_media["examples"].items()}
+    )
     xml_examples = {"default": media["example"]} if "example" in media else {k: v["value"] for k, v in media["examples"].items()}
     assert list(xml_examples) == list(json_examples), "the same example names in JSON and XML"
     for name, json_example in json_examples.items():

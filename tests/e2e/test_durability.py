@@ -174,7 +174,10 @@ def _snapshot_writer(base) -> int:
     [
         ("{not json", "corrupt"),
         ('{"something": "else"}', "not a mockserver state file"),
-        ('{"mockserver_state": 1, "state": {"relay": {"clients": []}, "egain": {"actors": [], "customers": [{"id": "x1"}]}}}', "egain.customers[0]"),
+        (
+            '{"mockserver_state": 1, "state": {"relay": {"clients": []}, "egain": {"actors": [], "customers": [{"id": "x1"}]}}}',
+            "egain.customers[0]",
+        ),
     ],
 )
 def test_a_damaged_or_foreign_state_file_stops_the_start(tmp_path, content, message):

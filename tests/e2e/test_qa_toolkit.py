@@ -67,7 +67,9 @@ def group(base: str, session: str | None = None) -> str:
 
 
 def test_connection_reset_is_an_rst_with_no_bytes_and_changes_nothing(base):
-    assert call(base, "POST", "/__admin/faults", body={"operationId": "moveCustomer", "fault": "connection_reset", "times": 1}).status == 201
+    assert (
+        call(base, "POST", "/__admin/faults", body={"operationId": "moveCustomer", "fault": "connection_reset", "times": 1}).status == 201
+    )
     received, ended = raw_exchange(base, move_request())
     assert (received, ended) == (b"", "reset")
     assert group(base) == "default"
@@ -198,7 +200,7 @@ def test_a_long_poll_whose_client_left_gives_its_slot_back():
 def test_a_request_cut_short_changes_nothing():
     with running_server() as base:
         with socket.create_connection(address(base), timeout=5) as sock:
-            sock.sendall(f"PUT {MOVE} HTTP/1.1\r\nHost: x\r\nxx-relay-api-key: demo-key\r\nContent-Length: 100\r\n\r\n{{\"a\"".encode())
+            sock.sendall(f'PUT {MOVE} HTTP/1.1\r\nHost: x\r\nxx-relay-api-key: demo-key\r\nContent-Length: 100\r\n\r\n{{"a"'.encode())
         time.sleep(0.3)
         assert group(base) == "default"
         entry = call(base, "GET", "/__admin/requests?method=PUT").json()["requests"][0]

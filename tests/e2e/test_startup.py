@@ -17,7 +17,9 @@ pytestmark = pytest.mark.e2e
 
 
 def serve(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mockserver", "serve", "--port", "0", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "mockserver", "serve", "--port", "0", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_a_bad_fixture_stops_the_start_naming_file_record_and_field(tmp_path):
@@ -32,7 +34,9 @@ def test_a_bad_fixture_stops_the_start_naming_file_record_and_field(tmp_path):
     assert "date_of_birth" in done.stderr
 
 
-@pytest.mark.parametrize("content, fragment", [("relay: [", "not valid YAML"), ("[]", "must be a mapping"), ("relay: {}\negain: {}", "clients")])
+@pytest.mark.parametrize(
+    "content, fragment", [("relay: [", "not valid YAML"), ("[]", "must be a mapping"), ("relay: {}\negain: {}", "clients")]
+)
 def test_malformed_fixture_files_are_refused(tmp_path, content, fragment):
     bad = tmp_path / "bad.yaml"
     bad.write_text(content)
@@ -45,7 +49,10 @@ def test_malformed_fixture_files_are_refused(tmp_path, content, fragment):
     [
         ("name: bad\ndescription: x\nfaults:\n  - operationId: moveCustomer\n    status: 418\n", "faults[0]: status 418 is not documented"),
         ("name: bad\ndescription: x\nfaults:\n  - {}\n", "faults[0]:"),
-        ("name: bad\ndescription: x\nstate:\n  relay:\n    demo:\n      - {ccid: BAK-11984-007, product_group_id: nope}\n", "product_group_id"),
+        (
+            "name: bad\ndescription: x\nstate:\n  relay:\n    demo:\n      - {ccid: BAK-11984-007, product_group_id: nope}\n",
+            "product_group_id",
+        ),
         ("name: bad\ndescription: x\nstate:\n  egain:\n    - {id: '1005', lastModified: yesterday}\n", "state.egain[0] (1005)"),
         ("name: Bad Name\ndescription: x\n", "name:"),
         ("description: x\n", "name"),
@@ -100,7 +107,10 @@ def test_access_log_masks_credentials(tmp_path):
 
 def test_the_wheel_carries_the_spec_and_fixtures_and_serves(tmp_path):
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), str(REPO)], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert built.returncode == 0, built.stderr
     (wheel,) = tmp_path.glob("mockserver-*.whl")
@@ -110,8 +120,16 @@ def test_the_wheel_carries_the_spec_and_fixtures_and_serves(tmp_path):
     zipfile.ZipFile(wheel).extractall(unpacked)
     # Run from the unpacked wheel (dependencies from this environment), far from the checkout.
     probe = subprocess.run(
-        [sys.executable, "-c", "from mockserver.resources import spec_path, default_fixtures_path; print(spec_path()); print(default_fixtures_path())"],
-        capture_output=True, text=True, cwd=unpacked, env={"PYTHONPATH": str(unpacked), "PATH": "/usr/bin:/bin"}, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            "from mockserver.resources import spec_path, default_fixtures_path; print(spec_path()); print(default_fixtures_path())",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=unpacked,
+        env={"PYTHONPATH": str(unpacked), "PATH": "/usr/bin:/bin"},
+        timeout=60,
     )
     assert probe.returncode == 0, probe.stderr
     assert all(line.startswith(str(unpacked / "mockserver" / "bundled")) for line in probe.stdout.split())

@@ -63,7 +63,14 @@ def test_a_named_example_is_answered_with_its_status_and_changes_nothing(client,
 
 @pytest.mark.parametrize(
     "method, url, status",
-    [("get", "/nowhere", 404), ("get", "/cdm/nowhere", 404), ("delete", MOVE, 405), ("get", MERGE, 405), ("options", MOVE, 405), ("patch", "/", 404)],
+    [
+        ("get", "/nowhere", 404),
+        ("get", "/cdm/nowhere", 404),
+        ("delete", MOVE, 405),
+        ("get", MERGE, 405),
+        ("options", MOVE, 405),
+        ("patch", "/", 404),
+    ],
 )
 def test_unknown_routes_and_methods_answer_json(client, method, url, status):
     response = getattr(client, method)(url, headers={**RELAY_KEY, **USER})

@@ -65,7 +65,9 @@ def test_merge_refuses_a_timestamp_that_is_not_rfc3339_with_400_104(client, stam
     assert get(client, "1002").status_code == 200
 
 
-@pytest.mark.parametrize("path, status, code", [("/core/customermgr/v3/nothing", 404, "404-102"), ("/core/customermgr/v3/customer/", 404, "404-102")])
+@pytest.mark.parametrize(
+    "path, status, code", [("/core/customermgr/v3/nothing", 404, "404-102"), ("/core/customermgr/v3/customer/", 404, "404-102")]
+)
 def test_a_path_no_operation_has_is_not_egains_ids_not_found(client, path, status, code):
     response = client.get(path, headers={**USER, "X-egain-error-message": "yes"})
     assert (response.status_code, response.json["code"]) == (status, code)
@@ -139,7 +141,14 @@ def test_get_json_and_xml_agree(client):
     assert root.find("customer/contacts/contact/email/emailAddress").text == "john.smith@example.com"
 
 
-@pytest.mark.parametrize("accept, expected", [("*/*", "application/json"), ("application/*", "application/json"), ("application/xml;q=0.9, application/json;q=0.1", "application/xml")])
+@pytest.mark.parametrize(
+    "accept, expected",
+    [
+        ("*/*", "application/json"),
+        ("application/*", "application/json"),
+        ("application/xml;q=0.9, application/json;q=0.1", "application/xml"),
+    ],
+)
 def test_accept_negotiation(client, accept, expected):
     assert get(client, "1005", headers={**READONLY, "Accept": accept}).mimetype == expected
 
@@ -198,7 +207,12 @@ def test_missing_ids_are_left_out_and_none_found_is_the_documented_404(client):
 def test_contact_points_have_egains_shapes(client):
     contact = get(client, "1002").json["customer"][0]["contacts"]["contact"][0]
     assert contact["phone"][0]["type"] == {"value": "mobile"}
-    assert contact["social"][0] == {"id": "3006", "socialId": "jack.source", "type": {"value": "Twitter"}, "lastModified": "2021-10-20T08:15:00.000Z"}
+    assert contact["social"][0] == {
+        "id": "3006",
+        "socialId": "jack.source",
+        "type": {"value": "Twitter"},
+        "lastModified": "2021-10-20T08:15:00.000Z",
+    }
 
 
 @pytest.mark.parametrize("accept", ["application/json", "application/xml"])

@@ -292,7 +292,12 @@ def test_an_unknown_scenario_is_a_404_naming_the_known_ones(client):
 
 def test_every_admin_call_needs_the_token_when_one_is_set(reference, admin_reference):
     client = sessions_app(reference, admin_reference, admin_token="t0ken")
-    for method, path in [("GET", "/__admin/requests"), ("POST", "/__admin/faults"), ("GET", "/__admin/sessions"), ("POST", "/__admin/scenarios/relay-outage")]:
+    for method, path in [
+        ("GET", "/__admin/requests"),
+        ("POST", "/__admin/faults"),
+        ("GET", "/__admin/sessions"),
+        ("POST", "/__admin/scenarios/relay-outage"),
+    ]:
         refused = client.open(path, method=method, json={"status": 500})
         assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].startswith("Bearer"), path
     assert client.get("/__admin/faults", headers={"Authorization": "Bearer t0ken"}).status_code == 200
