@@ -145,12 +145,13 @@ class Restart:
 
 def restart(fixture: Path, customers: int, changes: int, schemas: dict, move_ccids: list[str]) -> Restart:
     """Write a snapshot of the fixture's state, then `changes` logged moves; time a restore without and with the log."""
+    from mockserver.families import built_in_sections
     from mockserver.relay.api import _move
     from mockserver.state.fixtures import Fixtures
     from mockserver.state.persistence import StateFile
     from mockserver.state.store import MemoryStore
 
-    fixtures = Fixtures.load(fixture, schemas)
+    fixtures = Fixtures.load(fixture, schemas, built_in_sections())
     with tempfile.TemporaryDirectory(prefix="mockserver-restart-") as scratch:
         path = Path(scratch) / "state.json"
         state_file, store = _opened(path, fixtures, schemas, StateFile, MemoryStore)
@@ -188,13 +189,14 @@ class Stall:
 
 def compaction_stall(fixture: Path, schemas: dict) -> Stall:
     """A thread runs store commands back to back; the worst wait of one, during a checkpoint and without one."""
+    from mockserver.families import built_in_sections
     from mockserver.relay.api import _retrieve
     from mockserver.state.fixtures import Fixtures
     from mockserver.state.persistence import StateFile
     from mockserver.state.store import MemoryStore
 
-    fixtures = Fixtures.load(fixture, schemas)
-    customers = sum(len(book.customers) for book in fixtures.build().relay.books.values())
+    fixtures = Fixtures.load(fixture, schemas, built_in_sections())
+    customers = sum(len(book.customers) for book in fixtures.build()["relay"].books.values())
     with tempfile.TemporaryDirectory(prefix="mockserver-stall-") as scratch:
         state_file, store = _opened(Path(scratch) / "state.json", fixtures, schemas, StateFile, MemoryStore)
         started = time.perf_counter()

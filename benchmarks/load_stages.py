@@ -20,7 +20,11 @@ from typing import Any
 
 from mockserver.contract.compiled import Contract, SchemaCheck
 from mockserver.contract.spec import load_document
+from mockserver.families import built_in_sections
+from mockserver.relay import section as relay_section
 from mockserver.state import fixture_cache, fixtures, frozen
+
+SECTIONS = built_in_sections()
 
 
 def _timed(label: str, step: Callable[[], Any]) -> Any:
@@ -34,19 +38,21 @@ def stages(path: Path) -> None:
     print(f"{path} ({path.stat().st_size / 1e6:.0f} MB)")
     schemas = _timed("spec compiled", lambda: Contract(load_document()).schemas)
     raw = _timed("read", path.read_bytes)
-    _timed("cache key (sha256 of the file and checkers)", lambda: fixture_cache.key(raw, schemas))
+    _timed("cache key (sha256 of the file and checkers)", lambda: fixture_cache.key(raw, schemas, SECTIONS))
     data = _timed("parse (" + ("JSON" if path.suffix == ".json" else "YAML, collector paused") + ")", lambda: fixtures._parse(raw, path))
     record_check = SchemaCheck(schemas["RelayCustomerRecord"])
     clients = data["relay"]["clients"]
     array_check = SchemaCheck({"type": "array", "items": record_check.schema})
-    _timed("record checks, fast pass (all rules)", lambda: [fixtures._relay_customers_pass(c, array_check) for c in clients])
+    _timed("record checks, fast pass (all rules)", lambda: [relay_section._customers_pass(c, array_check) for c in clients])
     _timed("record checks, walk (what a broken file costs)", lambda: [_walk(c, record_check) for c in clients])
     _timed("  of which one schema call a record", lambda: [record_check.valid(r) for c in clients for r in c.get("customers", [])])
     _timed("freeze (marshal, chunks of 2000)", lambda: [frozen.freeze(c.get("customers", []), "ccid") for c in clients])
-    loaded = _timed("Fixtures(data) = checks + freeze", lambda: fixtures.Fixtures(data, str(path), schemas))
+    loaded = _timed("Fixtures(data) = checks + freeze", lambda: fixtures.Fixtures(data, str(path), schemas, SECTIONS))
     with tempfile.TemporaryDirectory() as folder:
-        cached = _timed("Fixtures.load, cache miss (parse, check, write)", lambda: fixtures.Fixtures.load(path, schemas, Path(folder)))
-        _timed("Fixtures.load, cache hit", lambda: fixtures.Fixtures.load(path, schemas, Path(folder)))
+        cached = _timed(
+            "Fixtures.load, cache miss (parse, check, write)", lambda: fixtures.Fixtures.load(path, schemas, SECTIONS, Path(folder))
+        )
+        _timed("Fixtures.load, cache hit", lambda: fixtures.Fixtures.load(path, schemas, SECTIONS, Path(folder)))
     del cached
     state = _timed("build a fresh state (inline)", loaded._fresh)
     _timed("drop a state at once", lambda: state.__dict__.clear())
@@ -54,7 +60,7 @@ def stages(path: Path) -> None:
 
 def _walk(client: dict, record_check: SchemaCheck) -> None:
     try:
-        fixtures._explain_relay_customers(client, "x", record_check)
+        relay_section._explain_customers(client, "x", record_check)
     except fixtures.FixtureError:
         pass
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from mockserver import logs
+from mockserver import families, logs
 from mockserver.http.serving import SERVERS, available_server, is_loopback, serve
 from mockserver.http.workers import WORKER_OF, say_listening, supervise
 from mockserver.resources import admin_spec_path, default_fixtures_path, default_scenarios_path, spec_path
@@ -189,7 +189,7 @@ def serve_command(
     log_format: str,
 ) -> None:
     """Serve both APIs on HOST:PORT with state loaded from the fixtures."""
-    logs.configure(log_level, log_format)
+    logs.configure(log_level, log_format, families.credentials(families.load()))
     if not is_loopback(host):
         if not admin_token:
             raise click.UsageError(f"binding to {host} exposes the mock beyond this machine: set --admin-token to protect /__admin.")
@@ -265,20 +265,16 @@ def _worker_argv(argv: list[str]) -> list[str]:
 def banner(settings: Settings, port: int) -> str:
     """Every URL a user needs, and the demo credentials when the bundled fixtures are served."""
     base = f"http://{settings.host}:{port}"
+    served = families.load(settings.families)
     lines = [
         f"mockserver listening on {base} ({settings.server}, fixtures {settings.fixtures})",
-        f"  Relay CDM   {base}/cdm/client/{{client_id}}/...  (also {base}/platform/v3/api/cdm/...)",
-        f"  eGain       {base}/core/customermgr/v3/customer/...",
+        *(line.format(base=base) for family in served for line in family.banner),
         f"  docs        {base}/docs  (specs: {base}/openapi.yaml, {base}/__admin/openapi.yaml)",
         f"  dashboard   {base}/__admin/ui",
         f"  admin       {base}/__admin/  (reset, sessions, faults, requests, scenarios)",
     ]
     if settings.fixtures.resolve() == default_fixtures_path().resolve():
-        lines += [
-            "  demo credentials (bundled fixtures):",
-            "    Relay  xx-relay-api-key: demo-key (client demo) or other-key (client other)",
-            "    eGain  Authorization: Bearer demo-user-token | demo-app-token | demo-readonly-token",
-        ]
+        lines += ["  demo credentials (bundled fixtures):", *(line for family in served for line in family.banner_demo)]
     return "\n".join(lines)
 
 

@@ -1,15 +1,23 @@
-"""What the pipeline knows of an API family, and what flows between its stages."""
+"""What an API family declares (its HTTP side, its state, its credentials), and what flows between the stages.
+
+A family is a plug-in: one package holds its api, domain, errors and its
+`Family` value, and the registry (mockserver/families.py) names it. Nothing
+generic imports a family: the pipeline, the state machinery, the journal,
+the access log, CORS, the pages, the banner and the test helpers read what
+its `Family` declares.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mockserver.contract.compiled import Operation, RawRequest, ValidatedRequest
 from mockserver.contract.errors import RequestInvalid
 from mockserver.errors import ApiError
-from mockserver.state.model import Config
+from mockserver.state.section import Section
 from mockserver.state.store import Store
 
 if TYPE_CHECKING:
@@ -54,23 +62,44 @@ class Reply:
 
 
 @dataclass(frozen=True)
-class Family:
-    """One vendor API: how it authenticates, which formats it answers in, its handlers, its errors.
+class Credential:
+    """A request header that carries a secret: masked in the journal and the access log, allowed by CORS.
 
-    `authenticate(config, operation, raw, path_values)` raises ApiError (401/403);
-    it reads the fixed configuration only, never the store;
+    `bearer`: the value is `<scheme> <token>` (`Authorization: Bearer ...`), and only the token is masked."""
+
+    header: str  # lower case
+    bearer: bool = False
+
+
+@dataclass(frozen=True)
+class Family:
+    """One vendor API: how it authenticates, which formats it answers in, its handlers, its errors, its state.
+
+    `authenticate(config, operation, raw, path_values)` raises ApiError (401/403); `config` is the
+    family's own fixed configuration (its section's), never the store;
     `negotiate(raw)` gives the response media type, or None for a 406;
-    `handlers` maps every operationId of the family to its function;
+    `handlers` maps every operationId of the family (the spec's operations tagged with its name) to its function;
     `error_body(error, request_headers)` is the API's own error format (the headers may ask for more, as
     eGain's `X-egain-error-message: yes` does), and
     `contract_error(invalid)` the documented 400 for a broken contract rule.
     """
 
     name: str
-    authenticate: Callable[[Config, Operation, RawRequest, dict[str, str]], None]
+    authenticate: Callable[[Any, Operation, RawRequest, dict[str, str]], None]
     negotiate: Callable[[RawRequest], str | None]
     handlers: dict[str, Callable[[Call], Reply]]
     error_body: Callable[[ApiError, Mapping[str, str] | None], dict]
     contract_error: Callable[[RequestInvalid], ApiError]
+    # Its section of the fixture file and of the state (None: it keeps no records, as the admin API).
+    section: Section | None = None
+    # Its own operations, when the vendor spec does not hold them: an OpenAPI document merged into the contract.
+    spec: Path | None = None
+    credentials: tuple[Credential, ...] = ()
+    # The fixtures' demo credentials: by the spec's security scheme (Swagger UI's "Try it out"), and as the
+    # request headers the test helpers send.
+    demo_schemes: dict[str, str] = field(default_factory=dict)
+    demo_headers: dict[str, str] = field(default_factory=dict)
+    banner: tuple[str, ...] = ()  # its lines of the start banner (`{base}` is the server's address)
+    banner_demo: tuple[str, ...] = ()  # its demo credentials, in the banner when the bundled fixtures are served
     # Whether fault rules and `Prefer` act on its requests (the vendor APIs' yes, the admin API's no).
     controlled: bool = True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from mockserver.credentials import SecretFilter
@@ -31,8 +32,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False)
 
 
-def configure(level: str, form: str = "text") -> None:
+def configure(level: str, form: str = "text", secret_headers: Iterable[str] = ()) -> None:
+    """`secret_headers`: the families' credential headers, whose values no log line shows."""
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if form == "json" else logging.Formatter(TEXT))
-    handler.addFilter(SecretFilter())
+    handler.addFilter(SecretFilter(secret_headers))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)

@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from mockserver.families import BUILT_IN
 from mockserver.resources import admin_spec_path, default_fixtures_path, default_scenarios_path, spec_path
 
 
 @dataclass(frozen=True)
 class Settings:
+    # The API families served (mockserver/families.py): the built-in ones unless given, as `module:ATTRIBUTE`.
+    families: tuple[str, ...] = BUILT_IN
     fixtures: Path = default_fixtures_path()
     spec: Path = spec_path()
     admin_spec: Path = admin_spec_path()

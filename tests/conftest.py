@@ -14,9 +14,7 @@ from mockserver.contract.compiled import RawRequest
 from mockserver.contract.errors import ResponseInvalid
 from mockserver.contract.reference import Reference
 from mockserver.contract.spec import load_document
-from mockserver.egain.domain import EgainState
 from mockserver.http.app import create_app
-from mockserver.relay.domain import CustomerBook, RelayState
 from mockserver.resources import admin_spec_path
 from mockserver.settings import Settings
 from mockserver.state.model import State
@@ -123,16 +121,19 @@ class Current:
     def __getattr__(self, name: str):
         return getattr(self._store.run(materialized), name)
 
+    def __getitem__(self, family: str):
+        return self._store.run(materialized)[family]
+
 
 def materialized(state: State) -> State:
-    """A plain copy of `state` (a command: run it in the store), whatever its collections are backed by."""
-    books = {
-        client_id: CustomerBook(
-            book.client,
-            {r["ccid"]: copy.deepcopy(r) for r in book.customers.values()},
-            consents={c["channel_addr"]: dict(c) for c in book.consents.values()},
-        )
-        for client_id, book in state.relay.books.items()
-    }
-    egain = EgainState(state.egain.config, {c["id"]: copy.deepcopy(c) for c in state.egain.customers.values()}, state.sources)
-    return State(relay=RelayState(books), egain=egain, sources=state.sources)
+    """A plain copy of `state` (a command: run it in the store), whatever its collections are backed by
+    (indexes left empty: a copy is for reading records)."""
+    families = {}
+    for name, section in state.sections.items():
+        mappings = section.mappings(state[name])
+        copies = {
+            c.name: {r[c.id_field]: copy.deepcopy(r) for r in mappings[c.name].values()} if c.id_field else {}
+            for c in section.collections(state[name])
+        }
+        families[name] = section.over(state[name], copies, state.sources)
+    return State(families, state.sources, state.sections)

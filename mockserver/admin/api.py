@@ -7,9 +7,7 @@ names the registry itself (`/__admin/sessions`).
 
 from __future__ import annotations
 
-import copy
 import hmac
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,7 +24,7 @@ from mockserver.qa.patterns import PatternInvalid, compile_pattern
 from mockserver.qa.scenarios import Scenarios
 from mockserver.qa.sessions import DEFAULT, Sessions
 from mockserver.qa.unmatched import nearest
-from mockserver.state.model import Config, State
+from mockserver.state.model import State
 
 UNAUTHORIZED = "The admin API needs 'Authorization: Bearer <admin token>'."
 
@@ -44,7 +42,7 @@ class Toolkit:
 
 
 def admin_family(toolkit: Toolkit) -> Family:
-    def authenticate(config: Config, operation: Operation, raw: RawRequest, path_values: dict[str, str]) -> None:
+    def authenticate(config: Any, operation: Operation, raw: RawRequest, path_values: dict[str, str]) -> None:
         if not toolkit.admin_token:  # none, or an empty one: the admin API is open (only allowed on loopback)
             return
         given = bearer_token(raw.headers.get("authorization"))
@@ -97,27 +95,17 @@ def _reset(call: Call) -> Reply:
 
 def _state(call: Call) -> Reply:
     limit = call.request.query["limit"]
-    relay, egain, truncated = call.session.store.run(_state_command, limit)
-    return Reply(200, {"session": call.session.id, "truncated": truncated, "relay": relay, "egain": {"customers": egain}})
+    shown, truncated = call.session.store.run(_state_command, limit)
+    return Reply(200, {"session": call.session.id, "truncated": truncated, **shown})
 
 
-def _state_command(state: State, limit: int) -> tuple[list[dict], list[dict], bool]:
-    """Copies taken in the store's lock (commands change records in place): Relay by client and group with the
-    client's consent records, eGain as is."""
-    relay, truncated = [], False
-    for client_id, book in state.relay.books.items():
-        records = list(itertools.islice(book.customers.values(), limit + 1))  # no more read than shown (Redis)
-        truncated |= len(records) > limit
-        groups: dict[str, list[dict]] = {group: [] for group in sorted(book.client.product_groups)}
-        for record in records[:limit]:
-            groups[record["product_group_id"]].append(dict(record))
-        consents = list(itertools.islice(book.consents.values(), limit + 1))
-        truncated |= len(consents) > limit
-        by_group = [{"product_group_id": g, "customers": c} for g, c in groups.items()]
-        relay.append({"client_id": client_id, "product_groups": by_group, "consents": [dict(c) for c in consents[:limit]]})
-    customers = list(itertools.islice(state.egain.customers.values(), limit + 1))
-    truncated |= len(customers) > limit
-    return relay, [copy.deepcopy(c) for c in customers[:limit]], truncated
+def _state_command(state: State, limit: int) -> tuple[dict[str, Any], bool]:
+    """Each family's view, copies taken in the store's lock (commands change records in place)."""
+    shown, truncated = {}, False
+    for name, section in state.sections.items():
+        shown[name], cut = section.view(state[name], limit)
+        truncated |= cut
+    return shown, truncated
 
 
 def _delete_session(toolkit: Toolkit, call: Call) -> Reply:

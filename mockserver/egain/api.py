@@ -10,13 +10,14 @@ from werkzeug.http import parse_accept_header
 from mockserver.contract.compiled import JSON, XML, Operation, RawRequest
 from mockserver.credentials import bearer_token
 from mockserver.egain import domain, errors
-from mockserver.family import Call, Family, Reply
-from mockserver.state.changes import Write, egain_key
-from mockserver.state.model import Config, State
+from mockserver.egain.section import SECTION, customer_key
+from mockserver.family import Call, Credential, Family, Reply
+from mockserver.state.changes import Write
+from mockserver.state.model import State
 
 
-def authenticate(config: Config, operation: Operation, raw: RawRequest, path_values: dict[str, str]) -> None:
-    domain.authorize(config.egain, bearer_token(raw.headers.get("authorization")), operation.operation_id)
+def authenticate(config: domain.EgainConfig, operation: Operation, raw: RawRequest, path_values: dict[str, str]) -> None:
+    domain.authorize(config, bearer_token(raw.headers.get("authorization")), operation.operation_id)
 
 
 @lru_cache(maxsize=256)
@@ -31,14 +32,14 @@ def negotiate(raw: RawRequest) -> str | None:
 
 
 def _merge(state: State, merge: dict) -> None:
-    domain.merge_customers(state.egain, merge)
+    domain.merge_customers(state[SECTION.name], merge)
 
 
-_merge_command = Write(_merge, lambda merge: [egain_key(merge["targetCustomer"]["id"]), egain_key(merge["sourceCustomer"]["id"])])
+_merge_command = Write(_merge, lambda merge: [customer_key(merge["targetCustomer"]["id"]), customer_key(merge["sourceCustomer"]["id"])])
 
 
 def _get_command(state: State, ids: list[str], attributes: str | None, sort: str, order: str) -> list[dict]:
-    return domain.get_customers(state.egain, ids, attributes, sort, order)
+    return domain.get_customers(state[SECTION.name], ids, attributes, sort, order)
 
 
 def mergeCustomer(call: Call) -> Reply:  # noqa: N802 - named after its operationId
@@ -60,4 +61,10 @@ FAMILY = Family(
     handlers={"mergeCustomer": mergeCustomer, "getCustomersByIds": getCustomersByIds},
     error_body=errors.error_body,
     contract_error=errors.contract_error,
+    section=SECTION,
+    credentials=(Credential("authorization", bearer=True),),
+    demo_schemes={"egainBearer": "demo-user-token"},
+    demo_headers={"Authorization": "Bearer demo-user-token"},
+    banner=("  eGain       {base}/core/customermgr/v3/customer/...",),
+    banner_demo=("    eGain  Authorization: Bearer demo-user-token | demo-app-token | demo-readonly-token",),
 )

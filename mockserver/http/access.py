@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-
-from mockserver.credentials import bearer_token, mask
 
 access_log = logging.getLogger("mockserver.access")
 
 
-def log_access(
-    method: str, path: str, headers: Mapping[str, str], status: int | None, seconds: float, operation_id: str | None, session: str
-) -> None:
-    """A text line, and the same facts as fields (`record.request`) for `--log-format json`."""
-    credential = mask(headers.get("xx-relay-api-key") or bearer_token(headers.get("authorization")))
+def log_access(method: str, path: str, credential: str, status: int | None, seconds: float, operation_id: str | None, session: str) -> None:
+    """A text line, and the same facts as fields (`record.request`) for `--log-format json`; `credential` masked."""
     fields = {
         "method": method,
         "path": path,

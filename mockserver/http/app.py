@@ -17,10 +17,10 @@ from typing import Any
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
+from mockserver import families
 from mockserver.admin.api import Toolkit, admin_family
 from mockserver.contract.compiled import JSON, Contract
 from mockserver.contract.spec import load_document
-from mockserver.egain.api import FAMILY as EGAIN
 from mockserver.errors import UNEXPECTED
 from mockserver.http import render, wirefaults
 from mockserver.http.front import Front
@@ -29,7 +29,6 @@ from mockserver.http.wsgi import ApiMiddleware, raw_request  # noqa: F401 - raw_
 from mockserver.qa.faults import FaultRule, parse_rule
 from mockserver.qa.scenarios import Scenarios
 from mockserver.qa.sessions import DEFAULT, Sessions
-from mockserver.relay.api import FAMILY as RELAY
 from mockserver.settings import Settings
 from mockserver.state import fixture_cache, persistence
 from mockserver.state.fixtures import FixtureError, Fixtures
@@ -42,9 +41,12 @@ NAMESPACE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings()
-    contract = Contract(load_document(settings.spec), load_document(settings.admin_spec))
+    served = families.load(settings.families)
+    fragments = [load_document(family.spec) for family in served if family.spec is not None]
+    contract = Contract(load_document(settings.spec), load_document(settings.admin_spec), *fragments)
     schemas = contract.schemas
-    fixtures = Fixtures.load(settings.fixtures, schemas, cache=fixture_cache.folder(settings.fixture_cache))
+    cache = fixture_cache.folder(settings.fixture_cache)
+    fixtures = Fixtures.load(settings.fixtures, schemas, families.sections(served), cache=cache)
     config = fixtures.config
     vendor_operations = [op for op in contract.operations.values() if op.family != "admin"]
     backing = _backing(settings, fixtures, lambda rule_id, spec: parse_rule(rule_id, spec, vendor_operations, wirefaults.SUPPORTED))
@@ -56,8 +58,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     sessions = backing.sessions(new_store, store)
     scenarios = Scenarios.load(settings.scenarios, vendor_operations, schemas, fixtures.build)
     toolkit = Toolkit(sessions, scenarios, vendor_operations, contract.templates, wirefaults.SUPPORTED, settings.admin_token)
-    families = {"relay": RELAY, "egain": EGAIN, "admin": admin_family(toolkit)}
-    pipeline = Pipeline(contract, config, families, check_responses=settings.check_responses, strict=settings.strict_responses)
+    by_name = {family.name: family for family in served} | {"admin": admin_family(toolkit)}
+    pipeline = Pipeline(contract, config, by_name, check_responses=settings.check_responses, strict=settings.strict_responses)
     front = Front(pipeline, sessions, settings)
     if settings.scenario:
         if restored is not None:

@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 ALLOWED_METHODS = "GET, HEAD, PUT, POST, DELETE, OPTIONS"
-ALLOWED_HEADERS = ("xx-relay-api-key", "authorization", "content-type", "accept", "accept-language", "prefer", "x-mock-session")
+# Besides the families' credential headers (CorsPolicy.credentials).
+ALLOWED_HEADERS = ("authorization", "content-type", "accept", "accept-language", "prefer", "x-mock-session")
 EXPOSED_HEADERS = "Allow, Content-Type, Content-Length, WWW-Authenticate, Connection"
 MAX_AGE = "600"  # seconds a browser may cache a preflight
 
@@ -29,12 +30,13 @@ class CorsPolicy:
 
     enabled: bool = True
     origins: frozenset[str] | None = None
+    credentials: tuple[str, ...] = ()  # the families' credential headers, allowed first
 
     @classmethod
-    def from_option(cls, enabled: bool, origins: str | None) -> CorsPolicy:
+    def from_option(cls, enabled: bool, origins: str | None, credentials: tuple[str, ...] = ()) -> CorsPolicy:
         """`--cors-origins 'http://a:1, http://b:2'` (or `*`), `--no-cors`."""
         listed = {o.strip().rstrip("/") for o in (origins or "").split(",") if o.strip()}
-        return cls(enabled, None if not listed or "*" in listed else frozenset(listed))
+        return cls(enabled, None if not listed or "*" in listed else frozenset(listed), credentials)
 
     def allows(self, origin: str) -> bool:
         return self.enabled and bool(origin) and (self.origins is None or origin.rstrip("/") in self.origins)
@@ -48,7 +50,7 @@ class CorsPolicy:
         if not self.allows(origin):
             return 403, [("Vary", "Origin")]
         requested = [h.strip().lower() for h in headers.get("access-control-request-headers", "").split(",") if h.strip()]
-        allowed = ", ".join(dict.fromkeys([*ALLOWED_HEADERS, *requested]))
+        allowed = ", ".join(dict.fromkeys([*self.credentials, *ALLOWED_HEADERS, *requested]))
         return 204, [
             ("Access-Control-Allow-Origin", origin),
             ("Access-Control-Allow-Methods", ALLOWED_METHODS),

@@ -12,12 +12,12 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import replace
-from itertools import islice
 
 from mockserver.contract.compiled import RawRequest
 from mockserver.contract.errors import RequestInvalid
-from mockserver.credentials import bearer_token, mask
+from mockserver.credentials import Secrets
 from mockserver.errors import ApiError
+from mockserver.families import credentials
 from mockserver.http.access import log_access
 from mockserver.http.cors import CorsPolicy
 from mockserver.http.pages import Pages
@@ -30,10 +30,8 @@ from mockserver.settings import Settings
 log = logging.getLogger("mockserver")
 ADMIN_PREFIX = "/__admin/"
 # What one journal entry keeps at most, so that --journal-size x --max-sessions bounds the memory:
-# about 8 KiB of body + 8 KiB of headers + 4 KiB of path and query, 20 KiB an entry in the worst case.
+# about 8 KiB of body + 8 KiB of headers (credentials.HEADERS_KEPT) + 4 KiB of path and query, 20 KiB an entry at worst.
 TEXT_LIMIT = 2048
-HEADER_LIMIT = 256
-HEADERS_KEPT = 32
 
 
 class Front:
@@ -41,8 +39,9 @@ class Front:
         self.pipeline = pipeline
         self.sessions = sessions
         self.settings = settings
-        self.cors = CorsPolicy.from_option(settings.cors, settings.cors_origins)
-        self.pages = Pages(settings)
+        self.secrets = Secrets(credentials(list(pipeline.families.values())))
+        self.cors = CorsPolicy.from_option(settings.cors, settings.cors_origins, tuple(self.secrets.headers))
+        self.pages = Pages(settings, {k: v for family in pipeline.families.values() for k, v in family.demo_schemes.items()})
 
     def before(self, raw: RawRequest) -> WireResponse | None:
         """The HTTP layer's own answers, before any session or contract (not journaled: no operation of an API):
@@ -97,7 +96,8 @@ class Front:
         seconds = time.perf_counter() - started
         status = None if answer.fault in NOT_ANSWERED else answer.status
         if self.settings.access_log:
-            log_access(raw.method, raw.path, raw.headers, status, seconds, answer.operation_id, session.id)
+            credential = self.secrets.credential(raw.headers)
+            log_access(raw.method, raw.path, credential, status, seconds, answer.operation_id, session.id)
         if not self.settings.journal_size:  # --journal-size 0: no journal (and no long poll ever answers early)
             return
         if raw.method == "GET" and raw.headers.get("x-mock-journal") == "skip" and raw.path.startswith(ADMIN_PREFIX):
@@ -116,7 +116,7 @@ class Front:
                 raw.path.startswith(ADMIN_PREFIX),
                 answer.rule,
                 answer.violations,
-                masked(raw.headers),
+                self.secrets.shown(raw.headers),
                 raw.body[:BODY_LIMIT],
             )
         )
@@ -129,20 +129,3 @@ def now() -> float:
 
 def session_header(raw: RawRequest) -> str | None:
     return raw.headers.get(SESSION_HEADER)
-
-
-def masked(headers: Mapping[str, str]) -> dict[str, str]:
-    """Headers as the journal keeps them: API keys and bearer tokens masked exactly as in the access log,
-    at most HEADERS_KEPT of them, each value cut after HEADER_LIMIT characters. (Run on every request:
-    copies and checks stay in C where they can.)"""
-    shown = dict(headers) if len(headers) <= HEADERS_KEPT else dict(islice(headers.items(), HEADERS_KEPT))
-    key = shown.get("xx-relay-api-key")
-    if key is not None:
-        shown["xx-relay-api-key"] = mask(key)
-    authorization = shown.get("authorization")
-    if authorization is not None:
-        token = bearer_token(authorization)
-        shown["authorization"] = f"{authorization.split(' ', 1)[0]} {mask(token)}" if token else mask(authorization)
-    if shown and max(map(len, shown.values())) > HEADER_LIMIT:
-        shown = {name: value[:HEADER_LIMIT] for name, value in shown.items()}
-    return shown

@@ -27,7 +27,6 @@ from mockserver.settings import Settings
 ASSETS = "/docs/assets/"
 YAML = "application/yaml"
 SHIPPED_ASSETS = ("swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "favicon-32x32.png", "favicon-16x16.png")
-DEMO_CREDENTIALS = {"relayApiKey": "demo-key", "egainBearer": "demo-user-token"}
 
 DOCS_PAGE = """<!doctype html>
 <html lang="en">
@@ -91,10 +90,11 @@ INDEX_PAGE = """<!doctype html>
 
 
 class Pages:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, demo_schemes: dict[str, str]):
+        """`demo_schemes`: the families' demo credentials by security scheme, filled in when the bundled fixtures are served."""
         vendor_text = settings.spec.read_bytes()
         demo = settings.fixtures.resolve() == default_fixtures_path().resolve()
-        credentials = json.dumps(DEMO_CREDENTIALS if demo else {})
+        credentials = json.dumps(demo_schemes if demo else {})
         listed = " with the demo credentials filled in" if demo else ""
         self._pages: dict[str, tuple[str, bytes]] = {
             "/openapi.yaml": (YAML, vendor_text),

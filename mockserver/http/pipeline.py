@@ -103,7 +103,7 @@ class Pipeline:
                 operation, family, raw, path_values, mimetype or JSON, action.status, action.delay_s, action.rule_id, action.fault
             )
         try:
-            family.authenticate(self.config, operation, raw, path_values)
+            family.authenticate(self.config.families.get(family.name), operation, raw, path_values)
             if mimetype is None:
                 accept = _shown(raw.headers.get("accept", ""))
                 error = ApiError(406, f"Accept '{accept}' is not supported; use application/json or application/xml.")

@@ -65,7 +65,8 @@ class Reloader:
         contract = self.extensions["contract"]
         try:
             cache = fixture_cache.folder(self.extensions["settings"].fixture_cache)
-            fixtures = Fixtures.load(self.fixtures_path, contract.schemas, cache=cache) if fixtures_changed else self.extensions["fixtures"]
+            current = self.extensions["fixtures"]
+            fixtures = Fixtures.load(self.fixtures_path, contract.schemas, current.sections, cache=cache) if fixtures_changed else current
             toolkit = self.extensions["toolkit"]
             scenarios = Scenarios.load(self.scenarios_path, toolkit.vendor_operations, contract.schemas, fixtures.build)
         except FixtureError as exc:

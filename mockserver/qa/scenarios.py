@@ -9,10 +9,9 @@ fixture file; applying one then cannot fail half way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import jsonschema_rs
 import yaml
@@ -20,38 +19,38 @@ import yaml
 from mockserver.contract.compiled import Operation, SchemaCheck
 from mockserver.qa.faults import FAULT_KINDS, FaultRule, RuleInvalid, parse_rule
 from mockserver.qa.sessions import Session
-from mockserver.state.changes import Key, Write, egain_key, relay_key
+from mockserver.state.changes import Key, Write
 from mockserver.state.fixtures import FixtureError, where
 from mockserver.state.model import State
+from mockserver.state.section import Section
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_RECORDS = {"type": "array", "items": {"type": "object"}, "maxItems": 10000}
-FILE_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["name", "description"],
-    "properties": {
-        "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,63}$"},
-        "description": {"type": "string", "minLength": 1},
-        "state": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "relay": {"type": "object", "additionalProperties": _RECORDS},
-                "egain": _RECORDS,
+
+
+def file_schema(sections: Sequence[Section]) -> dict:
+    """A scenario file's structure: its `state` has one part a family, as the family declares it."""
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name", "description"],
+        "properties": {
+            "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,63}$"},
+            "description": {"type": "string", "minLength": 1},
+            "state": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {section.name: section.scenario_schema for section in sections},
             },
+            "faults": {"type": "array", "items": {"type": "object"}, "maxItems": 100},
         },
-        "faults": {"type": "array", "items": {"type": "object"}, "maxItems": 100},
-    },
-}
+    }
 
 
 @dataclass(frozen=True)
 class Scenario:
     name: str
     description: str
-    relay: dict[str, list[dict]] = field(default_factory=dict)  # client_id -> records (a patch of one, by ccid)
-    egain: list[dict] = field(default_factory=list)  # customers (a patch of one, by id)
+    patches: list[tuple[Key, dict]] = field(default_factory=list)  # each record to change, and the fields it sets
     faults: list[dict] = field(default_factory=list)  # rule specs, as the admin API takes them
     source: str = ""
 
@@ -64,20 +63,14 @@ class Scenario:
 
     def touches(self) -> list[Key]:
         """The records `change` sets (for the command log)."""
-        relay = [relay_key(client_id, patch["ccid"]) for client_id, records in self.relay.items() for patch in records]
-        return relay + [egain_key(patch["id"]) for patch in self.egain]
+        return [key for key, _ in self.patches]
 
     def change(self, state: State) -> None:
         """Make the scenario's state changes (a store command: run under the session's lock)."""
-        for client_id, records in self.relay.items():
-            book = state.relay.books[client_id]
-            for patch in records:
-                old = book.customers.get(patch["ccid"])
-                record = {**(old or {}), **patch}
-                book.customers[patch["ccid"]] = record
-                book.index_phones(patch["ccid"], old, record)
-        for patch in self.egain:
-            state.egain.customers[patch["id"]] = {**state.egain.customers.get(patch["id"], {}), **patch}
+        for (family, collection, record_id), patch in self.patches:
+            section = state.sections[family]
+            old = section.mapping(state[family], collection).get(record_id)
+            section.put(state[family], collection, record_id, {**(old or {}), **patch})
 
 
 class Scenarios:
@@ -88,7 +81,8 @@ class Scenarios:
 
     @classmethod
     def load(cls, folder: Path | None, operations: list[Operation], schemas: dict[str, dict], build: Callable[[], State]) -> Scenarios:
-        """`build` makes a fresh fixture state, to check every change against (raises FixtureError)."""
+        """`build` makes a fresh fixture state, to check every change against (raises FixtureError); its
+        families say what a scenario's `state` may change."""
         if folder is None:
             return cls([])
         if not folder.is_dir():
@@ -113,17 +107,21 @@ def _load(path: Path, operations: list[Operation], schemas: dict[str, dict], bui
         raise FixtureError(f"{path}: cannot read the scenario file: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
         raise FixtureError(f"{path}: not valid YAML: {exc}") from exc
-    error = next(iter(jsonschema_rs.Draft202012Validator(FILE_SCHEMA).iter_errors(data)), None) if isinstance(data, dict) else None
+    state = build()
+    schema = file_schema(list(state.sections.values()))
+    error = next(iter(jsonschema_rs.Draft202012Validator(schema).iter_errors(data)), None) if isinstance(data, dict) else None
     if not isinstance(data, dict) or error is not None:
         at = where(error.instance_path) if error else ""
         raise FixtureError(f"{path}: {at or 'top level'}: {error.message if error else 'the file must be a mapping'}")
-    state = data.get("state", {})
-    scenario = Scenario(
-        data["name"], data["description"], state.get("relay", {}), state.get("egain", []), data.get("faults", []), str(path)
-    )
-    for i, spec in enumerate(scenario.faults):
+    for i, spec in enumerate(data.get("faults", [])):
         _check_rule(f"{path}: faults[{i}]", spec, operations, schemas)
-    _check_changes(scenario, path, schemas, build())
+    patches, places = [], []
+    for family, changes in data.get("state", {}).items():
+        for collection, record_id, patch, at in state.sections[family].patches(changes, state[family], f"{path}: state.{family}"):
+            patches.append(((family, collection, record_id), patch))
+            places.append(at)
+    scenario = Scenario(data["name"], data["description"], patches, data.get("faults", []), str(path))
+    _check_changes(scenario, places, schemas, state)
     return scenario
 
 
@@ -131,14 +129,18 @@ def _copy_to_change(state: State) -> State:
     """A copy of `state` that `Scenario.change` may be made on, leaving `state` as it was.
 
     `change` puts new records in and never edits one in place, so the records are shared and only the
-    mappings (and the phone index's sets, which it edits) are copied: milliseconds for a million
-    customers, where building a state for each scenario file took about a second.
+    mappings (and an index's sets, which a put edits) are copied: milliseconds for a million customers,
+    where building a state for each scenario file took about a second.
     """
-    books = {}
-    for client_id, book in state.relay.books.items():
-        phone_ccids = {phone: set(owners) for phone, owners in book.phone_ccids.items()}
-        books[client_id] = replace(book, customers=dict(book.customers), phone_ccids=phone_ccids)
-    return replace(state, relay=replace(state.relay, books=books), egain=replace(state.egain, customers=dict(state.egain.customers)))
+    families = {}
+    for name, section in state.sections.items():
+        kinds = {collection.name: collection.id_field for collection in section.collections(state[name])}
+        mappings = {
+            collection: dict(mapping) if kinds.get(collection) else {key: set(ids) for key, ids in mapping.items()}
+            for collection, mapping in section.mappings(state[name]).items()
+        }
+        families[name] = section.over(state[name], mappings, state.sources)
+    return replace(state, families=families)
 
 
 def _check_rule(at: str, spec: dict, operations: list[Operation], schemas: dict[str, dict]) -> None:
@@ -151,35 +153,10 @@ def _check_rule(at: str, spec: dict, operations: list[Operation], schemas: dict[
         raise FixtureError(f"{at}: {exc}") from exc
 
 
-def _check_changes(scenario: Scenario, path: Path, schemas: dict[str, dict], state: State) -> None:
+def _check_changes(scenario: Scenario, places: list[str], schemas: dict[str, dict], state: State) -> None:
     """Apply the changes to a fresh state and check every changed record as the fixtures are checked."""
-    for client_id, records in scenario.relay.items():
-        if client_id not in state.relay.books:
-            raise FixtureError(f"{path}: state.relay.{client_id}: no such client in the fixtures")
-        for j, patch in enumerate(records):
-            if not isinstance(patch.get("ccid"), str):
-                raise FixtureError(f"{path}: state.relay.{client_id}[{j}]: ccid: is required (it names the record to change)")
-    for j, patch in enumerate(scenario.egain):
-        if not isinstance(patch.get("id"), str):
-            raise FixtureError(f"{path}: state.egain[{j}]: id: is required (it names the customer to change)")
     scenario.change(state)
-    relay_check, egain_check = SchemaCheck(schemas["RelayCustomerRecord"]), SchemaCheck(schemas["Customer"])
-    for client_id, records in scenario.relay.items():
-        book = state.relay.books[client_id]
-        for j, patch in enumerate(records):
-            record = book.customers[patch["ccid"]]
-            problem = relay_check.error(record) or _group_problem(record, book.client.product_groups)
-            if problem:
-                raise FixtureError(f"{path}: state.relay.{client_id}[{j}] ({patch['ccid']}): {problem}")
-    for j, patch in enumerate(scenario.egain):
-        customer: Any = state.egain.customers[patch["id"]]
-        problem = egain_check.error(customer) or (
-            "" if "lastModified" in customer and "type" in customer else "type and lastModified are required"
-        )
+    for ((family, collection, record_id), _), at in zip(scenario.patches, places, strict=True):
+        problem = state.sections[family].patched_problem(state[family], collection, record_id, schemas)
         if problem:
-            raise FixtureError(f"{path}: state.egain[{j}] ({patch['id']}): {problem}")
-
-
-def _group_problem(record: dict, groups: frozenset[str]) -> str:
-    group = record.get("product_group_id")
-    return "" if group in groups else f"product_group_id: '{group}' is not one of the client's product_groups"
+            raise FixtureError(f"{at}: {problem}")

@@ -6,10 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 from mockserver.contract.compiled import JSON, Operation, RawRequest
-from mockserver.family import Call, Family, Reply
+from mockserver.family import Call, Credential, Family, Reply
 from mockserver.relay import domain, errors
-from mockserver.state.changes import Key, Write, relay_consent_key, relay_key
-from mockserver.state.model import Config, State
+from mockserver.relay.section import SECTION, consent_key, customer_key
+from mockserver.state.changes import Key, Write
+from mockserver.state.model import State
 
 API_KEY_HEADER = "xx-relay-api-key"
 
@@ -18,36 +19,40 @@ def _for_client(command: Callable[..., Any]) -> Callable[..., Any]:
     """Run a domain command on the customers of the client named by id, resolved inside the store's lock."""
 
     def run(state: State, client_id: str, *args: Any) -> Any:
-        return command(state.relay.books[client_id], *args)
+        return command(state[SECTION.name].books[client_id], *args)
 
     return run
 
 
-def authenticate(config: Config, operation: Operation, raw: RawRequest, path_values: dict[str, str]) -> None:
-    domain.authenticate(config.relay, path_values.get("client_id", ""), raw.headers.get(API_KEY_HEADER))
+def authenticate(config: domain.RelayConfig, operation: Operation, raw: RawRequest, path_values: dict[str, str]) -> None:
+    domain.authenticate(config, path_values.get("client_id", ""), raw.headers.get(API_KEY_HEADER))
 
 
 def negotiate(raw: RawRequest) -> str:
     return JSON  # Relay answers JSON only
 
 
-_move = Write(_for_client(domain.move_customer), lambda client_id, ccid, group: [relay_key(client_id, ccid)])
-_load = Write(_for_client(domain.load_customer), lambda client_id, group, customer: [relay_key(client_id, customer["ccid"])])
-_onboard = Write(_for_client(domain.onboard_customer), lambda client_id, group, customer, replace: [relay_key(client_id, customer["ccid"])])
-_add_phone = Write(_for_client(domain.add_phone), lambda client_id, ccid, phone, consent: [relay_key(client_id, ccid)])
-_remove_phone = Write(_for_client(domain.remove_phone), lambda client_id, ccid, phone: [relay_key(client_id, ccid)])
+_move = Write(_for_client(domain.move_customer), lambda client_id, ccid, group: [customer_key(client_id, ccid)])
+_load = Write(_for_client(domain.load_customer), lambda client_id, group, customer: [customer_key(client_id, customer["ccid"])])
+_onboard = Write(
+    _for_client(domain.onboard_customer), lambda client_id, group, customer, replace: [customer_key(client_id, customer["ccid"])]
+)
+_add_phone = Write(_for_client(domain.add_phone), lambda client_id, ccid, phone, consent: [customer_key(client_id, ccid)])
+_remove_phone = Write(_for_client(domain.remove_phone), lambda client_id, ccid, phone: [customer_key(client_id, ccid)])
 _retrieve = _for_client(domain.retrieve_customer)
 
 
 def _consent(state: State, client_id: str, channel_addr: str, channel_type: str, consent_type: str) -> dict:
     """The consent update, stamped by the session's clock (its timestamps are state, kept and logged)."""
-    return domain.update_consent(state.relay.books[client_id], channel_addr, channel_type, consent_type, state.sources.clock.stamp_after)
+    return domain.update_consent(
+        state[SECTION.name].books[client_id], channel_addr, channel_type, consent_type, state.sources.clock.stamp_after
+    )
 
 
 def _consent_touches(state: State, client_id: str, channel_addr: str, *_: Any) -> list[Key]:
     """The consent record and every customer carrying the number: known from the phone index only."""
-    carriers = sorted(state.relay.books[client_id].phone_ccids.get(channel_addr, ()))
-    return [relay_consent_key(client_id, channel_addr), *(relay_key(client_id, ccid) for ccid in carriers)]
+    carriers = sorted(state[SECTION.name].books[client_id].phone_ccids.get(channel_addr, ()))
+    return [consent_key(client_id, channel_addr), *(customer_key(client_id, ccid) for ccid in carriers)]
 
 
 _update_consent = Write(_consent, _consent_touches, touches_read_state=True)
@@ -116,4 +121,10 @@ FAMILY = Family(
     },
     error_body=errors.error_body,
     contract_error=errors.contract_error,
+    section=SECTION,
+    credentials=(Credential(API_KEY_HEADER),),
+    demo_schemes={"relayApiKey": "demo-key"},
+    demo_headers={API_KEY_HEADER: "demo-key"},
+    banner=("  Relay CDM   {base}/cdm/client/{{client_id}}/...  (also {base}/platform/v3/api/cdm/...)",),
+    banner_demo=("    Relay  xx-relay-api-key: demo-key (client demo) or other-key (client other)",),
 )

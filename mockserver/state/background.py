@@ -97,16 +97,14 @@ def dispose(state: State) -> None:
     throughout; popping them in batches spreads the same work. The state is emptied: a caller that kept a
     reference to it (rather than asking the store again) sees empty books. A small state is simply dropped.
     """
-    if sum(len(book.customers) for book in state.relay.books.values()) + len(state.egain.customers) > BATCH:
-        later(lambda: _empty(state))
+    mappings = [mapping for name, section in state.sections.items() for mapping in section.mappings(state[name]).values()]
+    if sum(map(len, mappings)) > BATCH:
+        later(lambda: _empty(mappings))
 
 
-def _empty(state: State) -> None:
-    for book in state.relay.books.values():
-        _drain(book.customers)
-        _drain(book.phone_ccids)
-        _drain(book.consents)
-    _drain(state.egain.customers)
+def _empty(mappings: list) -> None:
+    for mapping in mappings:
+        _drain(mapping)
 
 
 def _drain(mapping: dict) -> None:

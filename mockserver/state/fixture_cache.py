@@ -20,22 +20,27 @@ Small files (under `MIN_BYTES`) are not cached: they load in milliseconds.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import marshal
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mockserver.state.section import Section
 
 log = logging.getLogger("mockserver")
 FORMAT = b"mockserver-fixture-cache-1\n"
 MIN_BYTES = 1_000_000
 KEEP = 4  # entries kept (one a fixture path); the oldest go first
 SUFFIX = ".fixture"
-_CHECKERS = ("state/fixtures.py", "relay/domain.py", "contract/compiled.py")
+_CHECKERS = ("state/fixtures.py", "state/section.py", "relay/domain.py", "egain/domain.py", "contract/compiled.py")
 
 
 def folder(choice: str = "auto") -> Path | None:
@@ -48,7 +53,7 @@ def folder(choice: str = "auto") -> Path | None:
     return Path(base) / "mockserver" / "fixtures"
 
 
-def key(raw: bytes, schemas: dict[str, dict]) -> bytes:
+def key(raw: bytes, schemas: dict[str, dict], sections: Sequence[Section]) -> bytes:
     """What the entry must have been made from: these bytes, checked by this code against these schemas."""
     digest = hashlib.sha256(FORMAT)
     digest.update(sys.version.encode())
@@ -57,7 +62,10 @@ def key(raw: bytes, schemas: dict[str, dict]) -> bytes:
     package_dir = Path(__file__).resolve().parent.parent
     for name in _CHECKERS:
         digest.update((package_dir / name).read_bytes())
-    checked_against = [schemas.get(name) for name in ("RelayCustomerRecord", "RelayConsent", "Customer")]
+    for section in sections:  # each family's checks, wherever its package is (a plug-in's own)
+        digest.update(Path(inspect.getfile(type(section))).read_bytes())
+        digest.update(json.dumps(section.schema, sort_keys=True).encode())
+    checked_against = [(section.name, [schemas.get(name) for name in section.record_schemas]) for section in sections]
     digest.update(json.dumps(checked_against, sort_keys=True, default=str).encode())
     digest.update(raw)
     return digest.digest()

@@ -27,7 +27,7 @@ from mockserver.state import codec
 
 log = logging.getLogger("mockserver")
 MARKER = "mockserver_log"
-VERSION = 1
+VERSION = 2  # 2: a change names each record by family, collection and id (mockserver/state/section.py)
 
 
 class LogCorrupt(ValueError):

@@ -41,17 +41,17 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from mockserver.egain.domain import Actor
 from mockserver.state import changes, codec, oplog
 from mockserver.state.fixtures import FixtureError, Fixtures
 from mockserver.state.model import State
+from mockserver.state.section import Section
 from mockserver.state.store import MemoryStore
 
 log = logging.getLogger("mockserver")
@@ -81,35 +81,8 @@ class Saved:
 
 
 def snapshot(state: State) -> dict[str, Any]:
-    """The state as fixture-format data (what `Fixtures` loads back)."""
-    egain = state.egain
-    return {
-        "relay": {
-            "clients": [
-                {
-                    "client_id": book.client.client_id,
-                    "api_keys": sorted(book.client.api_keys),
-                    "product_groups": sorted(book.client.product_groups),
-                    "customers": list(book.customers.values()),
-                    **({"consents": list(book.consents.values())} if book.consents else {}),
-                }
-                for book in state.relay.books.values()
-            ]
-        },
-        "egain": {
-            "departmentalization": egain.config.departmentalization,
-            "actors": [_saved_actor(token, actor) for token, actor in egain.config.actors.items()],
-            "customers": list(egain.customers.values()),
-        },
-    }
-
-
-def _saved_actor(token: str, actor: Actor) -> dict[str, Any]:
-    """An actor as a fixture file writes it, so that reading the snapshot gives the same actor back."""
-    saved: dict[str, Any] = {"token": token, "name": actor.name, "kind": actor.kind, "permissions": sorted(actor.permissions)}
-    if actor.scopes is not None:
-        saved["scopes"] = sorted(actor.scopes)
-    return saved
+    """The state as fixture-format data (what `Fixtures` loads back): each family's section."""
+    return {name: section.snapshot(state[name]) for name, section in state.sections.items()}
 
 
 def document(state: State, log_generation: int) -> bytes:
@@ -119,7 +92,7 @@ def document(state: State, log_generation: int) -> bytes:
     return codec.text(header)[:-1] + b',"state":' + codec.text(snapshot(state)) + b"}"
 
 
-def read(path: Path, schemas: dict[str, dict]) -> Saved | None:
+def read(path: Path, schemas: dict[str, dict], sections: Sequence[Section]) -> Saved | None:
     """The saved snapshot, checked, or None if there is no file yet."""
     try:
         data = path.read_bytes()
@@ -137,7 +110,7 @@ def read(path: Path, schemas: dict[str, dict]) -> Saved | None:
     if not isinstance(generation, int) or not isinstance(next_id, int):
         raise StateFileError(f"{path}: log_generation and next_id must be integers")
     try:
-        return Saved(Fixtures(saved["state"], f"{path} (state file)", schemas), generation, next_id)
+        return Saved(Fixtures(saved["state"], f"{path} (state file)", schemas, sections), generation, next_id)
     except FixtureError as exc:
         raise StateFileError(str(exc)) from exc
 
@@ -184,7 +157,7 @@ class StateFile:
         `--reload` of an edited fixture file logs).
         """
         remove_leftovers(self.path)
-        saved = read(self.path, schemas)
+        saved = read(self.path, schemas, fixtures.sections)
         logs = self._logs()
         first = saved.log_generation if saved else (min(logs) if logs else 1)
         for generation in [g for g in logs if g < first]:

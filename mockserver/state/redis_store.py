@@ -20,10 +20,11 @@ namespace, so a session id used again never meets a generation of its
 earlier life; a store belongs to one life of its session (the session
 registry's, mockserver/qa/shared_sessions.py), and a command of a life that
 ended is answered as in memory, changing nothing. New ids come from a counter
-per generation, drawn only while the generation and the life stand. The
-phone index is one key per number, copied on write like the records, and so
-is each Relay consent record (`r:CLIENT:k:NUMBER`, beside the customers'
-`r:CLIENT:c:CCID` and the index's `r:CLIENT:p:NUMBER`).
+per generation, drawn only while the generation and the life stand. Every
+collection a family declares (mockserver/state/section.py) is one key per
+record, `FAMILY:COLLECTION:ID` under the session's generation; an index
+(Relay's phone numbers) is one key per entry, copied on write like the
+records.
 
 Redis unreachable, or a command losing the race too often, is the
 operation's documented 503, in the API's own error format; nothing half
@@ -48,9 +49,7 @@ from typing import Any, TypeVar
 import redis
 from redis.commands.core import Script
 
-from mockserver.egain.domain import EgainState
 from mockserver.errors import ApiError
-from mockserver.relay.domain import CustomerBook, RelayState
 from mockserver.state import codec
 from mockserver.state.changes import Write
 from mockserver.state.fixtures import FixtureError
@@ -285,15 +284,17 @@ class _View:
         self._generation = generation
         self._keys = prefix + "keys"  # what keys_of() names for this generation
         self._tracked: list[_Tracked] = []
-        books = {}
-        for client_id, book in base.relay.books.items():
-            customers = self._track(f"{prefix}r:{client_id}:c:", book.customers, _record_codec)
-            phones = self._track(f"{prefix}r:{client_id}:p:", book.phone_ccids, _set_codec)
-            consents = self._track(f"{prefix}r:{client_id}:k:", book.consents, _record_codec)
-            books[client_id] = CustomerBook(book.client, customers, phones, consents)  # type: ignore[arg-type]
-        customers = self._track(f"{prefix}e:c:", base.egain.customers, _record_codec)
-        egain = EgainState(base.egain.config, customers, sources)  # type: ignore[arg-type]
-        self.state = State(relay=RelayState(books), egain=egain, sources=sources)
+        families = {}
+        for name, section in base.sections.items():
+            mappings = section.mappings(base[name])
+            tracked = {
+                collection.name: self._track(
+                    f"{prefix}{name}:{collection.name}:", mappings[collection.name], _record_codec if collection.id_field else _set_codec
+                )
+                for collection in section.collections(base[name])
+            }
+            families[name] = section.over(base[name], tracked, sources)  # type: ignore[arg-type]
+        self.state = State(families, sources, base.sections)
 
     def _track(self, prefix: str, base: Mapping, codec: _Codec) -> _Tracked:
         tracked = _Tracked(self._client, self._read, prefix, base, codec, self._keys)

@@ -7,6 +7,7 @@ fixtures when first used, never at plugin load.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -22,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 SESSION_HEADER = "X-Mock-Session"
-DEMO_CREDENTIALS = {"xx-relay-api-key": "demo-key", "Authorization": "Bearer demo-user-token"}
 MAX_WAIT_S = 30.0  # the server's own cap on one long poll (timeout_ms <= 30000)
 # The mock is on loopback: never ask an HTTP_PROXY from the environment to reach it.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -31,6 +31,15 @@ _RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?P<level>[A-Z]+) ")
 _BUG_LEVELS = ("ERROR", "CRITICAL")
 # Output that is a bug whatever the logger: an uncaught Python exception, a Rust panic in granian.
 _BARE_BUG = re.compile(r"Traceback \(most recent call last\)|panicked at ")
+
+
+@functools.cache
+def demo_headers() -> dict[str, str]:
+    """The request headers that carry the bundled fixtures' demo credentials, every built-in family's
+    (imported when first asked: the plugin itself loads with pytest, before any test needs them)."""
+    from mockserver import families
+
+    return {name: value for family in families.load() for name, value in family.demo_headers.items()}
 
 
 class MockServerError(RuntimeError):
@@ -188,8 +197,9 @@ class MockSession:
 
     @property
     def headers(self) -> dict[str, str]:
-        """The demo credentials of both APIs and the session header; a fresh dict each time, so adding to it is safe."""
-        return {**DEMO_CREDENTIALS, SESSION_HEADER: self.id}
+        """The demo credentials of the built-in families and the session header; a fresh dict each time, so adding
+        to it is safe."""
+        return {**demo_headers(), SESSION_HEADER: self.id}
 
     def admin(self, method: str, path: str, body: Any = None, expect: Sequence[int] = (200,), timeout: float = 10.0) -> Any:
         """An admin call in this session; an answer outside `expect` raises `MockServerError` with the server's message."""

@@ -12,12 +12,15 @@ from mockserver.contract.compiled import Contract
 from mockserver.contract.spec import load_document
 from mockserver.egain.api import _merge_command
 from mockserver.errors import ApiError
+from mockserver.families import built_in_sections
 from mockserver.relay.api import _add_phone, _load, _move, _onboard, _remove_phone, _update_consent
 from mockserver.settings import Settings
 from mockserver.state import persistence
 from mockserver.state.fixtures import Fixtures
 from mockserver.state.persistence import StateFile, StateFileError, snapshot
 from mockserver.state.store import MemoryStore
+
+SECTIONS = built_in_sections()
 
 CCID = "BAK-11984-007"
 
@@ -29,7 +32,7 @@ def schemas() -> dict:
 
 @pytest.fixture(scope="module")
 def fixtures(schemas) -> Fixtures:
-    return Fixtures.load(Settings().fixtures, schemas)
+    return Fixtures.load(Settings().fixtures, schemas, SECTIONS)
 
 
 def opened(path, fixtures, schemas, fsync="everysec") -> tuple[StateFile, MemoryStore]:
@@ -67,7 +70,7 @@ def live(store: MemoryStore) -> dict:
 
 def merge_into_corporate(store: MemoryStore, source: str) -> None:
     """A merge that stamps a new lastModified and takes a new contact id: replay must give the same ones."""
-    target = store.state.egain.customers["1010"]
+    target = store.state["egain"].customers["1010"]
     body = {
         "sourceCustomer": {"id": source},
         "targetCustomer": {"id": "1010", "lastModified": target["lastModified"], "contacts": {"contact": [{"firstName": "New"}]}},
@@ -205,7 +208,7 @@ def test_a_damaged_line_before_the_last_stops_the_start(tmp_path, fixtures, sche
     store.run(_load, "demo", "default", {"ccid": "X", "first_name": "X"})
     log_file = state_file_of(tmp_path)
     lines = log_file.read_bytes().split(b"\n")
-    lines[1] = b'{"records": [["relay", "demo"'
+    lines[1] = b'{"records": [["relay", "demo/customers"'
     log_file.write_bytes(b"\n".join(lines))
     with pytest.raises(StateFileError, match=r"state.json.log.2: line 2 is not JSON"):
         StateFile(path).restore(fixtures, schemas)
@@ -214,7 +217,7 @@ def test_a_damaged_line_before_the_last_stops_the_start(tmp_path, fixtures, sche
 def test_a_log_that_does_not_fit_the_fixtures_stops_the_start(tmp_path, fixtures, schemas):
     path = tmp_path / "state.json"
     (tmp_path / "state.json.log.1").write_text(
-        '{"mockserver_log": 1, "generation": 1}\n{"records": [["relay", "nobody", "X", null]], "next_id": 1}\n'
+        '{"mockserver_log": 2, "generation": 1}\n{"records": [["relay", "nobody/customers", "X", null]], "next_id": 1}\n'
     )
     with pytest.raises(StateFileError, match="change 1: Relay client 'nobody' is not in the fixtures"):
         StateFile(path).restore(fixtures, schemas)
@@ -225,7 +228,7 @@ def test_a_missing_log_between_snapshot_and_the_last_stops_the_start(tmp_path, f
     state_file, store = opened(path, fixtures, schemas)
     assert state_file.checkpoint()
     for generation in (5, 6):  # 4 is missing
-        (tmp_path / f"state.json.log.{generation}").write_text(json.dumps({"mockserver_log": 1, "generation": generation}) + "\n")
+        (tmp_path / f"state.json.log.{generation}").write_text(json.dumps({"mockserver_log": 2, "generation": generation}) + "\n")
     with pytest.raises(StateFileError, match=r"do not follow on from the snapshot \(log 3 first"):
         StateFile(path).restore(fixtures, schemas)
 
@@ -338,7 +341,7 @@ def test_a_snapshot_of_another_configuration_is_usable_once_a_logged_reset_follo
     with pytest.raises(StateFileError, match="another configuration"):
         StateFile(path).restore(fixtures, schemas)
     (tmp_path / "state.json.log.2").write_text(
-        '{"mockserver_log":1,"generation":2}\n{"records":[["relay","demo","X",null]],"next_id":10000}\n{"reset":true}\n'
+        '{"mockserver_log":2,"generation":2}\n{"records":[["relay","demo/customers","X",null]],"next_id":10000}\n{"reset":true}\n'
     )
     state = StateFile(path).restore(fixtures, schemas)
     assert snapshot(state) == snapshot(fixtures.build())

@@ -12,7 +12,7 @@ def test_mask_keeps_a_hint_only():
 
 def test_mask_text_finds_credentials_in_any_message():
     text = "headers: Authorization: Bearer demo-user-token, xx-relay-api-key: demo-key; {'xx-relay-api-key': 'other-key'}"
-    masked = mask_text(text)
+    masked = mask_text(text, ["xx-relay-api-key"])
     assert "demo-user-token" not in masked and "demo-key" not in masked and "other-key" not in masked
     assert "Bearer de…(15)" in masked
 

@@ -11,10 +11,14 @@ import yaml
 
 from mockserver.contract.compiled import Contract
 from mockserver.contract.spec import load_document
+from mockserver.families import built_in_sections
+from mockserver.relay.domain import MAX_CCIDS_PER_PHONE
 from mockserver.resources import default_fixtures_path
 from mockserver.state import fixture_cache, fixtures
 from mockserver.state.fixtures import FixtureError, Fixtures
 from mockserver.state.store import MemoryStore
+
+SECTIONS = built_in_sections()
 
 MANY = 5000
 
@@ -75,7 +79,7 @@ def test_a_bad_record_among_many_is_refused_naming_file_record_ccid_and_field(sc
     ccid = customers[BAD_AT]["ccid"]
     spoil(customers[BAD_AT], customers)
     with pytest.raises(FixtureError) as refused:
-        Fixtures(data, "big.yaml", schemas)
+        Fixtures(data, "big.yaml", schemas, SECTIONS)
     assert str(refused.value).startswith("big.yaml: relay.clients[0] (demo).")
     assert message.format(ccid=ccid) in str(refused.value)
 
@@ -83,11 +87,11 @@ def test_a_bad_record_among_many_is_refused_naming_file_record_ccid_and_field(sc
 def test_the_phone_limit_is_named_at_the_first_customer_past_it(schemas, default_data):
     data = many(default_data)
     customers = data["relay"]["clients"][0]["customers"]
-    for record in customers[1000 : 1000 + fixtures.MAX_CCIDS_PER_PHONE + 1]:
+    for record in customers[1000 : 1000 + MAX_CCIDS_PER_PHONE + 1]:
         record["notification_channels"] = [phone("2155550199")]
     with pytest.raises(FixtureError) as refused:
-        Fixtures(data, "big.yaml", schemas)
-    at = 1000 + fixtures.MAX_CCIDS_PER_PHONE
+        Fixtures(data, "big.yaml", schemas, SECTIONS)
+    at = 1000 + MAX_CCIDS_PER_PHONE
     assert f"customers[{at}] ({customers[at]['ccid']}): notification_channels: phone number 2155550199 belongs to more than 50" in str(
         refused.value
     )
@@ -101,7 +105,7 @@ def test_the_first_bad_record_is_named_whatever_rule_it_breaks(schemas, default_
     customers[2500]["ccid"] = customers[2400]["ccid"]
     twice = customers[2400]["ccid"]
     with pytest.raises(FixtureError, match=rf"customers\[2500\] \({twice}\): ccid: '{twice}' is used twice"):
-        Fixtures(data, "big.yaml", schemas)
+        Fixtures(data, "big.yaml", schemas, SECTIONS)
 
 
 def test_a_bad_egain_customer_among_many_is_refused(schemas, default_data):
@@ -110,24 +114,24 @@ def test_a_bad_egain_customer_among_many_is_refused(schemas, default_data):
     bad = len(egain) - 10
     del egain[bad]["lastModified"]
     with pytest.raises(FixtureError, match=rf"big.yaml: egain.customers\[{bad}\] \({egain[bad]['id']}\): lastModified: is required"):
-        Fixtures(data, "big.yaml", schemas)
+        Fixtures(data, "big.yaml", schemas, SECTIONS)
     egain[bad]["lastModified"] = "2021-10-25T11:29:58.000Z"
     egain[bad]["id"] = egain[0]["id"]
     with pytest.raises(FixtureError, match=rf"egain.customers\[{bad}\] \({egain[0]['id']}\): id: '{egain[0]['id']}' is used twice"):
-        Fixtures(data, "big.yaml", schemas)
+        Fixtures(data, "big.yaml", schemas, SECTIONS)
 
 
 def test_many_records_build_whole_and_independent_states(schemas, default_data, monkeypatch):
     monkeypatch.setattr(fixtures, "SPARE_MIN_RECORDS", 100)  # the spare made in the background, as for a large file
-    loaded = Fixtures(many(default_data), "big.yaml", schemas)
+    loaded = Fixtures(many(default_data), "big.yaml", schemas, SECTIONS)
     first, second = loaded.build(), loaded.build()
     for state in (first, second):
-        assert len(state.relay.books["demo"].customers) == len(default_data["relay"]["clients"][0]["customers"]) + MANY
-        assert len(state.egain.customers) == len(default_data["egain"]["customers"]) + MANY
-        assert state.relay.books["demo"].phone_ccids["6105551212"] == {"BAK-11984-007"}
-    first.relay.books["demo"].customers["GEN-004999"]["product_group_id"] = "vip"
-    assert second.relay.books["demo"].customers["GEN-004999"]["product_group_id"] == "default"
-    assert loaded.build().relay.books["demo"].customers["GEN-004999"]["product_group_id"] == "default"
+        assert len(state["relay"].books["demo"].customers) == len(default_data["relay"]["clients"][0]["customers"]) + MANY
+        assert len(state["egain"].customers) == len(default_data["egain"]["customers"]) + MANY
+        assert state["relay"].books["demo"].phone_ccids["6105551212"] == {"BAK-11984-007"}
+    first["relay"].books["demo"].customers["GEN-004999"]["product_group_id"] = "vip"
+    assert second["relay"].books["demo"].customers["GEN-004999"]["product_group_id"] == "default"
+    assert loaded.build()["relay"].books["demo"].customers["GEN-004999"]["product_group_id"] == "default"
 
 
 # ---------------------------------------------------------------- reading files
@@ -136,24 +140,24 @@ def test_many_records_build_whole_and_independent_states(schemas, default_data, 
 def test_a_json_file_is_read_as_json_and_refused_as_json(schemas, default_data, tmp_path):
     good = tmp_path / "f.json"
     good.write_text(json.dumps(many(default_data, 10)))
-    assert "GEN-000009" in Fixtures.load(good, schemas, cache=None).build().relay.books["demo"].customers
+    assert "GEN-000009" in Fixtures.load(good, schemas, SECTIONS, cache=None).build()["relay"].books["demo"].customers
     bad = tmp_path / "bad.json"
     bad.write_text('{"relay": {"clients": []}, "egain": {"actors": [], "x": NaN}}')
     with pytest.raises(FixtureError, match=r"bad.json: not valid JSON: NaN is not JSON"):
-        Fixtures.load(bad, schemas, cache=None)
+        Fixtures.load(bad, schemas, SECTIONS, cache=None)
 
 
 def test_a_yaml_file_opening_with_a_brace_that_is_not_json_is_still_yaml(schemas, tmp_path):
     flow = tmp_path / "flow.yaml"
     flow.write_text("{relay: {clients: [{client_id: c, api_keys: [k], product_groups: [g]}]}, egain: {actors: []}}\n")
-    assert Fixtures.load(flow, schemas, cache=None).config.relay.clients["c"].api_keys == frozenset({"k"})
+    assert Fixtures.load(flow, schemas, SECTIONS, cache=None).config["relay"].clients["c"].api_keys == frozenset({"k"})
 
 
 def test_a_file_that_is_not_utf8_is_refused_by_name(schemas, tmp_path):
     bad = tmp_path / "latin1.yaml"
     bad.write_bytes("relay: {clients: []}\negain: {actors: []}\n# caf\xe9\n".encode("latin-1"))
     with pytest.raises(FixtureError, match="latin1.yaml: cannot read the fixture file: not UTF-8"):
-        Fixtures.load(bad, schemas, cache=None)
+        Fixtures.load(bad, schemas, SECTIONS, cache=None)
 
 
 # ---------------------------------------------------------------- the cache
@@ -172,12 +176,12 @@ def not_parsed(*_):
 def test_a_cached_file_is_not_parsed_again(schemas, default_data, tmp_path, cache, monkeypatch):
     path = tmp_path / "big.yaml"
     path.write_text(yaml.safe_dump(many(default_data, 50)))
-    first = Fixtures.load(path, schemas, cache=cache)
+    first = Fixtures.load(path, schemas, SECTIONS, cache=cache)
     assert len(list(cache.iterdir())) == 1
     monkeypatch.setattr(fixtures, "_parse", not_parsed)
-    again = Fixtures.load(path, schemas, cache=cache)
+    again = Fixtures.load(path, schemas, SECTIONS, cache=cache)
     assert again.config == first.config and again.source == str(path)
-    assert again.build().relay.books["demo"].customers == first.build().relay.books["demo"].customers
+    assert again.build()["relay"].books["demo"].customers == first.build()["relay"].books["demo"].customers
     assert again.build().sources.ids.next() == first.build().sources.ids.next()
 
 
@@ -185,36 +189,36 @@ def test_a_changed_file_is_never_served_from_a_stale_cache(schemas, default_data
     path = tmp_path / "big.yaml"
     data = many(default_data, 50)
     path.write_text(yaml.safe_dump(data))
-    Fixtures.load(path, schemas, cache=cache)
+    Fixtures.load(path, schemas, SECTIONS, cache=cache)
     data["relay"]["clients"][0]["customers"][7]["first_name"] = "Changed"
     path.write_text(yaml.safe_dump(data))
     changed = data["relay"]["clients"][0]["customers"][7]["ccid"]
-    assert Fixtures.load(path, schemas, cache=cache).build().relay.books["demo"].customers[changed]["first_name"] == "Changed"
+    assert Fixtures.load(path, schemas, SECTIONS, cache=cache).build()["relay"].books["demo"].customers[changed]["first_name"] == "Changed"
     data["relay"]["clients"][0]["customers"][7]["date_of_birth"] = "1975-13-45"  # now refused: the check runs again
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(FixtureError, match=rf"customers\[7\] \({changed}\): date_of_birth"):
-        Fixtures.load(path, schemas, cache=cache)
+        Fixtures.load(path, schemas, SECTIONS, cache=cache)
     assert len(list(cache.iterdir())) == 1  # one entry a fixture path, replaced
 
 
 def test_a_cache_made_under_other_schemas_is_not_used(schemas, default_data, tmp_path, cache, monkeypatch):
     path = tmp_path / "big.yaml"
     path.write_text(yaml.safe_dump(many(default_data, 50)))
-    Fixtures.load(path, schemas, cache=cache)
+    Fixtures.load(path, schemas, SECTIONS, cache=cache)
     stricter = {**schemas, "RelayCustomerRecord": {**schemas["RelayCustomerRecord"], "required": ["ccid", "product_group_id", "last_name"]}}
     with pytest.raises(FixtureError, match='"last_name" is a required property'):
-        Fixtures.load(path, stricter, cache=cache)
+        Fixtures.load(path, stricter, SECTIONS, cache=cache)
 
 
 def test_a_damaged_cache_entry_is_ignored(schemas, default_data, tmp_path, cache):
     path = tmp_path / "big.yaml"
     path.write_text(yaml.safe_dump(many(default_data, 50)))
-    Fixtures.load(path, schemas, cache=cache)
+    Fixtures.load(path, schemas, SECTIONS, cache=cache)
     (entry,) = cache.iterdir()
     content = bytearray(entry.read_bytes())
     content[-100] ^= 0xFF
     entry.write_bytes(bytes(content))
-    assert "GEN-000049" in Fixtures.load(path, schemas, cache=cache).build().relay.books["demo"].customers
+    assert "GEN-000049" in Fixtures.load(path, schemas, SECTIONS, cache=cache).build()["relay"].books["demo"].customers
 
 
 def test_the_cache_can_be_turned_off_or_put_elsewhere(monkeypatch, tmp_path):
@@ -231,21 +235,21 @@ def test_a_reset_swaps_whole_states_while_requests_run(schemas, default_data, mo
     """Every command sees the old state (the moved customer still moved) or the fresh one, each complete;
     never a state half built or half freed. After reset() returns, the fresh state is served."""
     monkeypatch.setattr(fixtures, "SPARE_MIN_RECORDS", 100)  # built in the background, in chunks, as for a large file
-    loaded = Fixtures(many(default_data, 3 * fixtures.frozen.CHUNK), "big.yaml", schemas)
+    loaded = Fixtures(many(default_data, 3 * fixtures.frozen.CHUNK), "big.yaml", schemas, SECTIONS)
     store = MemoryStore(loaded.build)
     whole = len(default_data["relay"]["clients"][0]["customers"]) + 3 * fixtures.frozen.CHUNK
     seen, stop = set(), threading.Event()
 
     def look(state):
-        customers = state.relay.books["demo"].customers
-        return len(customers), customers["GEN-005999"]["product_group_id"], len(state.egain.customers)
+        customers = state["relay"].books["demo"].customers
+        return len(customers), customers["GEN-005999"]["product_group_id"], len(state["egain"].customers)
 
     def reader():
         while not stop.is_set():
             seen.add(store.run(look))
 
     def move(state):
-        state.relay.books["demo"].customers["GEN-005999"]["product_group_id"] = "vip"
+        state["relay"].books["demo"].customers["GEN-005999"]["product_group_id"] = "vip"
 
     thread = threading.Thread(target=reader)
     thread.start()
@@ -280,14 +284,17 @@ def test_consent_records_of_a_file_are_checked_and_built_into_every_state(schema
     data["relay"]["clients"][0]["consents"] = [consent("6105551212"), consent("2155550100", consent_type="written")]
     path = tmp_path / "consents.json"
     path.write_text(json.dumps(data))
-    loaded = Fixtures.load(path, schemas, cache=cache)
+    loaded = Fixtures.load(path, schemas, SECTIONS, cache=cache)
     first, second = loaded.build(), loaded.build()
-    assert first.relay.books["demo"].consents == {c["channel_addr"]: c for c in data["relay"]["clients"][0]["consents"]}
-    first.relay.books["demo"].consents["6105551212"]["consent_type"] = "express"
-    assert second.relay.books["demo"].consents["6105551212"]["consent_type"] == "stop"
-    assert not first.relay.books["other"].consents
+    assert first["relay"].books["demo"].consents == {c["channel_addr"]: c for c in data["relay"]["clients"][0]["consents"]}
+    first["relay"].books["demo"].consents["6105551212"]["consent_type"] = "express"
+    assert second["relay"].books["demo"].consents["6105551212"]["consent_type"] == "stop"
+    assert not first["relay"].books["other"].consents
     monkeypatch.setattr(fixtures, "_parse", not_parsed)
-    assert Fixtures.load(path, schemas, cache=cache).build().relay.books["demo"].consents == second.relay.books["demo"].consents
+    assert (
+        Fixtures.load(path, schemas, SECTIONS, cache=cache).build()["relay"].books["demo"].consents
+        == second["relay"].books["demo"].consents
+    )
 
 
 @pytest.mark.parametrize(
@@ -303,5 +310,5 @@ def test_a_bad_consent_record_is_refused_naming_it(schemas, default_data, consen
     data = copy.deepcopy(default_data)
     data["relay"]["clients"][0]["consents"] = consents
     with pytest.raises(FixtureError) as refused:
-        Fixtures(data, "consents.yaml", schemas)
+        Fixtures(data, "consents.yaml", schemas, SECTIONS)
     assert f"consents.yaml: relay.clients[0] (demo).{message}" in str(refused.value)

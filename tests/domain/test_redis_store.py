@@ -12,17 +12,20 @@ from mockserver.contract.compiled import Contract
 from mockserver.contract.spec import load_document
 from mockserver.egain.api import _merge_command
 from mockserver.errors import ApiError
+from mockserver.families import built_in_sections
 from mockserver.relay.api import _add_phone, _move, _retrieve, _update_consent
 from mockserver.settings import Settings
 from mockserver.state import redis_store
 from mockserver.state.fixtures import FixtureError, Fixtures
+
+SECTIONS = built_in_sections()
 
 CCID = "BAK-11984-007"
 
 
 @pytest.fixture(scope="module")
 def fixtures() -> Fixtures:
-    return Fixtures.load(Settings().fixtures, Contract(load_document()).schemas)
+    return Fixtures.load(Settings().fixtures, Contract(load_document()).schemas, SECTIONS)
 
 
 def store_of(url: str, namespace: str, fixtures: Fixtures) -> redis_store.RedisStore:
@@ -56,7 +59,7 @@ def test_a_consent_update_through_one_store_reaches_every_carrier_and_its_record
         assert other.run(_retrieve, "demo", ccid)["notification_channels"][-1]["consent_type"] == "stop"
     second = other.run(_update_consent, "demo", "6105551212", "sms", "written")
     assert second["created_at"] == first["created_at"] and second["updated_at"] > first["updated_at"]
-    assert one.run(lambda state: dict(state.relay.books["demo"].consents["6105551212"])) == second
+    assert one.run(lambda state: dict(state["relay"].books["demo"].consents["6105551212"])) == second
 
 
 def test_the_state_view_after_a_reset_lists_the_fixtures_records_not_the_old_generations(stores, monkeypatch):
@@ -65,7 +68,7 @@ def test_the_state_view_after_a_reset_lists_the_fixtures_records_not_the_old_gen
     one, other = stores
 
     def group_of_ccid(store) -> str:
-        [demo, _] = store.run(_state_command, 500)[0]
+        [demo, _] = store.run(_state_command, 500)[0]["relay"]
         return next(g["product_group_id"] for g in demo["product_groups"] for c in g["customers"] if c["ccid"] == CCID)
 
     one.run(_move, "demo", CCID, "vip")
@@ -103,7 +106,7 @@ def test_a_reset_landing_while_the_state_view_reads_makes_it_read_again(stores, 
         one.run(_move, "demo", CCID, "vip")
         scans.clear()
         reset_at[:] = [at]
-        [demo, _] = one.run(_state_command, 500)[0]
+        [demo, _] = one.run(_state_command, 500)[0]["relay"]
         group = next(g["product_group_id"] for g in demo["product_groups"] for c in g["customers"] if c["ccid"] == CCID)
         assert group == "default", f"a reset after scan {at} of {every}: the view listed the old generation"
 
@@ -150,7 +153,7 @@ def test_a_command_whose_record_changes_under_it_runs_again_on_the_new_value(sto
 
 def test_a_merge_moves_its_source_once_and_ids_come_from_one_counter(stores):
     one, other = stores
-    target = one.run(lambda state: dict(state.egain.customers["1010"]))
+    target = one.run(lambda state: dict(state["egain"].customers["1010"]))
     body = {
         "sourceCustomer": {"id": "1002"},
         "targetCustomer": {"id": "1010", "lastModified": target["lastModified"], "contacts": {"contact": [{"firstName": "New"}]}},
@@ -159,7 +162,7 @@ def test_a_merge_moves_its_source_once_and_ids_come_from_one_counter(stores):
     with pytest.raises(ApiError) as refused:
         other.run(_merge_command, body)
     assert refused.value.code == "400-107"  # the source is gone for every process
-    merged = other.run(lambda state: state.egain.customers["1010"])
+    merged = other.run(lambda state: state["egain"].customers["1010"])
     new_ids = {c["id"] for c in merged["contacts"]["contact"]} - {c["id"] for c in target["contacts"]["contact"]}
     assert new_ids == {str(other.run(lambda state: state.sources.ids.peek()) - 1)}
 

@@ -10,18 +10,21 @@ import redis
 
 from mockserver.contract.compiled import Contract
 from mockserver.contract.spec import load_document
+from mockserver.families import built_in_sections
 from mockserver.qa.shared_sessions import SessionRegistry
 from mockserver.relay.api import _move, _retrieve
 from mockserver.settings import Settings
 from mockserver.state import redis_store
 from mockserver.state.fixtures import Fixtures
 
+SECTIONS = built_in_sections()
+
 CCID = "BAK-11984-007"
 
 
 @pytest.fixture(scope="module")
 def fixtures() -> Fixtures:
-    return Fixtures.load(Settings().fixtures, Contract(load_document()).schemas)
+    return Fixtures.load(Settings().fixtures, Contract(load_document()).schemas, SECTIONS)
 
 
 @pytest.fixture

@@ -8,28 +8,31 @@ import yaml
 
 from mockserver.contract.compiled import Contract
 from mockserver.contract.spec import load_document
+from mockserver.families import built_in_sections
 from mockserver.http.app import create_app
 from mockserver.settings import Settings
 from mockserver.state.fixtures import FixtureError, Fixtures
 from mockserver.state.persistence import MARKER, VERSION, StateFileError, snapshot
 from mockserver.state.sources import Sources
 
+SECTIONS = built_in_sections()
+
 
 @pytest.fixture(scope="module")
 def fixtures() -> Fixtures:
     schemas = Contract(load_document()).schemas
-    return Fixtures.load(Settings().fixtures, schemas)
+    return Fixtures.load(Settings().fixtures, schemas, SECTIONS)
 
 
 def test_states_share_the_config_and_nothing_they_change(fixtures):
     first, second = fixtures.build(), fixtures.build()
-    assert first.relay.books["demo"].client is second.relay.books["demo"].client is fixtures.config.relay.clients["demo"]
-    assert first.egain.config is second.egain.config is fixtures.config.egain
-    first.relay.books["demo"].customers["BAK-11984-007"]["product_group_id"] = "vip"
-    first.egain.customers.pop("1002")
-    assert second.relay.books["demo"].customers["BAK-11984-007"]["product_group_id"] == "default"
-    assert "1002" in second.egain.customers
-    assert first.sources is not second.sources and first.egain.sources is first.sources
+    assert first["relay"].books["demo"].client is second["relay"].books["demo"].client is fixtures.config["relay"].clients["demo"]
+    assert first["egain"].config is second["egain"].config is fixtures.config["egain"]
+    first["relay"].books["demo"].customers["BAK-11984-007"]["product_group_id"] = "vip"
+    first["egain"].customers.pop("1002")
+    assert second["relay"].books["demo"].customers["BAK-11984-007"]["product_group_id"] == "default"
+    assert "1002" in second["egain"].customers
+    assert first.sources is not second.sources and first["egain"].sources is first.sources
 
 
 def test_a_seed_makes_ids_and_random_choices_reproducible(fixtures):
@@ -80,7 +83,7 @@ def test_fixture_scopes_must_be_egain_scopes(tmp_path, scopes, refused):
     path.write_text(yaml.safe_dump(data))
     schemas = Contract(load_document()).schemas
     if refused is None:
-        Fixtures.load(path, schemas)
+        Fixtures.load(path, schemas, SECTIONS)
         return
     with pytest.raises(FixtureError, match=f"egain.actors\\[0\\] \\(demo.user\\): scopes: '{re.escape(refused)}' is not an eGain scope"):
-        Fixtures.load(path, schemas)
+        Fixtures.load(path, schemas, SECTIONS)

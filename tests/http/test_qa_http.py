@@ -105,7 +105,7 @@ def test_a_status_rule_with_times_answers_twice_then_lets_requests_through(clien
     created = client.post("/__admin/faults", json={"operationId": "moveCustomer", "status": 500, "times": 2})
     assert created.status_code == 201 and created.json["remaining"] == 2 and created.json["id"] == "f1"
     assert [client.put(MOVE, headers=RELAY_KEY).status_code for _ in range(3)] == [500, 500, 200]
-    assert state.relay.books["demo"].customers["BAK-11984-007"]["product_group_id"] == "vip"
+    assert state["relay"].books["demo"].customers["BAK-11984-007"]["product_group_id"] == "vip"
     assert client.get("/__admin/faults").json["faults"][0] | {} == {**created.json, "remaining": 0, "matched": 2}
 
 
@@ -156,7 +156,7 @@ def test_a_delay_rule_delays_and_still_runs_the_request(client, state):
     started = time.monotonic()
     assert client.put(MOVE, headers=RELAY_KEY).status_code == 200
     assert time.monotonic() - started >= 0.15
-    assert state.relay.books["demo"].customers["BAK-11984-007"]["product_group_id"] == "vip"
+    assert state["relay"].books["demo"].customers["BAK-11984-007"]["product_group_id"] == "vip"
 
 
 def test_a_malformed_body_fault_sends_a_documented_status_with_a_body_that_does_not_parse():
@@ -167,7 +167,7 @@ def test_a_malformed_body_fault_sends_a_documented_status_with_a_body_that_does_
     assert response.status_code == 200 and response.mimetype == "application/json"
     with pytest.raises(ValueError):
         response.get_json(force=True)
-    assert state.relay.books["demo"].customers["BAK-11984-007"]["product_group_id"] == "default"
+    assert state["relay"].books["demo"].customers["BAK-11984-007"]["product_group_id"] == "default"
 
 
 def test_deleting_rules(client):

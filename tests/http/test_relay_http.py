@@ -36,7 +36,7 @@ def test_bad_key_is_401_before_any_other_check(client, state, headers):
         response = getattr(client, method)(url, headers=headers, data="{not json", content_type="application/json")
         assert response.status_code == 401, (method, url)
         assert response.json == {"message": "The API token does not have authorization to the requested resource."}
-    assert state.relay.books["demo"].customers["BAK-11984-007"]["product_group_id"] == "default"
+    assert state["relay"].books["demo"].customers["BAK-11984-007"]["product_group_id"] == "default"
 
 
 def test_other_clients_key_works_on_its_own_client_only(client):
@@ -136,11 +136,11 @@ def test_load_takes_relays_documented_example_body(client):
     ],
 )
 def test_bad_load_bodies_are_400_naming_the_problem_and_change_nothing(client, state, body, content_type, fragment):
-    before = dict(state.relay.books["demo"].customers)
+    before = dict(state["relay"].books["demo"].customers)
     response = client.post(LOAD, headers=RELAY_KEY, data=body, content_type=content_type)
     assert response.status_code == 400
     assert fragment in response.json["message"]
-    assert state.relay.books["demo"].customers == before
+    assert state["relay"].books["demo"].customers == before
 
 
 def test_oversized_body_is_refused_with_the_documented_400(client):
@@ -242,10 +242,10 @@ def test_onboard_without_deactivating_adds_numbers_and_updates_a_known_ones_cons
     ],
 )
 def test_onboard_refusals_name_the_cause_and_change_nothing(client, state, body, status, fragment):
-    before = dict(state.relay.books["demo"].customers)
+    before = dict(state["relay"].books["demo"].customers)
     response = client.post(ONBOARD, headers=RELAY_KEY, json=body)
     assert response.status_code == status and fragment in response.json["message"], response.json
-    assert state.relay.books["demo"].customers == before
+    assert state["relay"].books["demo"].customers == before
 
 
 def test_onboard_past_50_numbers_on_a_ccid_is_409(client, state):
@@ -299,10 +299,10 @@ def test_add_then_remove_a_phone_number_shows_on_retrieve(client):
     ],
 )
 def test_phone_refusals_name_the_cause_and_change_nothing(client, state, url, body, status, fragment):
-    before = dict(state.relay.books["demo"].customers)
+    before = dict(state["relay"].books["demo"].customers)
     response = client.put(url, headers=RELAY_KEY, json=body) if body is not None else client.put(url, headers=RELAY_KEY)
     assert response.status_code == status and fragment in response.json["message"], response.json
-    assert state.relay.books["demo"].customers == before
+    assert state["relay"].books["demo"].customers == before
 
 
 def test_the_51st_phone_number_of_a_ccid_and_the_51st_ccid_of_a_number_are_409(client):
@@ -362,7 +362,7 @@ def test_a_consent_update_shows_on_every_customer_carrying_the_number_and_keeps_
     ],
 )
 def test_consent_refusals_are_relay_errors_naming_the_cause_and_change_nothing(client, state, url, headers, body, status, fragment):
-    before = dict(state.relay.books["demo"].customers)
+    before = dict(state["relay"].books["demo"].customers)
     response = client.put(url, headers=headers, json=body) if body is not None else client.put(url, headers=headers)
     assert response.status_code == status and fragment in response.json["message"], response.json
-    assert state.relay.books["demo"].customers == before and not state.relay.books["demo"].consents
+    assert state["relay"].books["demo"].customers == before and not state["relay"].books["demo"].consents
