@@ -82,11 +82,10 @@ def measure_http(variant: Variant, fixture: Path, plan: Plan, round_: int, watch
 
 def _app(fixture: Path, state: Path | None, fsync: str):
     from mockserver.http.app import create_app
-    from mockserver.http.asgi import AsgiApp
     from mockserver.settings import Settings
 
-    extensions = create_app(Settings(fixtures=fixture, state_file=state, fsync=fsync)).extensions["mockserver"]
-    return AsgiApp(extensions["front"]), extensions["state_file"]
+    mock = create_app(Settings(fixtures=fixture, state_file=state, fsync=fsync)).mock
+    return mock.asgi(), mock.state_file
 
 
 def in_process_us(variant: Variant, fixture: Path, calls: int, repeats: int) -> tuple[float, Counter]:

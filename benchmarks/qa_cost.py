@@ -257,10 +257,9 @@ async def _call(app, scope: dict, body: bytes = b"") -> tuple[int, bytes]:
 async def _build(variant: Variant):
     """A fresh app set up as `variant`, through its own admin API."""
     from mockserver.http.app import create_app
-    from mockserver.http.asgi import AsgiApp
     from mockserver.settings import Settings
 
-    app = AsgiApp(create_app(Settings(**variant.settings())).extensions["mockserver"]["front"])
+    app = create_app(Settings(**variant.settings())).mock.asgi()
     if variant.rule:
         status, body = await _call(app, _scope("POST", "/__admin/faults", {"content-type": "application/json"}), json.dumps(RULE).encode())
         if status != 201:

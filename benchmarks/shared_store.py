@@ -151,7 +151,6 @@ def in_process_us(fixture: Path, redis_url: str | None, calls: int, repeats: int
     """Best µs per move through the ASGI app (memory, or Redis under a fresh namespace)."""
     from benchmarks.qa_cost import _moves, _new_loop
     from mockserver.http.app import create_app
-    from mockserver.http.asgi import AsgiApp
     from mockserver.settings import Settings
 
     loop, _ = _new_loop()
@@ -159,7 +158,7 @@ def in_process_us(fixture: Path, redis_url: str | None, calls: int, repeats: int
     try:
         for _ in range(repeats):
             shared = {"store": redis_url, "namespace": f"bench-{uuid.uuid4().hex[:8]}"} if redis_url else {}
-            app = AsgiApp(create_app(Settings(fixtures=fixture, **shared)).extensions["mockserver"]["front"])
+            app = create_app(Settings(fixtures=fixture, **shared)).mock.asgi()
             loop.run_until_complete(_moves(app, 200, Counter()))
             statuses: Counter = Counter()
             groups.append(loop.run_until_complete(_moves(app, calls, statuses)) / calls * 1e6)

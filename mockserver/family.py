@@ -27,14 +27,35 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Call:
-    """A handler's whole input: the validated request and the session it acts in."""
+    """A handler's whole input: the validated request and the session it acts in.
+
+    `syncs` collects the changes the request made that are to be made durable before it is answered (the
+    exchange settles them, off the event loop where there is one); None: each is settled as it is made."""
 
     request: ValidatedRequest
     session: Session
+    syncs: list | None = None
 
     @property
     def store(self) -> Store:
-        return self.session.store
+        store = self.session.store
+        return store if self.syncs is None else Deferring(store, self.syncs)
+
+
+class Deferring:
+    """A store whose changes are settled by the request's exchange, not in the command's thread."""
+
+    def __init__(self, store: Store, syncs: list):
+        self._store, self._syncs = store, syncs
+
+    def run(self, command: Callable[..., Any], *args: Any) -> Any:
+        return self._store.run(command, *args, syncs=self._syncs)
+
+    def reset(self) -> None:
+        self._store.reset(syncs=self._syncs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
 
 
 @dataclass(frozen=True)

@@ -60,10 +60,10 @@ class CheckedClient(FlaskClient):
         raw = RawRequest(
             request.method, request.path, list(request.args.items(multi=True)), {k.lower(): v for k, v in request.headers.items()}
         )
-        contract = self.application.extensions["mockserver"]["contract"]
+        contract = self.application.mock.contract
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             return response  # a CORS preflight: the HTTP layer's answer, not an operation's (tests/http/test_cors.py)
-        if self.application.extensions["mockserver"]["front"].pages.answer("GET", request.path) is not None:
+        if self.application.mock.exchange.pages.answer("GET", request.path) is not None:
             return response  # a page beside the APIs (tests/http/test_pages.py)
         judge = self.admin_reference if request.path.startswith("/__admin/") else self.reference
         try:
@@ -109,7 +109,7 @@ def client(app) -> CheckedClient:
 @pytest.fixture
 def state(app):
     """The state of the app under test (default session) as it is when read, for asserting what changed (or not)."""
-    return Current(app.extensions["mockserver"]["store"])
+    return Current(app.mock.store)
 
 
 class Current:

@@ -84,18 +84,18 @@ def _done(_: Any = None) -> Reply:
 
 def _health(call: Call) -> Reply:
     """Up, and its store reachable (a load balancer's health check then also notices a Redis gone)."""
-    call.session.store.ping()
+    call.store.ping()
     return Reply(200, {"status": "ok"})
 
 
 def _reset(call: Call) -> Reply:
-    call.session.store.reset()
+    call.store.reset()
     return Reply(200, {"status": "reset", "message": "State restored from the fixtures."})
 
 
 def _state(call: Call) -> Reply:
     limit = call.request.query["limit"]
-    shown, truncated = call.session.store.run(_state_command, limit)
+    shown, truncated = call.store.run(_state_command, limit)
     return Reply(200, {"session": call.session.id, "truncated": truncated, **shown})
 
 
@@ -186,7 +186,7 @@ def _apply_scenario(toolkit: Toolkit, call: Call) -> Reply:
     if scenario is None:
         raise ApiError(404, f"No scenario {name}; known: {', '.join(toolkit.scenarios.by_name) or 'none'}.")
     try:
-        added = scenario.apply(call.session, toolkit.vendor_operations, toolkit.faults_supported)
+        added = scenario.apply(call.session, toolkit.vendor_operations, toolkit.faults_supported, call.store)
     except RuleInvalid as exc:
         raise ApiError(400, f"scenario {name}: {exc}") from exc
     return Reply(200, {"name": name, "session": call.session.id, "faults": [rule.as_json() for rule in added]})

@@ -1,90 +1,60 @@
-"""The app factory: wires contracts, fixtures, sessions, families and the admin API into one app.
+"""The Flask face of a mock (WSGI: what waitress serves, and Flask's in-process test client).
 
-Every request is answered by the pipeline through `ApiMiddleware`
-(mockserver/http/wsgi.py) in front of Flask, or through the ASGI front
-(mockserver/http/asgi.py) under granian: routing is the contracts', so an
-unknown path or method is answered in the API's JSON error format.
+One view answers every request, vendor and admin APIs alike, whatever its method or path, by running
+the exchange (mockserver/http/exchange.py) through the WSGI adapter (wsgi.py): routing is the contracts',
+so an unknown path or method is answered in the API's own JSON error format. Flask's error handlers
+answer what escapes the view (a bug of the mock's own) in JSON too: its HTML pages are never sent.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from mockserver import families
-from mockserver.admin.api import Toolkit, admin_family
-from mockserver.contract.compiled import JSON, Contract
-from mockserver.contract.spec import load_document
+from mockserver.contract.compiled import JSON
 from mockserver.errors import UNEXPECTED
-from mockserver.http import render, wirefaults
-from mockserver.http.front import Front
-from mockserver.http.pipeline import Pipeline
-from mockserver.http.wsgi import ApiMiddleware, raw_request  # noqa: F401 - raw_request is used by tools and tests
-from mockserver.qa.faults import FaultRule, parse_rule
-from mockserver.qa.scenarios import Scenarios
-from mockserver.qa.sessions import DEFAULT, Sessions
+from mockserver.http import render, wsgi
 from mockserver.settings import Settings
-from mockserver.state import fixture_cache, persistence
-from mockserver.state.fixtures import FixtureError, Fixtures
-from mockserver.state.model import State
-from mockserver.state.store import MemoryStore, Store
+
+if TYPE_CHECKING:
+    from mockserver.mock import Mock
 
 log = logging.getLogger("mockserver")
-NAMESPACE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    settings = settings or Settings()
-    served = families.load(settings.families)
-    fragments = [load_document(family.spec) for family in served if family.spec is not None]
-    contract = Contract(load_document(settings.spec), load_document(settings.admin_spec), *fragments)
-    schemas = contract.schemas
-    cache = fixture_cache.folder(settings.fixture_cache)
-    fixtures = Fixtures.load(settings.fixtures, schemas, families.sections(served), cache=cache)
-    config = fixtures.config
-    vendor_operations = [op for op in contract.operations.values() if op.family != "admin"]
-    backing = _backing(settings, fixtures, lambda rule_id, spec: parse_rule(rule_id, spec, vendor_operations, wirefaults.SUPPORTED))
-    stores_for = backing.stores_for
-    new_store = stores_for(fixtures.build)
-    state_file = persistence.StateFile(settings.state_file, settings.fsync) if settings.state_file else None
-    restored = state_file.restore(fixtures, schemas) if state_file else None
-    store = MemoryStore(fixtures.build, initial=restored) if state_file else new_store(DEFAULT)
-    sessions = backing.sessions(new_store, store)
-    scenarios = Scenarios.load(settings.scenarios, vendor_operations, schemas, fixtures.build)
-    toolkit = Toolkit(sessions, scenarios, vendor_operations, contract.templates, wirefaults.SUPPORTED, settings.admin_token)
-    by_name = {family.name: family for family in served} | {"admin": admin_family(toolkit)}
-    pipeline = Pipeline(contract, config, by_name, check_responses=settings.check_responses, strict=settings.strict_responses)
-    front = Front(pipeline, sessions, settings)
-    if settings.scenario:
-        if restored is not None:
-            raise FixtureError(
-                f"--scenario {settings.scenario} resets the default session, which would throw away the state restored from"
-                f" {settings.state_file}; apply it with POST /__admin/scenarios/{settings.scenario} instead, or move the file away"
-            )
-        _apply_at_start(settings.scenario, toolkit)
+class MockApp(Flask):
+    mock: Mock  # the mock this app is the face of
 
-    if state_file:
-        state_file.attach(store)  # after the scenario at start: it is part of the first state, not a change to log
-    app = Flask(__name__)
-    app.extensions["mockserver"] = {
-        "front": front,
-        "fixtures": fixtures,
-        "toolkit": toolkit,
-        "pipeline": pipeline,
-        "sessions": sessions,
-        "store": store,
-        "config": config,
-        "contract": contract,
-        "settings": settings,
-        "state_file": state_file,
-        "stores_for": stores_for,
-    }
+    def dispatch_request(self) -> Any:
+        """Every request, whatever its method or path, to the one view: the contracts route, not werkzeug (its URL
+        map is empty, so the routing error Flask found is moot)."""
+        return self.view_functions["exchange"]()
+
+
+def create_app(settings: Settings | None = None) -> MockApp:
+    """The Flask face of a new mock (`create_mock(settings).flask`)."""
+    from mockserver.mock import create_mock
+
+    return create_mock(settings).flask
+
+
+def flask_face(mock: Mock) -> MockApp:
+    app = MockApp(__name__, static_folder=None)
+    app.mock = mock
+    strict = mock.settings.strict_responses
+
+    def exchange() -> Response:
+        answer = wsgi.answer(mock.exchange, request._get_current_object())  # type: ignore[attr-defined]
+        if answer.status == 0:  # a wire fault already done (or impossible here): an empty 500 for the server to try
+            return _Sent(b"", 500)
+        response = _Sent(answer.body, answer.status, answer.headers)
+        response.headers["Content-Length"] = str(answer.length)
+        return response
+
+    app.view_functions["exchange"] = exchange
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
@@ -95,81 +65,16 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Response:
-        if settings.strict_responses:
+        if strict:
             raise error
         log.exception("unexpected error")
         return _json_error(500, UNEXPECTED)
 
-    app.wsgi_app = ApiMiddleware(app.wsgi_app, front)  # type: ignore[method-assign]
     return app
 
 
-@dataclass(frozen=True)
-class Backing:
-    """What `--store` decides: how a session's store is made (given how to build the fixture state), and the
-    sessions (given how to make a session's store, and the default session's): this process's, or shared."""
-
-    stores_for: Callable[[Callable[[], State]], Callable[..., Store]]  # (session id[, life]) -> its store
-    sessions: Callable[[Callable[..., Store], Store], Any]
-
-
-def _backing(settings: Settings, fixtures: Fixtures, compile_rule: Callable[[str, dict], FaultRule]) -> Backing:
-    if settings.store == "memory":
-
-        def sessions(new_store: Callable[[str], Store], default_store: Store) -> Sessions:
-            return Sessions(new_store, settings.journal_size, settings.session_idle, settings.max_sessions, default_store)
-
-        return Backing(lambda build: lambda _: MemoryStore(build), sessions)
-    if settings.state_file:
-        raise FixtureError(f"--state-file keeps the in-memory store; with --store {settings.store} the state lives in Redis")
-    if not settings.store.startswith(("redis://", "rediss://", "unix://")):
-        raise FixtureError(f"--store {settings.store}: use memory, or redis://HOST:PORT/DB (rediss:// for TLS, unix:// for a socket)")
-    if settings.reload:
-        raise FixtureError("--reload swaps the fixtures of one process; with a shared store every process must serve the same ones")
-    if settings.scenario:
-        raise FixtureError(
-            f"--scenario resets the default session of every process sharing --store {settings.store}, at each start of any of"
-            f" them; apply it once with POST /__admin/scenarios/{settings.scenario} instead"
-        )
-    if not NAMESPACE.fullmatch(settings.namespace):
-        raise FixtureError(f"--namespace {settings.namespace!r}: letters, digits, '.', '_' and '-' only, 1 to 64 of them")
-    try:
-        from mockserver.state import redis_store
-    except ImportError as exc:
-        raise FixtureError(f"--store {settings.store} needs the Redis client: pip install 'mockserver[redis]' ({exc})") from exc
-
-    from mockserver.qa.shared_faults import SharedFaultRules
-    from mockserver.qa.shared_journal import SharedJournal
-    from mockserver.qa.shared_sessions import SessionRegistry, SharedSessions
-
-    fixtures.without_spare()
-    client = redis_store.connect(settings.store)
-    digest = redis_store.claim_namespace(client, settings.namespace, settings.fixtures)
-    namespace = f"{settings.namespace}:{digest[:12]}"
-    registry = SessionRegistry(client, namespace, settings.session_idle, settings.max_sessions)
-
-    def faults(session_id: str, life: bytes | None) -> SharedFaultRules:
-        return SharedFaultRules(client, registry.prefix(session_id), registry.versions_key, compile_rule, life)
-
-    def journal(session_id: str, life: bytes | None) -> SharedJournal:
-        prefix = registry.prefix(session_id)
-        return SharedJournal(client, prefix, settings.journal_size, registry.live_key, session_id, life, registry.idle_ms)
-
-    def stores_for(build: Callable[[], State]) -> Callable[..., Store]:
-        return redis_store.RedisStores(client, namespace, build()).new
-
-    def sessions(new_store: Callable[..., Store], default_store: Store) -> SharedSessions:
-        return SharedSessions(registry, new_store, faults, journal, default_store, settings.session_idle)
-
-    return Backing(stores_for, sessions)
-
-
-def _apply_at_start(name: str, toolkit: Toolkit) -> None:
-    """`serve --scenario NAME`: the default session starts in that scenario."""
-    scenario = toolkit.scenarios.by_name.get(name)
-    if scenario is None:
-        raise FixtureError(f"--scenario {name}: no such scenario; known: {', '.join(toolkit.scenarios.by_name) or 'none'}")
-    scenario.apply(toolkit.sessions.default, toolkit.vendor_operations, toolkit.faults_supported)
+class _Sent(Response):
+    default_mimetype = None  # the headers are the answer's own: no Content-Type where it has none (a 204, a preflight)
 
 
 def _json_error(status: int, message: str) -> Response:

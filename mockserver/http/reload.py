@@ -18,20 +18,23 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mockserver.qa.scenarios import Scenarios
 from mockserver.state import fixture_cache
 from mockserver.state.fixtures import FixtureError, Fixtures
+
+if TYPE_CHECKING:
+    from mockserver.mock import Mock
 
 log = logging.getLogger("mockserver")
 DEBOUNCE_MS = 300  # editors write a file in several steps
 
 
 class Reloader:
-    def __init__(self, extensions: dict[str, Any], apply_via: Callable[[Callable[[], None]], Any] | None = None):
-        self.extensions = extensions
-        self.settings = extensions["settings"]
+    def __init__(self, mock: Mock, apply_via: Callable[[Callable[[], None]], Any] | None = None):
+        self.mock = mock
+        self.settings = mock.settings
         self.apply_via = apply_via or (lambda change: change())
         self.fixtures_path = Path(self.settings.fixtures).resolve()
         self.scenarios_path = Path(self.settings.scenarios).resolve() if self.settings.scenarios else None
@@ -62,25 +65,21 @@ class Reloader:
         scenarios_changed = self.scenarios_path is not None and any(p.suffix == ".yaml" and p.parent == self.scenarios_path for p in paths)
         if not (fixtures_changed or scenarios_changed):
             return
-        contract = self.extensions["contract"]
+        mock = self.mock
+        schemas = mock.contract.schemas
         try:
-            cache = fixture_cache.folder(self.extensions["settings"].fixture_cache)
-            current = self.extensions["fixtures"]
-            fixtures = Fixtures.load(self.fixtures_path, contract.schemas, current.sections, cache=cache) if fixtures_changed else current
-            toolkit = self.extensions["toolkit"]
-            scenarios = Scenarios.load(self.scenarios_path, toolkit.vendor_operations, contract.schemas, fixtures.build)
+            cache = fixture_cache.folder(self.settings.fixture_cache)
+            current = mock.fixtures
+            fixtures = Fixtures.load(self.fixtures_path, schemas, current.sections, cache=cache) if fixtures_changed else current
+            scenarios = Scenarios.load(self.scenarios_path, mock.toolkit.vendor_operations, schemas, fixtures.build)
         except FixtureError as exc:
             log.error("not reloaded, the last good state is kept: %s", exc)
             return
         self.apply_via(lambda: self._swap(fixtures if fixtures_changed else None, scenarios))
 
     def _swap(self, fixtures: Fixtures | None, scenarios: Scenarios) -> None:
-        self.extensions["toolkit"].scenarios.by_name = scenarios.by_name
+        self.mock.reload(fixtures, scenarios)
         if fixtures is None:
             log.info("scenarios reloaded from %s", self.scenarios_path)
             return
-        self.extensions["fixtures"] = fixtures
-        self.extensions["pipeline"].config = fixtures.config
-        self.extensions["config"] = fixtures.config
-        self.extensions["sessions"].start_over(fixtures.build, self.extensions["stores_for"](fixtures.build))
         log.info("fixtures reloaded from %s: the default session starts again from them, test sessions were dropped", self.fixtures_path)

@@ -27,11 +27,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
-from flask import Flask
-
-from mockserver.http.app import create_app
 from mockserver.http.asgi import AsgiApp
 from mockserver.http.reload import Reloader
+from mockserver.mock import Mock, create_mock
 from mockserver.settings import Settings
 
 log = logging.getLogger("mockserver")
@@ -70,18 +68,18 @@ def serve(settings: Settings, on_listening: Callable[[int], None] | None = None)
         listened.append(port)
         (on_listening or (lambda bound: _log_listening(settings, bound)))(port)
 
-    app = create_app(settings)
+    mock = create_mock(settings)
     # The loaded state lives as long as the process and holds no reference
     # cycles: keep it out of the cyclic collector's sweeps, which grow with the heap.
     gc.freeze()
-    state_file = app.extensions["mockserver"]["state_file"]
+    state_file = mock.state_file
     if state_file:
         state_file.start(settings.save_interval)
     try:
         if settings.server == "waitress":
-            _serve_waitress(app, settings, announce)
+            _serve_waitress(mock, settings, announce)
         else:
-            _serve_granian(app, settings, announce)
+            _serve_granian(mock, settings, announce)
     finally:
         if state_file:
             _final_save(state_file)
@@ -89,13 +87,13 @@ def serve(settings: Settings, on_listening: Callable[[int], None] | None = None)
             log.info("mockserver stopped")
 
 
-def _serve_waitress(app: Flask, settings: Settings, announce: Callable[[int], None]) -> None:
+def _serve_waitress(mock: Mock, settings: Settings, announce: Callable[[int], None]) -> None:
     import waitress
 
     if settings.reload:
-        Reloader(app.extensions["mockserver"]).start()  # swaps under the stores' and the registry's locks
+        Reloader(mock).start()  # swaps under the stores' and the registry's locks
     server = waitress.create_server(  # binds now: a busy port fails here, before anything is announced
-        app,
+        mock.flask,
         host=settings.host,
         port=settings.port,
         threads=settings.threads,
@@ -111,11 +109,11 @@ def _serve_waitress(app: Flask, settings: Settings, announce: Callable[[int], No
         server.close()
 
 
-def _serve_granian(app: Flask, settings: Settings, announce: Callable[[int], None]) -> None:
-    asgi = AsgiApp(app.extensions["mockserver"]["front"])
+def _serve_granian(mock: Mock, settings: Settings, announce: Callable[[int], None]) -> None:
+    asgi = mock.asgi()
     claimed = contextlib.nullcontext(settings.port) if settings.worker else claim_port(settings.host, settings.port)
     with claimed as port:  # a worker's port is its supervisor's, shared with its siblings (SO_REUSEPORT)
-        run = _run_granian(asgi, replace(settings, port=port), announce, app.extensions["mockserver"])
+        run = _run_granian(asgi, replace(settings, port=port), announce, mock)
         try:
             import uvloop
         except ImportError:  # not on every platform: the standard loop serves too, a little slower
@@ -124,7 +122,7 @@ def _serve_granian(app: Flask, settings: Settings, announce: Callable[[int], Non
             uvloop.run(run)
 
 
-async def _run_granian(asgi: AsgiApp, settings: Settings, announce: Callable[[int], None], extensions: dict[str, Any]) -> None:
+async def _run_granian(asgi: AsgiApp, settings: Settings, announce: Callable[[int], None], mock: Mock) -> None:
     from granian.constants import HTTPModes, Interfaces
     from granian.http import HTTP1Settings
     from granian.server.embed import Server
@@ -151,7 +149,7 @@ async def _run_granian(asgi: AsgiApp, settings: Settings, announce: Callable[[in
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, stop)
     if settings.reload:
-        Reloader(extensions, loop.call_soon_threadsafe).start()  # the swap runs on the loop, between two requests
+        Reloader(mock, loop.call_soon_threadsafe).start()  # the swap runs on the loop, between two requests
     serving = asyncio.ensure_future(server.serve())
     await _until_accepting(settings.host, settings.port, serving)
     announce(settings.port)  # only now: a script reading --port-file may connect at once

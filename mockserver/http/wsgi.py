@@ -1,94 +1,62 @@
-"""The mock served from WSGI (waitress, and Flask's test client), in front of the Flask app.
+"""The mock served from WSGI (waitress, and Flask's test client): the request's I/O, around the one exchange.
 
-Flask's per-request machinery (contexts, URL map, hooks) cost more than the
-whole contract pipeline here; the pipeline needs none of it, so every
-request (vendor and admin APIs) is answered by this middleware. Every answer,
-whatever its method or path, is JSON or XML in the API's own format: Flask's
-HTML error pages can never be reached. Delays and long polls wait in the
-request's thread: WSGI has no event loop.
+Flask's one view (app.py) hands every request here, vendor and admin APIs alike, whatever its method or
+path: every answer is JSON or XML in the API's own format. Delays and long polls wait in the request's
+thread (WSGI has no event loop), so the exchange's coroutine is driven to its end in one step
+(exchange.run_to_end).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
 
-from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Request
 
 from mockserver.contract.compiled import RawRequest
-from mockserver.errors import ApiError
-from mockserver.http.front import Front, now, session_header
-from mockserver.http.pipeline import Waiting
+from mockserver.http.exchange import CONNECTION_FAULTS, Exchange, run_to_end
 from mockserver.http.render import WireResponse
 from mockserver.http.wirefaults import break_connection
-from mockserver.qa.sessions import SessionRefused, Visit
+from mockserver.qa.journal import Journal, RequestFilter
+from mockserver.state.store import settle
 
 log = logging.getLogger("mockserver")
-StartResponse = Callable[..., Any]
 
 
-class ApiMiddleware:
-    """Every request through the pipeline, in the thread the WSGI server gives it (waits hold that thread)."""
+def answer(exchange: Exchange, incoming: Request) -> WireResponse:
+    """The exchange run in this thread; a connection fault is done on the server's socket before returning."""
+    started, received = time.perf_counter(), time.time()
+    raw = raw_request(incoming, exchange.settings.max_body_bytes)
+    environ = incoming.environ
+    done = run_to_end(exchange.answer(raw, environ.get("QUERY_STRING", ""), ThreadIo(), received, started))
+    if done.fault in CONNECTION_FAULTS:
+        _break(environ, done.fault)
+    return done
 
-    def __init__(self, flask_app: Callable[..., Iterable[bytes]], front: Front):
-        self.flask_app = flask_app
-        self.front = front
-        self.pipeline = front.pipeline
 
-    def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
-        started, received = time.perf_counter(), now()
-        raw = raw_request(Request(environ), self.front.settings.max_body_bytes)
-        own = self.front.before(raw)
-        if own is not None:
-            return _send(own, start_response)
-        query = environ.get("QUERY_STRING", "")
-        try:
-            visit = self.front.sessions.visit(session_header(raw))
-        except SessionRefused as exc:
-            answer = self.front.refused(raw, exc)
-            self.front.record(self.front.sessions.default, raw, query, answer, received, started)
-            return _send(self.front.finished(answer, raw), start_response)
-        try:
-            answer = self._answer(raw, visit)
-            # Journaled before it is sent (or the connection broken): a client that has its answer finds its request.
-            self.front.record(visit.journal_session, raw, query, answer, received, started)
-            if answer.fault in ("connection_reset", "empty_response"):
-                _break(environ, answer.fault)
-        finally:
-            visit.close()
-        return _send(self.front.finished(answer, raw), start_response)
+class ThreadIo:
+    """One request's waiting in its own thread (exchange.Io): every wait blocks, so the exchange never suspends."""
 
-    def _answer(self, raw: RawRequest, visit: Visit) -> WireResponse:
-        try:
-            begun = self.front.begin(raw, visit)
-            if isinstance(begun, WireResponse):
-                return begun
-            pending, session = begun
-            if pending.delay_s:
-                time.sleep(pending.delay_s)  # holds this thread: WSGI has no event loop (see the README)
-            done = self.front.conclude(pending, session)
-            return self._poll(done) if isinstance(done, Waiting) else done
-        except Exception:
-            if self.front.settings.strict_responses:
-                raise
-            return self.front.unexpected(raw)
+    client_gone = False  # WSGI does not tell: a long poll waits out its time
 
-    def _poll(self, waiting: Waiting) -> WireResponse:
-        wait = waiting.wait
-        deadline = time.monotonic() + wait.timeout_s
-        try:  # a shared journal (Redis) may be unreachable: the documented 503
-            seen = wait.journal.newest_id()
-            reply = wait.poll()
-            while reply is None and (left := deadline - time.monotonic()) > 0:
-                wait.journal.changed_blocking(seen, left)
-                seen = wait.journal.newest_id()
-                reply = wait.poll()
-        except ApiError as error:
-            return self.pipeline.refuse(waiting.pending, error)
-        return self.pipeline.render_reply(waiting.pending, reply or wait.expired())
+    async def body(self, raw: RawRequest) -> RawRequest:
+        return raw  # read whole before the exchange (raw_request)
+
+    def hold(self) -> bool:
+        return True  # the server's threads are the cap
+
+    def release(self) -> None:
+        pass
+
+    async def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)  # holds this thread: WSGI has no event loop (see the README)
+
+    async def changed(self, journal: Journal, wanted: RequestFilter, after_id: int, timeout: float) -> bool:
+        journal.changed_blocking(after_id, timeout)
+        return True
+
+    async def settle(self, syncs: list) -> None:
+        settle(syncs)
 
 
 def _break(environ: dict, kind: str) -> None:
@@ -99,14 +67,6 @@ def _break(environ: dict, kind: str) -> None:
         log.error("fault %s: this WSGI server does not expose its socket; answering instead", kind)
         return
     break_connection(sock.fileno(), kind)
-
-
-def _send(answer: WireResponse, start_response: StartResponse) -> list[bytes]:
-    if answer.status == 0:  # a wire fault already done (or impossible here): an empty 500 for the server to try
-        answer = WireResponse(500, [], b"")
-    headers = [*answer.headers, ("Content-Length", str(answer.length))]
-    start_response(f"{answer.status} {HTTP_STATUS_CODES.get(answer.status, '')}", headers)
-    return [answer.body]
 
 
 def raw_request(incoming: Request, max_body_bytes: int) -> RawRequest:

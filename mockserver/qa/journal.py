@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-BODY_LIMIT = 8 * 1024  # bytes of a request body kept in its entry (see http/front.py for the rest of an entry's bounds)
+BODY_LIMIT = 8 * 1024  # bytes of a request body kept in its entry (see http/exchange.py for the rest of an entry's bounds)
 
 
 @dataclass(slots=True)

@@ -23,6 +23,7 @@ from mockserver.state.changes import Key, Write
 from mockserver.state.fixtures import FixtureError, where
 from mockserver.state.model import State
 from mockserver.state.section import Section
+from mockserver.state.store import Store
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -54,11 +55,15 @@ class Scenario:
     faults: list[dict] = field(default_factory=list)  # rule specs, as the admin API takes them
     source: str = ""
 
-    def apply(self, session: Session, operations: list[Operation], faults_supported: Iterable[str]) -> list[FaultRule]:
-        """Reset the session to the fixtures, make the changes, add the rules; raise RuleInvalid before any of it."""
+    def apply(
+        self, session: Session, operations: list[Operation], faults_supported: Iterable[str], store: Store | None = None
+    ) -> list[FaultRule]:
+        """Reset the session to the fixtures, make the changes, add the rules; raise RuleInvalid before any of it.
+        `store`: the session's store as the request sees it (its changes settled by its exchange)."""
         rules = [parse_rule("f0", spec, operations, faults_supported) for spec in self.faults]
-        session.store.reset()
-        session.store.run(Write(self.change, self.touches))
+        store = store or session.store
+        store.reset()
+        store.run(Write(self.change, self.touches))
         return [session.faults.add(lambda rule_id, rule=rule: replace(rule, id=rule_id)) for rule in rules]
 
     def touches(self) -> list[Key]:

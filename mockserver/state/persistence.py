@@ -42,7 +42,6 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,8 +62,6 @@ FSYNC_MODES = ("always", "everysec", "no")
 # cost a noticeable part of loading the snapshot.
 COMPACT_RATIO = 4
 SNAPSHOT_DEADLINE = 600  # s: a snapshot writer still running after this is stuck, not slow (1M customers: seconds)
-# `always` syncs an ASGI request's changes off the event loop: the request's task collects them here.
-_deferred: ContextVar[list[tuple[StateFile, int]] | None] = ContextVar("mockserver_deferred_syncs", default=None)
 
 
 class StateFileError(FixtureError):
@@ -250,14 +247,9 @@ class StateFile:
         return self._written
 
     def settle(self, number: int) -> None:
-        """Called once the store's lock is released: at `always`, change `number` is on disk when this returns,
-        or (in an ASGI request) is handed to the request to await off the event loop."""
-        if self.fsync != "always":
-            return
-        deferred = _deferred.get()
-        if deferred is not None:
-            deferred.append((self, number))
-        else:
+        """Called once the store's lock is released (by a request's exchange, off the event loop, where there is
+        one): at `always`, change `number` is on disk when this returns."""
+        if self.fsync == "always":
             self.sync_through(number)
 
     def sync_through(self, number: int) -> None:
@@ -475,23 +467,6 @@ def _logged_errors(path: Path) -> Iterator[None]:
         log.error("could not save the state file %s: %s", path, exc)
     except Exception:
         log.exception("unexpected error while keeping the state file %s", path)
-
-
-@contextlib.contextmanager
-def deferred_syncs() -> Iterator[list[tuple[StateFile, int]]]:
-    """For the current task (one ASGI request): collect `always` syncs instead of blocking the loop with them."""
-    pending: list[tuple[StateFile, int]] = []
-    token = _deferred.set(pending)
-    try:
-        yield pending
-    finally:
-        _deferred.reset(token)
-
-
-def settle(pending: list[tuple[StateFile, int]]) -> None:
-    """Do the syncs `deferred_syncs` collected (in a worker thread, before the answer is sent)."""
-    for state_file, number in pending:
-        state_file.sync_through(number)
 
 
 def remove_leftovers(path: Path) -> list[Path]:

@@ -196,7 +196,7 @@ class RedisStore:
         self._random = random.Random()
         self._generation = 0  # the last one seen; every read checks it, a reset elsewhere means one re-run
 
-    def run(self, command: Callable[..., T], *args: Any) -> T:
+    def run(self, command: Callable[..., T], *args: Any, syncs: list | None = None) -> T:
         """Run `command(state, *args)` as one optimistic transaction; raise ApiError(503) if Redis fails it."""
         try:
             for _ in range(RETRIES):
@@ -257,7 +257,7 @@ class RedisStore:
         view = _View(self._client, _Detached(), f"{self._prefix}detached:", 0, self._base, sources)
         return command(view.state, *args)
 
-    def reset(self) -> None:
+    def reset(self, syncs: list | None = None) -> None:
         """Back to the fixtures for every process: a new generation; the old one's keys are unlinked meanwhile."""
         with answered_503():
             old = int(self._new_generation())

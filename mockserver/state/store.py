@@ -27,9 +27,9 @@ T = TypeVar("T")
 class Store(Protocol):
     """What the HTTP layer needs of a store: MemoryStore here, RedisStore (mockserver/state/redis_store.py)."""
 
-    def run(self, command: Callable[..., T], *args: Any) -> T: ...
+    def run(self, command: Callable[..., T], *args: Any, syncs: list | None = None) -> T: ...
 
-    def reset(self) -> None: ...
+    def reset(self, syncs: list | None = None) -> None: ...
 
     def rebuild(self, build: Callable[[], State]) -> None: ...
 
@@ -52,12 +52,13 @@ class MemoryStore:
         self.state = initial or build()
         self.recorder: Recorder | None = None
 
-    def run(self, command: Callable[..., T], *args: Any) -> T:
+    def run(self, command: Callable[..., T], *args: Any, syncs: list | None = None) -> T:
         """Run `command(state, *args)` alone: no other command sees it half done.
 
         A `Write` that returned (it raises before changing anything when it refuses) is logged before the
         lock is released, so the log holds changes in the order they were made; one that cannot be logged
-        is undone, from copies of the records it names, and its error raised.
+        is undone, from copies of the records it names, and its error raised. It is made durable once the
+        lock is released, or, given `syncs`, by whoever collects them (a request's exchange) later.
         """
         recorder = self.recorder
         with self._lock:
@@ -71,10 +72,10 @@ class MemoryStore:
             except BaseException:
                 apply(self.state, before, self._build)  # not logged, so not made: the error answer changes nothing
                 raise
-        recorder.settle(number)
+        _settle(recorder, number, syncs)
         return result
 
-    def reset(self) -> None:
+    def reset(self, syncs: list | None = None) -> None:
         """Serve a fresh fixture state from now on, swapped in whole under the lock.
 
         With a large fixture file, `build` hands over a state made in advance in the background (see
@@ -88,8 +89,8 @@ class MemoryStore:
                 number = recorder.record(RESET)  # raises before the swap if it cannot be logged
             old, self.state = self.state, fresh
         dispose(old)
-        if number:
-            recorder.settle(number)
+        if recorder is not None and number:
+            _settle(recorder, number, syncs)
 
     def ping(self) -> None:
         """Always reachable: it is this process's memory."""
@@ -98,3 +99,16 @@ class MemoryStore:
         """From now on `build` makes the fixture state (`serve --reload`); start again from it."""
         self._build = build
         self.reset()
+
+
+def _settle(recorder: Recorder, number: int, syncs: list | None) -> None:
+    if syncs is None:
+        recorder.settle(number)
+    else:
+        syncs.append((recorder, number))
+
+
+def settle(syncs: list) -> None:
+    """Make durable the changes a request collected (`syncs` of `run` and `reset`)."""
+    for recorder, number in syncs:
+        recorder.settle(number)

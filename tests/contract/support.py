@@ -33,7 +33,7 @@ def load_schema(path=None, config_path=REPO_CONFIG):
 
 def reset_everything(app) -> None:
     """Back to a fresh start: the default state from the fixtures, no test session, no rule, an empty journal."""
-    sessions = app.extensions["mockserver"]["sessions"]
+    sessions = app.mock.sessions
     for listed in sessions.listed():
         if listed["id"] != "default":
             sessions.delete(listed["id"])

@@ -30,8 +30,9 @@ from werkzeug.wrappers import Request
 
 from mockserver.contract.compiled import XML, RawRequest
 from mockserver.contract.errors import MethodNotAllowed, RequestInvalid, ResponseInvalid, RouteNotFound
-from mockserver.http.app import create_app, raw_request
+from mockserver.http.app import create_app
 from mockserver.http.render import serialize as render_body
+from mockserver.http.wsgi import raw_request
 from mockserver.settings import Settings
 from tests.contract.support import decode_xml, load_schema
 
@@ -40,8 +41,8 @@ URLLIB_DROPS = (";", "\t", "\r", "\n", "?", "#")  # the reference joins the deco
 CREDENTIALS = {"xx-relay-api-key": "demo-key", "authorization": "Bearer demo-user-token"}
 
 app = create_app(Settings(check_responses=False))  # answers are judged here, by both judges
-contract = app.extensions["mockserver"]["contract"]
-store = app.extensions["mockserver"]["store"]
+contract = app.mock.contract
+store = app.mock.store
 schema = load_schema()
 schema.app = app
 VENDOR = sorted(op_id for op_id, op in contract.operations.items() if op.family != "admin")  # the schema loaded here is the vendor spec

@@ -18,7 +18,7 @@ from tests.contract.support import STATEFUL_EXAMPLES, load_schema
 
 app = create_app(Settings(strict_responses=True))
 app.testing = True  # a mock bug (undocumented answer) raises instead of hiding in a 500
-store = app.extensions["mockserver"]["store"]
+store = app.mock.store
 schema = load_schema()
 schema.app = app
 

@@ -50,7 +50,7 @@ def redis_app(redis_url):
 @schema.parametrize()
 @settings(deadline=None, suppress_health_check=list(HealthCheck), max_examples=EXAMPLES)
 def test_every_operation_keeps_the_contract_on_redis(case, redis_app):
-    redis_app.extensions["mockserver"]["store"].reset()  # each generated example starts from the fixtures
+    redis_app.mock.store.reset()  # each generated example starts from the fixtures
     case.call_and_validate(excluded_checks=untyped_xml_exclusions(case))
 
 
@@ -62,7 +62,7 @@ def test_the_stateful_workflow_keeps_the_contract_on_redis(redis_app):
 
     class OnRedis(schema.as_state_machine()):
         def setup(self):
-            redis_app.extensions["mockserver"]["store"].reset()
+            redis_app.mock.store.reset()
 
         def before_call(self, case):
             if "client_id" in (case.path_parameters or {}):

@@ -1,6 +1,5 @@
 """The state file's command log and snapshot (issue #11): every answered change survives, exactly (no HTTP)."""
 
-import contextvars
 import copy
 import json
 import logging
@@ -18,7 +17,7 @@ from mockserver.settings import Settings
 from mockserver.state import persistence
 from mockserver.state.fixtures import Fixtures
 from mockserver.state.persistence import StateFile, StateFileError, snapshot
-from mockserver.state.store import MemoryStore
+from mockserver.state.store import MemoryStore, settle
 
 SECTIONS = built_in_sections()
 
@@ -258,26 +257,23 @@ def test_at_always_a_change_is_synced_before_run_returns(tmp_path, fixtures, sch
     assert len(synced) == 2
 
 
-def test_at_always_an_asgi_request_defers_its_syncs_and_one_fsync_covers_them(tmp_path, fixtures, schemas, monkeypatch):
-    """On the event loop the syncs are collected, then done in a worker thread before the answer is sent; one
-    fsync covers every change written before it (group commit). Outside the block, syncs are inline again."""
+def test_at_always_a_request_defers_its_syncs_and_one_fsync_covers_them(tmp_path, fixtures, schemas, monkeypatch):
+    """A request's changes are collected (its exchange then settles them, in a worker thread on the event loop,
+    before the answer is sent); one fsync covers every change written before it (group commit). A change made
+    without collecting is synced inline."""
     path = tmp_path / "state.json"
     state_file, store = opened(path, fixtures, schemas, fsync="always")
     synced = []
     real_fsync = os.fsync
     monkeypatch.setattr(persistence.oplog.os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
-
-    def request() -> None:
-        with persistence.deferred_syncs() as pending:
-            store.run(_move, "demo", CCID, "vip")
-            store.run(_move, "demo", CCID, "default")
-        assert synced == [] and [number for _, number in pending] == [1, 2]
-        persistence.settle(pending)
-        assert len(synced) == 1
-        store.run(_move, "demo", CCID, "vip")  # no longer collected
-        assert len(synced) == 2
-
-    contextvars.copy_context().run(request)
+    pending: list = []
+    store.run(_move, "demo", CCID, "vip", syncs=pending)
+    store.run(_move, "demo", CCID, "default", syncs=pending)
+    assert synced == [] and [number for _, number in pending] == [1, 2]
+    settle(pending)
+    assert len(synced) == 1
+    store.run(_move, "demo", CCID, "vip")  # not collected
+    assert len(synced) == 2
 
 
 def test_a_change_that_cannot_be_logged_is_undone_and_changes_are_refused_until_a_checkpoint(tmp_path, fixtures, schemas, monkeypatch):
@@ -325,9 +321,9 @@ def test_a_scenario_applied_at_the_first_start_is_in_the_first_snapshot(tmp_path
 
     path = tmp_path / "state.json"
     app = create_app(Settings(state_file=path, scenario="merge-stale"))
-    live_state = live(app.extensions["mockserver"]["store"])
+    live_state = live(app.mock.store)
     assert json.loads(path.read_text())["state"] == live_state["state"]  # before any change: a kill now loses nothing
-    fixtures = app.extensions["mockserver"]["fixtures"]
+    fixtures = app.mock.fixtures
     assert restored(path, fixtures, schemas) == live_state
 
 

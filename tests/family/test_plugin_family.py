@@ -92,7 +92,7 @@ def test_its_records_survive_a_restart_from_the_state_file(tmp_path, fixture_fil
     assert client.put(PAINT.format("W-2", "red"), headers=TOKEN).status_code == 200  # logged
     restarted = acme_app(fixture_file, **settings).test_client()
     assert widgets_of(restarted)["W-2"] == {"widget_id": "W-2", "colour": "red", "coats": 4}
-    restarted.application.extensions["mockserver"]["state_file"].checkpoint(fork=False)  # now in the snapshot
+    restarted.application.mock.state_file.checkpoint(fork=False)  # now in the snapshot
     assert widgets_of(acme_app(fixture_file, **settings).test_client())["W-2"]["colour"] == "red"
 
 

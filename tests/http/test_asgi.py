@@ -23,7 +23,7 @@ MERGE = "/core/customermgr/v3/customer/merge"
 def build(**overrides) -> tuple[AsgiApp, object]:
     settings = Settings(strict_responses=True, **overrides)
     flask_app = create_app(settings)
-    return AsgiApp(flask_app.extensions["mockserver"]["front"]), flask_app
+    return flask_app.mock.asgi(), flask_app
 
 
 def scope(method: str, target: str, headers: dict[str, str] | None = None) -> dict:
@@ -103,9 +103,7 @@ def test_admin_calls_are_served_on_the_loop_too():
     run(call(app, "PUT", MOVE, RELAY_KEY))
     answer = run(call(app, "POST", "/__admin/reset"))
     assert answer["status"] == 200 and json.loads(answer["body"])["status"] == "reset"
-    assert (
-        flask_app.extensions["mockserver"]["store"].state["relay"].books["demo"].customers["BAK-11984-007"]["product_group_id"] == "default"
-    )
+    assert flask_app.mock.store.state["relay"].books["demo"].customers["BAK-11984-007"]["product_group_id"] == "default"
 
 
 def test_a_body_that_does_not_arrive_in_time_is_a_documented_408_and_changes_nothing():
@@ -114,7 +112,7 @@ def test_a_body_that_does_not_arrive_in_time_is_a_documented_408_and_changes_not
     answer = run(call(app, "POST", LOAD, {**RELAY_KEY, "Content-Type": "application/json"}, body, gap=0.15))
     assert answer["status"] == 408 and answer["headers"]["connection"] == "close"
     assert json.loads(answer["body"]) == {"message": "The request body did not arrive within 0.2 s; the connection is closed."}
-    assert "SLOW-1" not in flask_app.extensions["mockserver"]["store"].state["relay"].books["demo"].customers
+    assert "SLOW-1" not in flask_app.mock.store.state["relay"].books["demo"].customers
     egain = run(call(app, "PUT", MERGE, {**USER, "Accept": "application/xml"}, [b"{", b"}"], gap=0.15))
     assert egain["status"] == 408 and json.loads(egain["body"])["code"] == "408-101"
 
@@ -133,7 +131,7 @@ def test_a_chunked_body_over_the_limit_is_refused():
 
 def test_delays_wait_on_the_loop_together_and_run_the_request_when_they_end():
     app, flask_app = build()
-    customers = flask_app.extensions["mockserver"]["store"].state["relay"].books["demo"].customers
+    customers = flask_app.mock.store.state["relay"].books["demo"].customers
 
     async def scenario():
         delayed = asyncio.gather(*(call(app, "GET", RETRIEVE, {**RELAY_KEY, "Prefer": "delay=300"}) for _ in range(50)))
@@ -154,7 +152,7 @@ def test_delays_wait_on_the_loop_together_and_run_the_request_when_they_end():
 
 def test_past_the_cap_on_waits_a_request_is_refused_with_the_documented_500_and_not_run():
     app, flask_app = build(max_waits=2)
-    customers = flask_app.extensions["mockserver"]["store"].state["relay"].books["demo"].customers
+    customers = flask_app.mock.store.state["relay"].books["demo"].customers
 
     async def scenario():
         held = [asyncio.ensure_future(call(app, "GET", RETRIEVE, {**RELAY_KEY, "Prefer": "delay=200"})) for _ in range(2)]
@@ -198,7 +196,7 @@ def test_a_request_cut_short_by_its_client_does_not_run():
     headers = {**RELAY_KEY, "Content-Type": "application/json", "Content-Length": "200"}
     run(app(scope("POST", "/cdm/client/demo/load-customer-record", headers), receive, send))
     assert sent == []  # nobody is left to answer
-    entry = flask_app.extensions["mockserver"]["sessions"].default.journal.find(RequestFilter())[0]
+    entry = flask_app.mock.sessions.default.journal.find(RequestFilter())[0]
     assert entry.status is None and entry.operation_id is None
 
 

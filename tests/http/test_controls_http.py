@@ -96,11 +96,13 @@ def test_reset_restores_the_fixtures(client):
 
 
 def test_a_response_the_spec_does_not_document_is_a_logged_500(app, caplog, monkeypatch):
+    from dataclasses import replace
+
     from mockserver.family import Reply
 
-    pipeline = app.extensions["mockserver"]["pipeline"]
-    monkeypatch.setattr(pipeline, "strict", False)
-    monkeypatch.setitem(pipeline.families["relay"].handlers, "retrieveCustomer", lambda call: Reply(200, {"ccid": "x"}))
+    exchange = app.mock.exchange
+    monkeypatch.setattr(exchange, "settings", replace(exchange.settings, strict_responses=False))
+    monkeypatch.setitem(exchange.families["relay"].handlers, "retrieveCustomer", lambda call: Reply(200, {"ccid": "x"}))
     response = app.test_client().get("/cdm/client/demo/customer/BAK-11984-007", headers=RELAY_KEY)
     assert response.status_code == 500
     assert "does not document" in response.json["message"] and "product_group_id" in response.json["message"]

@@ -7,7 +7,6 @@ import asyncio
 import pytest
 
 from mockserver.http.app import create_app
-from mockserver.http.asgi import AsgiApp
 from mockserver.http.cors import CorsPolicy
 from mockserver.qa.journal import RequestFilter
 from mockserver.settings import Settings
@@ -70,12 +69,12 @@ def test_a_plain_options_request_is_still_the_apis_405(client):
 
 def test_the_asgi_front_applies_the_same_rules():
     flask_app = create_app(Settings(strict_responses=True, cors_origins=ORIGIN))
-    app = AsgiApp(flask_app.extensions["mockserver"]["front"])
+    app = flask_app.mock.asgi()
     preflight = asyncio.run(call(app, "OPTIONS", MOVE, {k.lower(): v for k, v in PREFLIGHT.items()}))
     assert preflight["status"] == 204 and preflight["headers"]["access-control-allow-origin"] == ORIGIN
     moved = asyncio.run(call(app, "PUT", MOVE, {**RELAY_KEY, "origin": ORIGIN}))
     assert moved["status"] == 200 and moved["headers"]["access-control-allow-origin"] == ORIGIN
     other = asyncio.run(call(app, "GET", "/__admin/health", {"origin": "http://evil.test"}))
     assert "access-control-allow-origin" not in other["headers"]
-    journal = flask_app.extensions["mockserver"]["sessions"].default.journal
+    journal = flask_app.mock.sessions.default.journal
     assert journal.find(RequestFilter(method="OPTIONS")) == []  # the browser's preflights are not the app's requests

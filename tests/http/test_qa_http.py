@@ -161,7 +161,7 @@ def test_a_delay_rule_delays_and_still_runs_the_request(client, state):
 
 def test_a_malformed_body_fault_sends_a_documented_status_with_a_body_that_does_not_parse():
     app = create_app(Settings())  # a plain client: this answer breaks its schema on purpose
-    client, state = app.test_client(), app.extensions["mockserver"]["store"].state
+    client, state = app.test_client(), app.mock.store.state
     client.post("/__admin/faults", json={"operationId": "moveCustomer", "fault": "malformed_body"})
     response = client.put(MOVE, headers=RELAY_KEY)
     assert response.status_code == 200 and response.mimetype == "application/json"

@@ -43,7 +43,7 @@ def test_a_session_deleted_through_a_process_it_never_reached_ends_in_every_proc
 
 def another(app_client):
     """One more process on the namespace `app_client`'s app serves."""
-    settings = app_client.application.extensions["mockserver"]["settings"]
+    settings = app_client.application.mock.settings
     shared = {"store": settings.store, "namespace": settings.namespace, "max_sessions": settings.max_sessions}
     return create_app(Settings(strict_responses=True, **shared)).test_client()
 
@@ -158,14 +158,10 @@ def test_one_journal_for_all_processes_and_a_wait_woken_by_another_process(two):
 
 def test_a_long_poll_on_the_event_loop_is_woken_by_a_request_another_process_recorded(redis_url):
     """The ASGI front waits on a future: another process's entry wakes it through the journal's poller."""
-    from mockserver.http.asgi import AsgiApp
     from tests.http.test_asgi import call, run
 
     namespace = f"poll-{uuid.uuid4().hex}"
-    waiting, recording = (
-        AsgiApp(create_app(Settings(strict_responses=True, store=redis_url, namespace=namespace)).extensions["mockserver"]["front"])
-        for _ in range(2)
-    )
+    waiting, recording = (create_app(Settings(strict_responses=True, store=redis_url, namespace=namespace)).mock.asgi() for _ in range(2))
     wait = json.dumps({"operationId": "moveCustomer", "count": 1, "timeout_ms": 5000}).encode()
 
     async def scenario() -> None:
@@ -300,7 +296,7 @@ def test_what_a_request_of_an_ended_life_deletes_or_clears_stays_in_that_life(tw
     one, other = two
     session = {**RELAY_KEY, "X-Mock-Session": "late-1"}
     assert one.get(RETRIEVE, headers=session).status_code == 200
-    late = one.application.extensions["mockserver"]["sessions"]._handles["late-1"][1]
+    late = one.application.mock.sessions._handles["late-1"][1]
     assert other.delete("/__admin/sessions/late-1").status_code == 204
     assert other.post("/__admin/faults", json={"operationId": "retrieveCustomer", "status": 500}, headers=session).json["id"] == "f1"
     late.faults.clear()
@@ -355,7 +351,7 @@ def test_a_spent_times_rule_does_not_fire_again_for_a_request_whose_session_ende
     once = {"operationId": "retrieveCustomer", "status": 500, "times": 1}
     assert one.post("/__admin/faults", json=once, headers=session).status_code == 201
     assert one.get(RETRIEVE, headers=session).status_code == 500
-    registry = one.application.extensions["mockserver"]["sessions"]._registry
+    registry = one.application.mock.sessions._registry
     visit = registry.visit
 
     def visit_then_end(session_id):

@@ -25,7 +25,7 @@ from flask import Flask, Response, request
 from mockserver.contract.compiled import Contract
 from mockserver.contract.errors import MethodNotAllowed, RequestInvalid, RouteNotFound
 from mockserver.contract.spec import load_document
-from mockserver.http.app import raw_request
+from mockserver.http.wsgi import raw_request
 
 PLANTED = {
     "moveCustomer": "status_code_conformance",
