@@ -97,7 +97,7 @@ class Pipeline:
         try:  # rules kept in Redis (`--store redis://`) may answer the documented 503
             action = faults.match(operation, raw, answering=True) if ruled else None
         except ApiError as error:
-            return self._render(operation, family, _error_reply(family, error, raw), mimetype or JSON)
+            return self._render(raw, operation, family, _error_reply(family, error, raw), mimetype or JSON)
         if action is not None:  # the rule answers for the request, before authentication; the request is not run
             return Pending(
                 operation, family, raw, path_values, mimetype or JSON, action.status, action.delay_s, action.rule_id, action.fault
@@ -112,7 +112,7 @@ class Pipeline:
             preferences = self._preferences(operation, family, raw) if family.controlled else Preferences()
             action = faults.match(operation, raw, answering=False) if ruled else None
         except ApiError as error:
-            return self._render(operation, family, _error_reply(family, error, raw), mimetype or JSON, violation=error.violation)
+            return self._render(raw, operation, family, _error_reply(family, error, raw), mimetype or JSON, violation=error.violation)
         delay_s = preferences.delay_ms / 1000 + (action.delay_s if action else 0.0)
         rule = action.rule_id if action else None
         return Pending(operation, family, raw, path_values, mimetype, preferences.code, delay_s, rule, None, preferences.example)
@@ -128,7 +128,7 @@ class Pipeline:
         return self.render_reply(pending, reply)
 
     def render_reply(self, pending: Pending, reply: Reply, violation: str | None = None) -> render.WireResponse:
-        answer = self._render(pending.operation, pending.family, reply, pending.mimetype, violation)
+        answer = self._render(pending.raw, pending.operation, pending.family, reply, pending.mimetype, violation)
         if pending.rule is None:
             return answer
         return replace(answer, rule=pending.rule)
@@ -141,7 +141,8 @@ class Pipeline:
         """A documented status and headers with a body cut in half: what a `malformed_body` fault sends."""
         operation = pending.operation
         status = pending.forced or next(int(s) for s in operation.responses if operation.responses[s])
-        answer = self._render(operation, pending.family, Reply(status, operation.example(status, pending.mimetype)), pending.mimetype)
+        example = Reply(status, operation.example(status, pending.mimetype))
+        answer = self._render(pending.raw, operation, pending.family, example, pending.mimetype)
         body = answer.body[: max(1, len(answer.body) // 2)] if answer.body else b"{"
         return replace(answer, body=body, violations=(), rule=pending.rule, fault="malformed_body")
 
@@ -182,8 +183,10 @@ class Pipeline:
         return having[0]
 
     def _render(
-        self, operation: Operation, family: Family, reply: Reply, negotiated: str, violation: str | None = None
+        self, raw: RawRequest, operation: Operation, family: Family, reply: Reply, negotiated: str, violation: str | None = None
     ) -> render.WireResponse:
+        """The reply to `raw` on the wire. Unless --no-check-responses, a reply its contract does not document becomes
+        the 500 of a mock bug, in the family's error format as that request asks for it (eGain's userMessage)."""
         mimetype = operation.media_type_for(reply.status, negotiated)
         if self.check_responses:
             try:
@@ -193,7 +196,7 @@ class Pipeline:
                     raise
                 log.error("contract violation by the mock itself: %s", exc)
                 error = ApiError(500, f"The mock produced a response its contract does not document: {exc}.")
-                reply = Reply(500, family.error_body(error))
+                reply = _error_reply(family, error, raw)
                 mimetype = operation.media_type_for(500, negotiated)
         return render.wire(operation, reply.status, reply.payload, mimetype, reply.headers, (violation,) if violation else ())
 
@@ -216,7 +219,7 @@ class Pipeline:
         error = make_error(family)
         reply = _error_reply(family, error, raw)
         reply.headers.update(headers)
-        return self._render(operation, family, reply, JSON, error.violation)
+        return self._render(raw, operation, family, reply, JSON, error.violation)
 
     def refuse_as_contract(self, raw: RawRequest, invalid: RequestInvalid) -> render.WireResponse:
         """The operation's documented 400 for a contract rule broken before the pipeline runs (a bad session id)."""
