@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
+from click.decorators import FC
 
 from mockserver import logs
 from mockserver.http.serving import SERVERS, available_server, is_loopback, serve
@@ -18,7 +20,7 @@ from mockserver.state.fixtures import FixtureError
 from mockserver.state.persistence import FSYNC_MODES
 
 
-def _limit(flag: str, default: float, kind: click.ParamType, help: str):  # noqa: A002 - click's own name
+def _limit(flag: str, default: float, kind: click.ParamType, help: str) -> Callable[[FC], FC]:  # noqa: A002 - click's own name
     """A numeric serving limit, its default shown (its `MOCKSERVER_*` twin comes from `_with_env_twins`)."""
     return click.option(flag, default=default, show_default=True, type=kind, help=help)
 

@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         _apply_at_start(settings.scenario, toolkit)
 
     if state_file:
+        assert isinstance(store, MemoryStore)  # with a state file, the store made above is in memory
         state_file.attach(store)  # after the scenario at start: it is part of the first state, not a change to log
     app = Flask(__name__)
     app.extensions["mockserver"] = {
@@ -114,10 +115,10 @@ class Backing:
 def _backing(settings: Settings, fixtures: Fixtures, compile_rule: Callable[[str, dict], FaultRule]) -> Backing:
     if settings.store == "memory":
 
-        def sessions(new_store: Callable[[str], Store], default_store: Store) -> Sessions:
+        def local_sessions(new_store: Callable[[str], Store], default_store: Store) -> Sessions:
             return Sessions(new_store, settings.journal_size, settings.session_idle, settings.max_sessions, default_store)
 
-        return Backing(lambda build: lambda _: MemoryStore(build), sessions)
+        return Backing(lambda build: lambda _: MemoryStore(build), local_sessions)
     if settings.state_file:
         raise FixtureError(f"--state-file keeps the in-memory store; with --store {settings.store} the state lives in Redis")
     if not settings.store.startswith(("redis://", "rediss://", "unix://")):

@@ -93,9 +93,9 @@ class Pipeline:
             return self._unrouted(raw, error, {"Allow": ", ".join(exc.allowed)})
         family = self.families[operation.family]
         mimetype = family.negotiate(raw)
-        ruled = faults is not None and family.controlled
+        rules = faults if family.controlled else None
         try:  # rules kept in Redis (`--store redis://`) may answer the documented 503
-            action = faults.match(operation, raw, answering=True) if ruled else None
+            action = rules.match(operation, raw, answering=True) if rules is not None else None
         except ApiError as error:
             return self._render(raw, operation, family, _error_reply(family, error, raw), mimetype or JSON)
         if action is not None:  # the rule answers for the request, before authentication; the request is not run
@@ -106,11 +106,11 @@ class Pipeline:
             family.authenticate(self.config, operation, raw, path_values)
             if mimetype is None:
                 accept = _shown(raw.headers.get("accept", ""))
-                error = ApiError(406, f"Accept '{accept}' is not supported; use application/json or application/xml.")
-                error.violation = error.message
-                raise error
+                unacceptable = ApiError(406, f"Accept '{accept}' is not supported; use application/json or application/xml.")
+                unacceptable.violation = unacceptable.message
+                raise unacceptable
             preferences = self._preferences(operation, family, raw) if family.controlled else Preferences()
-            action = faults.match(operation, raw, answering=False) if ruled else None
+            action = rules.match(operation, raw, answering=False) if rules is not None else None
         except ApiError as error:
             return self._render(raw, operation, family, _error_reply(family, error, raw), mimetype or JSON, violation=error.violation)
         delay_s = preferences.delay_ms / 1000 + (action.delay_s if action else 0.0)

@@ -94,7 +94,9 @@ class Scenarios:
         if not folder.is_dir():
             raise FixtureError(f"{folder}: the scenarios folder does not exist")
         files = sorted(folder.glob("*.yaml"))
-        fresh = build() if files else None  # one state built for all files: each checks its changes on its own copy
+        if not files:
+            return cls([])
+        fresh = build()  # one state built for all files: each checks its changes on its own copy
         found = [_load(path, operations, schemas, lambda: _copy_to_change(fresh)) for path in files]
         names = [scenario.name for scenario in found]
         for scenario in found:

@@ -88,7 +88,7 @@ class MemoryStore:
                 number = recorder.record(RESET)  # raises before the swap if it cannot be logged
             old, self.state = self.state, fresh
         dispose(old)
-        if number:
+        if recorder is not None and number:
             recorder.settle(number)
 
     def ping(self) -> None:

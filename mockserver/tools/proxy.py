@@ -112,7 +112,7 @@ class ContractProxy:
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         from werkzeug.wrappers import Request
 
-        from mockserver.http.app import raw_request
+        from mockserver.http.wsgi import raw_request
 
         incoming = Request(environ)
         raw = raw_request(incoming, self.max_body_bytes)
