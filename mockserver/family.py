@@ -12,17 +12,20 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mockserver.contract.compiled import Operation, RawRequest, ValidatedRequest
 from mockserver.contract.errors import RequestInvalid
 from mockserver.errors import ApiError
+from mockserver.state.model import State
 from mockserver.state.section import Section
 from mockserver.state.store import Store
 
 if TYPE_CHECKING:
     from mockserver.qa.journal import Journal, RequestFilter
     from mockserver.qa.sessions import Session
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -43,19 +46,23 @@ class Call:
 
 
 class Deferring:
-    """A store whose changes are settled by the request's exchange, not in the command's thread."""
+    """A session's store as a request sees it: its changes are settled by the request's exchange, not in the
+    command's thread."""
 
     def __init__(self, store: Store, syncs: list):
         self._store, self._syncs = store, syncs
 
-    def run(self, command: Callable[..., Any], *args: Any) -> Any:
-        return self._store.run(command, *args, syncs=self._syncs)
+    def run(self, command: Callable[..., T], *args: Any, syncs: list | None = None) -> T:
+        return self._store.run(command, *args, syncs=self._syncs if syncs is None else syncs)
 
-    def reset(self) -> None:
-        self._store.reset(syncs=self._syncs)
+    def reset(self, syncs: list | None = None) -> None:
+        self._store.reset(syncs=self._syncs if syncs is None else syncs)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
+    def rebuild(self, build: Callable[[], State]) -> None:
+        self._store.rebuild(build)
+
+    def ping(self) -> None:
+        self._store.ping()
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,7 @@ from mockserver.state.model import Config, State
 from mockserver.state.store import MemoryStore, Store
 
 if TYPE_CHECKING:
-    from flask import Flask
-
+    from mockserver.http.app import MockApp
     from mockserver.http.asgi import AsgiApp
 
 NAMESPACE = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -50,7 +49,7 @@ class Mock:
     toolkit: Toolkit
     exchange: Exchange
     stores_for: Callable[[Callable[[], State]], Callable[..., Store]]  # how sessions' stores are made from a fixture build
-    flask: Flask = field(init=False)
+    flask: MockApp = field(init=False)
 
     @property
     def config(self) -> Config:
@@ -103,6 +102,7 @@ def create_mock(settings: Settings | None = None) -> Mock:
             )
         _apply_at_start(settings.scenario, toolkit)
     if state_file:
+        assert isinstance(store, MemoryStore)  # with a state file, the store made above is in memory
         state_file.attach(store)  # after the scenario at start: it is part of the first state, not a change to log
     mock = Mock(settings, contract, by_name, fixtures, sessions, store, state_file, toolkit, exchange, backing.stores_for)
     mock.flask = flask_face(mock)
@@ -121,10 +121,10 @@ class Backing:
 def _backing(settings: Settings, fixtures: Fixtures, compile_rule: Callable[[str, dict], FaultRule]) -> Backing:
     if settings.store == "memory":
 
-        def sessions(new_store: Callable[[str], Store], default_store: Store) -> Sessions:
+        def local_sessions(new_store: Callable[[str], Store], default_store: Store) -> Sessions:
             return Sessions(new_store, settings.journal_size, settings.session_idle, settings.max_sessions, default_store)
 
-        return Backing(lambda build: lambda _: MemoryStore(build), sessions)
+        return Backing(lambda build: lambda _: MemoryStore(build), local_sessions)
     if settings.state_file:
         raise FixtureError(f"--state-file keeps the in-memory store; with --store {settings.store} the state lives in Redis")
     if not settings.store.startswith(("redis://", "rediss://", "unix://")):

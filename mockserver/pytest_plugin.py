@@ -56,7 +56,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -107,7 +107,7 @@ def mock_session(request: pytest.FixtureRequest, mockserver: MockServer) -> Iter
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Fail the phase in which the server logged a bug of its own; show the session of a failed test."""
     report: pytest.TestReport = yield
     server = item.config.stash.get(SERVER, None)

@@ -57,10 +57,10 @@ def admin_family(toolkit: Toolkit) -> Family:
         "adminDeleteSession": lambda call: _delete_session(toolkit, call),
         "adminAddFault": lambda call: _add_fault(toolkit, call),
         "adminListFaults": lambda call: Reply(200, {"faults": call.session.faults.listed()}),
-        "adminClearFaults": lambda call: _done(call.session.faults.clear()),
+        "adminClearFaults": lambda call: _done(call.session.faults.clear),
         "adminDeleteFault": _delete_fault,
         "adminFindRequests": _find_requests,
-        "adminClearRequests": lambda call: _done(call.session.journal.clear()),
+        "adminClearRequests": lambda call: _done(call.session.journal.clear),
         "adminCountRequests": lambda call: Reply(200, {"count": len(call.session.journal.find(_filter(call.request.body)))}),
         "adminWaitForRequests": _wait_for_requests,
         "adminUnmatchedRequests": lambda call: _unmatched(toolkit, call),
@@ -78,7 +78,8 @@ def admin_family(toolkit: Toolkit) -> Family:
     )
 
 
-def _done(_: Any = None) -> Reply:
+def _done(clear: Callable[[], None]) -> Reply:
+    clear()
     return Reply(204)
 
 

@@ -95,9 +95,10 @@ class RawRequest:
 @dataclass(frozen=True)
 class ValidatedRequest:
     operation_id: str
-    path: dict[str, str]
-    query: dict[str, str]
-    headers: dict[str, str]
+    # Parameters by name, each as its schema's type (string, integer or boolean), defaults filled in.
+    path: dict[str, Any]
+    query: dict[str, Any]
+    headers: dict[str, Any]
     body: Any = None
     media_type: str | None = None
 
@@ -135,7 +136,7 @@ class Operation:
             listed = ", ".join(f"'{name}'" for name in dict.fromkeys(unknown))
             raise RequestInvalid("unknown_query", f"Unsupported query parameter(s) supplied: {listed}.", "query")
         query = dict(request.query)
-        found: dict[str, dict[str, str]] = {"path": {}, "query": {}, "header": {}}
+        found: dict[str, dict[str, Any]] = {"path": {}, "query": {}, "header": {}}
         for param in self.parameters:
             value = _lookup(param, path_values, query, request.headers)
             if value is None:

@@ -180,7 +180,7 @@ def _fill(element: Element, value: Any, schema: dict) -> None:
         for prop, item in value.items():
             prop_schema = properties.get(prop, {})
             xml = _xml(prop_schema)
-            name = xml.get("name", prop)
+            name = str(xml.get("name", prop))  # a JSON key, or the name the schema gives it
             if xml.get("attribute"):
                 element.set(name, _text(item))
             elif isinstance(item, list):

@@ -132,6 +132,7 @@ def merge_customers(state: EgainState, merge: dict) -> None:
     target = state.customers.get(wanted["id"])
     sent_contacts = wanted["contacts"]["contact"]
     _check_merge(state, merge["sourceCustomer"]["id"], source, wanted, target, sent_contacts)
+    assert source is not None and target is not None  # _check_merge refused a missing one
 
     now = state.sources.clock.stamp_after(target["lastModified"])
     moved_points = {kind: [{**p, "lastModified": now} for c in _contacts(source) for p in c.get(kind, [])] for kind in CONTACT_POINTS}

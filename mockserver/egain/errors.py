@@ -45,7 +45,7 @@ ACCEPT_LANGUAGE_INVALID = "Invalid 'Accept-Language' header value provided."
 
 def error_body(error: ApiError, headers: Mapping[str, str] | None = None) -> dict:
     """The error as eGain words it; `headers` are the request's, for `X-egain-error-message: yes`."""
-    body = {"code": error.code or STATUS_CODES.get(error.status, f"{error.status}-101"), "developerMessage": error.message}
+    body: dict = {"code": error.code or STATUS_CODES.get(error.status, f"{error.status}-101"), "developerMessage": error.message}
     if error.details:
         body["details"] = [{"key": key, "value": value} for key, value in error.details]
     if headers is not None and headers.get("x-egain-error-message", "").strip().lower() == "yes":

@@ -88,11 +88,11 @@ def serve(settings: Settings, on_listening: Callable[[int], None] | None = None)
 
 
 def _serve_waitress(mock: Mock, settings: Settings, announce: Callable[[int], None]) -> None:
-    import waitress
+    from waitress.server import create_server
 
     if settings.reload:
         Reloader(mock).start()  # swaps under the stores' and the registry's locks
-    server = waitress.create_server(  # binds now: a busy port fails here, before anything is announced
+    server = create_server(  # binds now: a busy port fails here, before anything is announced
         mock.flask,
         host=settings.host,
         port=settings.port,
@@ -100,7 +100,8 @@ def _serve_waitress(mock: Mock, settings: Settings, announce: Callable[[int], No
         ident="mockserver",
         max_request_header_size=MAX_HEADER_BYTES,
     )
-    announce(server.effective_port)
+    # One host: a TcpWSGIServer, whose effective_port (set by BaseWSGIServer.__init__) types-waitress leaves out.
+    announce(server.effective_port)  # type: ignore[union-attr]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # unwind, so the state is saved
     try:
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a user stops it: a clean end, then the final save

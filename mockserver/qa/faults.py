@@ -103,7 +103,7 @@ def parse_rule(rule_id: str, spec: Mapping[str, Any], operations: Iterable[Opera
     if isinstance(delay, list):
         if delay[0] > delay[1]:
             raise RuleInvalid(f"delay_ms range [{delay[0]}, {delay[1]}] must have min <= max.")
-        delay_range = (float(delay[0]), float(delay[1]))
+        delay_range: tuple[float, float] | None = (float(delay[0]), float(delay[1]))
     else:
         delay_range = None if delay is None else (float(delay), float(delay))
     return FaultRule(

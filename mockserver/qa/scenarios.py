@@ -9,7 +9,7 @@ fixture file; applying one then cannot fail half way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -93,7 +93,9 @@ class Scenarios:
         if not folder.is_dir():
             raise FixtureError(f"{folder}: the scenarios folder does not exist")
         files = sorted(folder.glob("*.yaml"))
-        fresh = build() if files else None  # one state built for all files: each checks its changes on its own copy
+        if not files:
+            return cls([])
+        fresh = build()  # one state built for all files: each checks its changes on its own copy
         found = [_load(path, operations, schemas, lambda: _copy_to_change(fresh)) for path in files]
         names = [scenario.name for scenario in found]
         for scenario in found:
@@ -140,7 +142,7 @@ def _copy_to_change(state: State) -> State:
     families = {}
     for name, section in state.sections.items():
         kinds = {collection.name: collection.id_field for collection in section.collections(state[name])}
-        mappings = {
+        mappings: dict[str, MutableMapping] = {
             collection: dict(mapping) if kinds.get(collection) else {key: set(ids) for key, ids in mapping.items()}
             for collection, mapping in section.mappings(state[name]).items()
         }

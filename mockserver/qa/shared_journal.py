@@ -17,6 +17,7 @@ it is the admin API's documented 503.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
@@ -144,11 +145,16 @@ class SharedJournal:
                     self._poller = None
                     return
             try:
-                newest = int(self._client.get(self._counter) or 0)
+                newest: int | None = int(self._client.get(self._counter) or 0)
             except redis.RedisError:
                 newest = None  # every wait wakes, and finds Redis gone: the documented 503 at once
-            wake(self._waiters, self._lock, lambda waiter, newest=newest: newest is None or newest > waiter[2])
+            wake(self._waiters, self._lock, functools.partial(_behind, newest))
             time.sleep(POLL_S)
+
+
+def _behind(newest: int | None, waiter: tuple) -> bool:
+    """Whether a wait has not seen entry `newest` (None: Redis did not answer, every wait wakes to find that)."""
+    return newest is None or newest > waiter[2]
 
 
 def _entries(raw: list) -> list[Entry]:

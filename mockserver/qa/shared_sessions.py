@@ -31,12 +31,13 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import redis
 
 from mockserver.errors import ApiError
 from mockserver.qa.sessions import DEFAULT, Session, SessionRefused, Visit, refusal_past_cap, session_id_of
+from mockserver.qa.shared_faults import SharedFaultRules
 from mockserver.state.redis_store import UNAVAILABLE_TO_READ, answered_503, generations_key, run_script, unlink_generation
 
 log = logging.getLogger("mockserver")
@@ -262,8 +263,13 @@ class SharedSessions:
             return Visit(self, session_id, None, unavailable=unavailable)
         if not live:
             return Visit(self, session_id, None)
-        session = self.default if session_id == DEFAULT else self._handle(session_id, life)
-        return Visit(self, session_id, session, session.faults.as_of(version))
+        if session_id == DEFAULT:
+            session = self.default
+        else:
+            assert life is not None, "a live test session has a life (_VISIT)"
+            session = self._handle(session_id, life)
+        rules = cast(SharedFaultRules, session.faults)  # Session names the in-memory FaultRules; here they are shared
+        return Visit(self, session_id, session, rules.as_of(version))
 
     def _handle(self, session_id: str, life: bytes) -> Session:
         """This process's handle on the session's `life`: a new one for a new life (a request still holding the

@@ -140,6 +140,7 @@ class Spare(Generic[T]):
                 failure, self._failure = self._failure, None
                 raise failure
             taken, self._ready = self._ready, None
+            assert taken is not None  # the wait ends on a state made or on a failure, raised above
             self._make_one_unless_under_way()
             return taken
 

@@ -6,19 +6,22 @@ check, its records are stored here, in the compact chunks `Fixtures` keeps
 anyway; the next start with the same file reads them back and skips both.
 
 An entry is only used when its key matches: a hash of the file's exact
-bytes, of the schemas and the code that checked it, and of this Python's
-version (the chunks are in marshal format). A changed file, spec or checker
-therefore never gets a stale answer; the entry is rewritten instead. Entries
-are written atomically (a temporary file, then a rename) and carry a digest
-of their content, so a torn or damaged one is ignored, never trusted. The
-folder is safe to delete at any time. Entries are marshal data, which cannot
-run code when read; a fixture whose records need pickle is not cached.
+bytes, of the spec's schemas and the code that checked it (the source of
+every module of the package: no list of the checkers to keep up to date),
+and of this Python's version (the chunks are in marshal format). A changed
+file, spec or checker therefore never gets a stale answer; the entry is
+rewritten instead. Entries are written atomically (a temporary file, then a
+rename) and carry a digest of their content, so a torn or damaged one is
+ignored, never trusted. The folder is safe to delete at any time. Entries
+are marshal data, which cannot run code when read; a fixture whose records
+need pickle is not cached.
 
 Small files (under `MIN_BYTES`) are not cached: they load in milliseconds.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -40,7 +43,7 @@ FORMAT = b"mockserver-fixture-cache-1\n"
 MIN_BYTES = 1_000_000
 KEEP = 4  # entries kept (one a fixture path); the oldest go first
 SUFFIX = ".fixture"
-_CHECKERS = ("state/fixtures.py", "state/section.py", "relay/domain.py", "egain/domain.py", "contract/compiled.py")
+PACKAGE = Path(__file__).resolve().parent.parent  # mockserver: the code that checks a fixture file is in it
 
 
 def folder(choice: str = "auto") -> Path | None:
@@ -59,15 +62,25 @@ def key(raw: bytes, schemas: dict[str, dict], sections: Sequence[Section]) -> by
     digest.update(sys.version.encode())
     for package in ("jsonschema-rs", "jsonschema"):
         digest.update(_version(package).encode())
-    package_dir = Path(__file__).resolve().parent.parent
-    for name in _CHECKERS:
-        digest.update((package_dir / name).read_bytes())
-    for section in sections:  # each family's checks, wherever its package is (a plug-in's own)
+    digest.update(_source_digest(PACKAGE))
+    digest.update(json.dumps(schemas, sort_keys=True, default=str).encode())  # all of them: under a millisecond
+    for section in sections:  # each family's checks, wherever its package is (a plug-in's own, outside this one)
         digest.update(Path(inspect.getfile(type(section))).read_bytes())
         digest.update(json.dumps(section.schema, sort_keys=True).encode())
-    checked_against = [(section.name, [schemas.get(name) for name in section.record_schemas]) for section in sections]
-    digest.update(json.dumps(checked_against, sort_keys=True, default=str).encode())
     digest.update(raw)
+    return digest.digest()
+
+
+@functools.cache
+def _source_digest(package: Path) -> bytes:
+    """A hash of the source of every module of `package`, their paths with it: whichever module a check runs (the
+    fixture walk, the families' domain rules, the compiled schema checks), a change to it is a new key. Read once
+    a process (about 2 ms), as the code that runs is the one imported at start, whatever is edited after."""
+    digest = hashlib.sha256()
+    for name, path in sorted((path.relative_to(package).as_posix(), path) for path in package.rglob("*.py")):
+        source = path.read_bytes()
+        digest.update(f"{name}\0{len(source)}\0".encode())
+        digest.update(source)
     return digest.digest()
 
 

@@ -84,7 +84,8 @@ def run_script(client: redis.Redis, script: Script, keys: list, args: list) -> A
     pool = client.connection_pool
     connection = pool.get_connection()
     try:
-        connection.send_packed_command(connection.pack_command("EVALSHA", script.sha, len(keys), *keys, *args))
+        # types-redis, redis 4's stubs, leave out Script.sha (set by Script.__init__).
+        connection.send_packed_command(connection.pack_command("EVALSHA", script.sha, len(keys), *keys, *args))  # type: ignore[attr-defined]
         return connection.read_response()
     except redis.exceptions.NoScriptError:  # a whole reply was read, the connection is clean: load it and run
         return script(keys=keys, args=args)
@@ -278,7 +279,7 @@ class RedisStore:
 class _View:
     """The state a command sees in one attempt: the fixture state's shape, every collection backed by Redis."""
 
-    def __init__(self, client: redis.Redis, link: _Link, prefix: str, generation: int, base: State, sources: Any):
+    def __init__(self, client: redis.Redis, link: _Link | _Detached, prefix: str, generation: int, base: State, sources: Any):
         self._client = client
         self._link = link
         self._generation = generation
@@ -591,5 +592,5 @@ class _LocalIds:
 
 
 class _Sources:
-    def __init__(self, clock: Clock, ids: _Ids, rng: random.Random):
+    def __init__(self, clock: Clock, ids: _Ids | _LocalIds, rng: random.Random):
         self.clock, self.ids, self.random = clock, ids, rng

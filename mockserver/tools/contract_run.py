@@ -208,6 +208,7 @@ def run(options: Options, progress: Callable[[str], None] | None = None) -> Repo
     try:
         import schemathesis
         from schemathesis.config import HealthCheck
+        from schemathesis.core.result import Ok
         from schemathesis.engine import events, from_schema
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise ContractRunError("`mockserver contract` needs schemathesis: pip install 'mockserver[contract]'") from exc
@@ -225,7 +226,7 @@ def run(options: Options, progress: Callable[[str], None] | None = None) -> Repo
     if options.seed is not None:
         config.update(seed=options.seed, max_failures=None)
     try:
-        schema = schemathesis.openapi.from_dict(document, config=config)
+        schema: schemathesis.BaseSchema = schemathesis.openapi.from_dict(document, config=config)
     except Exception as exc:  # schemathesis' loader errors have no common public base class
         raise ContractRunError(f"cannot load the spec {spec}: {exc}") from exc
     # Hypothesis' health checks judge the data generator, not the server (tests/contract
@@ -246,6 +247,8 @@ def run(options: Options, progress: Callable[[str], None] | None = None) -> Repo
 
     report = Report(options=options, seed=schema.config.seed, spec=str(spec))
     for result in schema.get_all_operations():
+        if not isinstance(result, Ok):
+            continue  # an operation schemathesis cannot load: the run reports it, as an error (NonFatalError)
         operation = result.ok()
         if tag is None or tag in (operation.definition.raw.get("tags") or []):
             _operation_result(report, operation)

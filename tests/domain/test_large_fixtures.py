@@ -4,6 +4,7 @@ speed is measured by the benchmark (`python -m benchmarks --only scale`)."""
 
 import copy
 import json
+import shutil
 import threading
 
 import pytest
@@ -208,6 +209,29 @@ def test_a_cache_made_under_other_schemas_is_not_used(schemas, default_data, tmp
     stricter = {**schemas, "RelayCustomerRecord": {**schemas["RelayCustomerRecord"], "required": ["ccid", "product_group_id", "last_name"]}}
     with pytest.raises(FixtureError, match='"last_name" is a required property'):
         Fixtures.load(path, stricter, SECTIONS, cache=cache)
+
+
+@pytest.mark.parametrize("module", ["egain/domain.py", "relay/section.py", "state/fixtures.py", "contract/compiled.py"])
+def test_a_cache_made_by_other_code_is_not_used(schemas, default_data, tmp_path, cache, monkeypatch, module):
+    """Any module of the package may hold a check (eGain's scope rules were once left out of a list of them): a
+    change to its source is a new key, and the file is parsed and checked again."""
+    package = tmp_path / "mockserver"
+    shutil.copytree(fixture_cache.PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(fixture_cache, "PACKAGE", package)
+    path = tmp_path / "big.yaml"
+    path.write_text(yaml.safe_dump(many(default_data, 50)))
+    Fixtures.load(path, schemas, SECTIONS, cache=cache)
+    parsed = []
+    parse = fixtures._parse
+    monkeypatch.setattr(fixtures, "_parse", lambda *args: parsed.append(args) or parse(*args))
+    Fixtures.load(path, schemas, SECTIONS, cache=cache)
+    assert parsed == []  # the same code: served from the cache
+    with open(package / module, "a", encoding="utf-8") as source:
+        source.write("\n# a changed check\n")
+    fixture_cache._source_digest.cache_clear()  # as at the next start: the source is read once a process
+    assert "GEN-000049" in Fixtures.load(path, schemas, SECTIONS, cache=cache).build()["relay"].books["demo"].customers
+    assert len(parsed) == 1
+    assert len(list(cache.iterdir())) == 1  # one entry a fixture path, replaced
 
 
 def test_a_damaged_cache_entry_is_ignored(schemas, default_data, tmp_path, cache):

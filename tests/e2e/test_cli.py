@@ -160,3 +160,41 @@ def test_an_unexpected_error_while_serving_exits_1_with_one_clear_line(monkeypat
     assert result.exit_code == 1
     assert "error: mockserver stopped on an unexpected error: RuntimeError: the event loop is gone" in result.output
     assert "Traceback" in caplog.text and "the server stopped on an unexpected error" in caplog.text
+
+
+def test_each_serve_option_is_the_settings_field_that_declares_it(monkeypatch):
+    """`serve` with no option runs on Settings' defaults (and the server installed); an option sets its field, an off
+    switch clears its own; the options are the fields that declare one, and four of the command's own."""
+    import dataclasses
+
+    from click.testing import CliRunner
+
+    from mockserver import cli
+    from mockserver.http.serving import available_server
+    from mockserver.settings import OPTION, Settings
+
+    served = []
+    monkeypatch.setattr(cli, "serve", lambda settings, on_listening: served.append(settings))
+    monkeypatch.setattr(cli.logs, "configure", lambda *args: None)
+    for twin in [name for name in os.environ if name.startswith("MOCKSERVER_")]:  # tests/conftest.py sets some
+        monkeypatch.delenv(twin)
+    assert CliRunner().invoke(cli.main, ["serve"]).exit_code == 0
+    assert served.pop() == Settings(server=available_server())
+    given = ["--no-cors", "--no-check-responses", "--reload", "--port", "9", "--server", "waitress", "--session-idle", "5", "--fsync", "no"]
+    assert CliRunner().invoke(cli.main, ["serve", *given, "--state-file", "s.json", "--scenarios", "fixtures"]).exit_code == 0
+    assert served.pop() == Settings(
+        cors=False,
+        check_responses=False,
+        reload=True,
+        port=9,
+        server="waitress",
+        session_idle=5.0,
+        fsync="no",
+        state_file=Path("s.json"),
+        scenarios=Path("fixtures"),
+    )
+    declared = {spec.name for spec in dataclasses.fields(Settings) if OPTION in spec.metadata}
+    options = {option.field for option in cli.SETTINGS_OPTIONS}
+    assert options == declared and len(declared) == 26
+    own = {param.name for param in cli.serve_command.params} - {option.name for option in cli.SETTINGS_OPTIONS}
+    assert own == {"port_file", "workers", "log_level", "log_format"}

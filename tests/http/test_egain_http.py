@@ -251,3 +251,19 @@ def test_a_mock_bug_is_egains_500_100_and_a_forced_500_its_documented_example(mo
     broken = client.get("/core/customermgr/v3/customer/1005", headers=USER)
     assert (broken.status_code, broken.json["code"]) == (500, "500-100")
     assert "contract does not document" in broken.json["developerMessage"]
+
+
+def test_a_mock_bug_is_worded_as_the_request_asks(monkeypatch):
+    """The 500 of an answer the mock could not keep in its contract is in eGain's format as the request asks for it,
+    as every other eGain error is: `X-egain-error-message: yes` adds its userMessage."""
+    from mockserver.egain import api as egain_api
+    from mockserver.http.app import create_app
+    from mockserver.settings import Settings
+
+    client = create_app(Settings()).test_client()
+    monkeypatch.setitem(egain_api.FAMILY.handlers, "getCustomersByIds", lambda call: egain_api.Reply(200, {"customer": "not a list"}))
+    broken = client.get("/core/customermgr/v3/customer/1005", headers={**USER, "X-egain-error-message": "yes"})
+    assert (broken.status_code, broken.json["code"]) == (500, "500-100")
+    assert broken.json["userMessage"] == "Something went wrong. Please try again later or contact your administrator."
+    plain = client.get("/core/customermgr/v3/customer/1005", headers=USER)
+    assert plain.status_code == 500 and "userMessage" not in plain.json
