@@ -26,7 +26,8 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 import werkzeug.urls  # noqa: F401 - registers the "werkzeug.url_quote" codec error handler used below
 
 from mockserver.contract.compiled import RawRequest
-from mockserver.http.exchange import CONNECTION_FAULTS, BodyTimeout, ClientGone, Exchange
+from mockserver.http.exchange import CONNECTION_FAULTS, Exchange
+from mockserver.http.io import BodyTimeout, ClientGone
 from mockserver.http.render import ABANDONED, WireResponse
 from mockserver.http.wirefaults import break_connection, find_socket
 from mockserver.qa.journal import Journal, RequestFilter

@@ -11,16 +11,16 @@ in strict mode, so a test fails).
 
 The adapters do I/O only, through `Io`: the ASGI adapter (asgi.py) awaits the exchange on its event loop;
 the WSGI adapter (wsgi.py) drives the same coroutine in the request's thread, where every wait blocks and
-nothing ever suspends (`run_to_end`).
+nothing ever suspends (`io.run_to_end`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 
 from mockserver.contract.compiled import JSON, Contract, Operation, RawRequest
 from mockserver.contract.errors import MethodNotAllowed, RequestInvalid, ResponseInvalid, RouteNotFound
@@ -31,10 +31,11 @@ from mockserver.family import Call, Family, Reply, Wait
 from mockserver.http import render
 from mockserver.http.access import log_access
 from mockserver.http.cors import CorsPolicy
+from mockserver.http.io import BodyTimeout, ClientGone, Io
 from mockserver.http.pages import Pages
 from mockserver.http.prefer import PreferInvalid, parse_prefer
 from mockserver.http.render import ABANDONED, NOT_ANSWERED, WireResponse
-from mockserver.qa.journal import BODY_LIMIT, Entry, Journal, RequestFilter
+from mockserver.qa.journal import BODY_LIMIT, Entry
 from mockserver.qa.sessions import SESSION_HEADER, Session, SessionRefused, Visit
 from mockserver.settings import Settings
 from mockserver.state.model import Config
@@ -45,42 +46,6 @@ ADMIN_PREFIX = "/__admin/"
 # so that --journal-size x --max-sessions bounds the memory: about 20 KiB an entry in the worst case.
 TEXT_LIMIT = 2048
 CONNECTION_FAULTS = ("connection_reset", "empty_response")  # nothing is sent: the adapter breaks the connection
-
-
-class BodyTimeout(Exception):
-    """The request body did not arrive within the body deadline."""
-
-
-class ClientGone(Exception):
-    """The client closed the connection before its request was whole."""
-
-
-class Io(Protocol):
-    """What an adapter does for the exchange: the only reading and waiting a request needs."""
-
-    async def body(self, raw: RawRequest) -> RawRequest:
-        """The request with its whole body (or marked too large); BodyTimeout or ClientGone when it never came whole."""
-        ...
-
-    def hold(self) -> bool:
-        """Take a place among the requests waiting at once (delays, long polls); False past the cap."""
-        ...
-
-    def release(self) -> None: ...
-
-    async def sleep(self, seconds: float) -> None: ...
-
-    async def changed(self, journal: Journal, wanted: RequestFilter, after_id: int, timeout: float) -> bool:
-        """Wait until `journal` has an entry `wanted` accepts past `after_id`, or `timeout`; False when the wait
-        must end anyway (the client left, the server stops)."""
-        ...
-
-    @property
-    def client_gone(self) -> bool: ...
-
-    async def settle(self, syncs: list) -> None:
-        """Make the request's changes durable (`--fsync always`); OSError when they cannot be."""
-        ...
 
 
 @dataclass
@@ -386,16 +351,6 @@ class Exchange:
             raw.body[:BODY_LIMIT],
         )
         session.journal.record(entry)
-
-
-def run_to_end(exchange: Coroutine[Any, Any, WireResponse]) -> WireResponse:
-    """Run the exchange in this thread (WSGI): its I/O blocks instead of suspending, so one step completes it."""
-    try:
-        exchange.send(None)
-    except StopIteration as done:
-        return done.value
-    exchange.close()
-    raise RuntimeError("the exchange suspended in a thread: a blocking Io must never suspend")
 
 
 def _unrouted(error: ApiError) -> ApiError:

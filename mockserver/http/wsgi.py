@@ -3,7 +3,7 @@
 Flask's one view (app.py) hands every request here, vendor and admin APIs alike, whatever its method or
 path: every answer is JSON or XML in the API's own format. Delays and long polls wait in the request's
 thread (WSGI has no event loop), so the exchange's coroutine is driven to its end in one step
-(exchange.run_to_end).
+(io.run_to_end).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import time
 from werkzeug.wrappers import Request
 
 from mockserver.contract.compiled import RawRequest
-from mockserver.http.exchange import CONNECTION_FAULTS, Exchange, run_to_end
+from mockserver.http.exchange import CONNECTION_FAULTS, Exchange
+from mockserver.http.io import run_to_end
 from mockserver.http.render import WireResponse
 from mockserver.http.wirefaults import break_connection
 from mockserver.qa.journal import Journal, RequestFilter
