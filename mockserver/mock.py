@@ -143,7 +143,8 @@ def _backing(settings: Settings, fixtures: Fixtures, compile_rule: Callable[[str
     except ImportError as exc:
         raise FixtureError(f"--store {settings.store} needs the Redis client: pip install 'mockserver[redis]' ({exc})") from exc
 
-    from mockserver.qa.shared_faults import SharedFaultRules
+    from mockserver.qa.faults import FaultRules
+    from mockserver.qa.shared_faults import SharedRules
     from mockserver.qa.shared_journal import SharedJournal
     from mockserver.qa.shared_sessions import SessionRegistry, SharedSessions
 
@@ -153,8 +154,8 @@ def _backing(settings: Settings, fixtures: Fixtures, compile_rule: Callable[[str
     namespace = f"{settings.namespace}:{digest[:12]}"
     registry = SessionRegistry(client, namespace, settings.session_idle, settings.max_sessions)
 
-    def faults(session_id: str, life: bytes | None) -> SharedFaultRules:
-        return SharedFaultRules(client, registry.prefix(session_id), registry.versions_key, compile_rule, life)
+    def faults(session_id: str, life: bytes | None) -> FaultRules:
+        return FaultRules(SharedRules(client, registry.prefix(session_id), registry.versions_key, compile_rule, life))
 
     def journal(session_id: str, life: bytes | None) -> SharedJournal:
         prefix = registry.prefix(session_id)

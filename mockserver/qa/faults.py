@@ -3,9 +3,12 @@
 A rule is the JSON the admin API takes (`FaultRuleInput` in spec/admin.yaml):
 what to match (operationId, method, path and header regexes) and what to do
 (answer a documented status, wait, or break the connection on the wire).
-`times` is counted under the session's rule lock, so N concurrent matches
+`FaultRules` is the one place rules are matched and fired (probability,
+`times`, the delay draw), whatever keeps them: a `RuleStorage`, this
+process's memory (`LocalRules`) or Redis (mockserver/qa/shared_faults.py).
+`times` is counted by the storage in one atomic step, so N concurrent matches
 never fire a rule more than N times; `seed` makes `probability` and a delay
-range reproducible.
+range reproducible (in each process).
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 from mockserver.contract.compiled import Operation, RawRequest
 from mockserver.qa.patterns import PatternInvalid, compile_pattern
@@ -66,17 +69,6 @@ class FaultRule:
             and all(name in raw.headers and pattern.search(raw.headers[name]) for name, pattern in self.headers.items())
             and (self.status is None or operation.documents(self.status))
         )
-
-    def fire(self) -> Action | None:
-        """Count one match and draw its action (call under the rules' lock); None when probability says no."""
-        if self.probability < 1 and self.random.random() >= self.probability:
-            return None
-        self.matched += 1
-        if self.remaining is not None:
-            self.remaining -= 1
-        low, high = self.delay_ms or (0.0, 0.0)
-        delay = low if low == high else self.random.uniform(low, high)
-        return Action(self.id, self.status, delay / 1000, self.fault)
 
     def as_json(self) -> dict[str, Any]:
         return {"id": self.id, **self.spec, "remaining": self.remaining, "matched": self.matched}
@@ -131,37 +123,111 @@ def _regex(where: str, pattern: str | None) -> Any:
         raise RuleInvalid(f"{where}: {exc}.") from exc
 
 
+class RuleStorage(Protocol):
+    """Where a session's rules are kept, and their matches counted."""
+
+    def add(self, rule: FaultRule) -> FaultRule:
+        """Keep `rule` under a new id (RuleInvalid past MAX_RULES); the rule as kept (id `f0`: kept nowhere, its
+        session ended meanwhile)."""
+        ...
+
+    def current(self, version: Any, refresh: bool) -> list[FaultRule]:
+        """The rules in the order they were added, as of `version` (what the request's session visit read; brought
+        up to date only when `refresh`)."""
+        ...
+
+    def spend(self, rule: FaultRule) -> bool:
+        """Count one match of `rule`, atomically; False when its `times` ran out (or it went with its session)."""
+        ...
+
+    def listed(self) -> list[dict[str, Any]]: ...
+
+    def delete(self, rule_id: str) -> bool: ...
+
+    def clear(self) -> None: ...
+
+
 class FaultRules:
-    """The rules of one session, tried in the order they were added."""
+    """A session's rules: added, listed and deleted through their storage, matched and fired here."""
+
+    def __init__(self, storage: RuleStorage | None = None):
+        self.storage = storage or LocalRules()
+        self._draws = threading.Lock()  # one rule's draws in order, whichever thread serves (waitress)
+
+    def add(self, build: Any) -> FaultRule:
+        """Add the rule `build(id)` makes (it may raise RuleInvalid, and then nothing is added, no id taken)."""
+        return self.storage.add(build("f0"))  # checked first; its id is the storage's
+
+    def as_of(self, version: Any) -> RulesAsOf:
+        """The rules as a request sees them: `version` was read with its session (a shared store's)."""
+        return RulesAsOf(self, version)
+
+    def match(self, operation: Operation, raw: RawRequest, answering: bool, version: Any = None) -> Action | None:
+        """The action of the first rule of its kind that matches and fires: rules that answer (a status or a
+        wire fault) when `answering`, delay-only rules otherwise. A request asks for answering rules first, then
+        (none answered) for delaying ones: the rules are brought up to date on the first ask only. A rule whose
+        `times` ran out stays listed, matching nothing."""
+        for rule in self.storage.current(version, refresh=answering):
+            if rule.answers != answering or rule.remaining == 0 or not rule.applies_to(operation, raw):
+                continue
+            with self._draws:
+                skipped = rule.probability < 1 and rule.random.random() >= rule.probability
+            if skipped or not self.storage.spend(rule):
+                continue
+            low, high = rule.delay_ms or (0.0, 0.0)
+            with self._draws:
+                delay = low if low == high else rule.random.uniform(low, high)
+            return Action(rule.id, rule.status, delay / 1000, rule.fault)
+        return None
+
+    def listed(self) -> list[dict[str, Any]]:
+        return self.storage.listed()
+
+    def delete(self, rule_id: str) -> bool:
+        return self.storage.delete(rule_id)
+
+    def clear(self) -> None:
+        self.storage.clear()
+
+
+class RulesAsOf:
+    """A session's rules with the version its request read (what the exchange calls `match` on)."""
+
+    def __init__(self, rules: FaultRules, version: Any):
+        self._rules, self._version = rules, version
+
+    def match(self, operation: Operation, raw: RawRequest, answering: bool) -> Action | None:
+        return self._rules.match(operation, raw, answering, self._version)
+
+
+class LocalRules:
+    """A session's rules in this process's memory; a rule's own counters count its matches."""
 
     def __init__(self) -> None:
         self._rules: list[FaultRule] = []
         self._lock = threading.Lock()
         self._next_id = 1
 
-    def add(self, build: Any) -> FaultRule:
-        """Add the rule `build(id)` makes (it may raise RuleInvalid, and then nothing is added)."""
+    def add(self, rule: FaultRule) -> FaultRule:
         with self._lock:
             if len(self._rules) >= MAX_RULES:
                 raise RuleInvalid(f"a session holds at most {MAX_RULES} rules; delete some (DELETE /__admin/faults).")
-            rule = build(f"f{self._next_id}")
+            rule = replace(rule, id=f"f{self._next_id}")
             self._next_id += 1
-            self._rules.append(rule)
+            self._rules = [*self._rules, rule]
             return rule
 
-    def match(self, operation: Operation, raw: RawRequest, answering: bool) -> Action | None:
-        """The action of the first rule of its kind that matches and fires: rules that answer (a status or a
-        wire fault) when `answering`, delay-only rules otherwise. A rule whose `times` ran out stays listed,
-        matching nothing."""
-        if not self._rules:  # the common case, without the lock
-            return None
+    def current(self, version: Any, refresh: bool) -> list[FaultRule]:
+        return self._rules  # replaced whole on a change, never edited in place: iterating it needs no lock
+
+    def spend(self, rule: FaultRule) -> bool:
         with self._lock:
-            for rule in self._rules:
-                if rule.answers == answering and rule.remaining != 0 and rule.applies_to(operation, raw):
-                    action = rule.fire()
-                    if action is not None:
-                        return action
-        return None
+            if rule.remaining == 0:
+                return False
+            rule.matched += 1
+            if rule.remaining is not None:
+                rule.remaining -= 1
+            return True
 
     def listed(self) -> list[dict[str, Any]]:
         with self._lock:

@@ -1,14 +1,13 @@
-"""A session's fault rules in Redis (`serve --store redis://`): every process sharing the store applies them.
+"""A session's fault rules kept in Redis (`serve --store redis://`): every process sharing the store applies them.
 
-The admin API sees the interface of `FaultRules`; the pipeline matches
-through `as_of`, with the rules' version its request read when it visited
-its session (mockserver/qa/shared_sessions.py). The rules are kept as the
-JSON the admin API took, in one hash per session, with a version: each
-process keeps them compiled and reads them again only after a change.
-`times` is counted in Redis, so N matches across all processes fire a rule at
-most N times. `probability` and delay ranges are drawn in each process (a
-`seed` makes each process's draws reproducible, not the interleaving of
-processes). The rules of a session's life that ended change nothing.
+A `RuleStorage` (mockserver/qa/faults.py, where rules are matched and fired):
+the exchange matches through `FaultRules.as_of`, with the rules' version its
+request read when it visited its session (mockserver/qa/shared_sessions.py).
+The rules are kept as the JSON the admin API took, in one hash per session,
+with a version: each process keeps them compiled and reads them again only
+after a change. `times` is counted in Redis, so N matches across all
+processes fire a rule at most N times. The rules of a session's life that
+ended change nothing.
 """
 
 from __future__ import annotations
@@ -20,8 +19,7 @@ from typing import Any
 
 import redis
 
-from mockserver.contract.compiled import Operation, RawRequest
-from mockserver.qa.faults import MAX_RULES, Action, FaultRule, RuleInvalid
+from mockserver.qa.faults import MAX_RULES, FaultRule, RuleInvalid
 from mockserver.state import codec
 from mockserver.state.redis_store import UNAVAILABLE_TO_READ, answered_503
 
@@ -68,7 +66,7 @@ return 1
 )
 
 
-class SharedFaultRules:
+class SharedRules:
     def __init__(
         self, client: redis.Redis, prefix: str, versions_key: str, compile_rule: Callable[[str, dict], FaultRule], life: bytes | None
     ):
@@ -86,10 +84,8 @@ class SharedFaultRules:
         self._version: bytes | None = None
         self._compiled: list[FaultRule] = []
 
-    def add(self, build: Callable[[str], FaultRule]) -> FaultRule:
-        """Add the rule `build(id)` makes (it may raise RuleInvalid, and then nothing is added, no id taken).
-        The cap, the id and the rule are one step in Redis, whichever processes add at once."""
-        rule = build("f0")  # checked first; its id is given by Redis
+    def add(self, rule: FaultRule) -> FaultRule:
+        """The cap, the id and the rule are one step in Redis, whichever processes add at once."""
         with answered_503(UNAVAILABLE_TO_READ):
             number = int(self._add(keys=self._keys, args=[*self._life, MAX_RULES, codec.text(rule.spec)]))
         if number == -2:  # the session ended meanwhile: the rule went with it (kept nowhere, `f0`)
@@ -98,30 +94,28 @@ class SharedFaultRules:
             raise RuleInvalid(f"a session holds at most {MAX_RULES} rules; delete some (DELETE /__admin/faults).")
         return replace(rule, id=f"f{number}")
 
-    def as_of(self, version: bytes | None) -> RulesAsOf:
-        """The rules as a request sees them: `version` was read with its session (mockserver/qa/shared_sessions.py)."""
-        return RulesAsOf(self, version)
-
-    def match(self, operation: Operation, raw: RawRequest, answering: bool, version: bytes | None) -> Action | None:
-        """As FaultRules.match, with the rules of `version`; raises ApiError(503) if Redis does not answer. A
-        request asks for answering rules first, then (none answered) for delaying ones: the rules are brought
-        up to date on the first ask only."""
+    def current(self, version: bytes | None, refresh: bool) -> list[FaultRule]:
+        """The rules of `version`, compiled: read only when it moved (ApiError 503 when Redis does not answer)."""
+        if not refresh:
+            return self._compiled
+        with self._lock:
+            if version == self._version:
+                return self._compiled
         with answered_503(UNAVAILABLE_TO_READ):
-            for rule in self._current(version) if answering else self._compiled:
-                if rule.answers != answering or not rule.applies_to(operation, raw):
-                    continue
-                with self._lock:  # one rule's draws in order, whichever thread serves (waitress)
-                    skipped = rule.probability < 1 and rule.random.random() >= rule.probability
-                if skipped:
-                    continue
-                used = int(self._spend(keys=self._keys[:3], args=[*self._life, rule.id]))
-                if rule.remaining is not None and (used > rule.remaining or used == -2):
-                    continue  # its `times` ran out, in some process (or its count went with its session's life)
-                low, high = rule.delay_ms or (0.0, 0.0)
-                with self._lock:
-                    delay = low if low == high else rule.random.uniform(low, high)
-                return Action(rule.id, rule.status, delay / 1000, rule.fault)
-        return None
+            specs = self._client.hgetall(self._rules_key)
+        with self._lock:
+            # A rule's JSON never changes: rules already compiled are kept, with their draws (`seed`) where they were.
+            known = {rule.id: rule for rule in self._compiled}
+            ordered = sorted(specs.items(), key=lambda item: int(item[0][1:]))
+            compiled = [known.get(key.decode()) or self._compile(key.decode(), codec.loads(raw)) for key, raw in ordered]
+            self._version, self._compiled = version, compiled
+        return compiled
+
+    def spend(self, rule: FaultRule) -> bool:
+        """One match counted in Redis: past the rule's `times` in any process (or gone with its session's life), no."""
+        with answered_503(UNAVAILABLE_TO_READ):
+            used = int(self._spend(keys=self._keys[:3], args=[*self._life, rule.id]))
+        return rule.remaining is None or not (used > rule.remaining or used == -2)
 
     def listed(self) -> list[dict[str, Any]]:
         with answered_503(UNAVAILABLE_TO_READ):
@@ -141,27 +135,3 @@ class SharedFaultRules:
     def clear(self) -> None:
         with answered_503(UNAVAILABLE_TO_READ):
             self._clear(keys=self._keys[:5], args=self._life)
-
-    def _current(self, version: bytes | None) -> list[FaultRule]:
-        """The rules of `version`, compiled: read only when it moved."""
-        with self._lock:
-            if version == self._version:
-                return self._compiled
-        specs = self._client.hgetall(self._rules_key)
-        with self._lock:
-            # A rule's JSON never changes: rules already compiled are kept, with their draws (`seed`) where they were.
-            known = {rule.id: rule for rule in self._compiled}
-            ordered = sorted(specs.items(), key=lambda item: int(item[0][1:]))
-            compiled = [known.get(key.decode()) or self._compile(key.decode(), codec.loads(raw)) for key, raw in ordered]
-            self._version, self._compiled = version, compiled
-        return compiled
-
-
-class RulesAsOf:
-    """A session's shared rules with the version its request read (what the pipeline calls `match` on)."""
-
-    def __init__(self, rules: SharedFaultRules, version: bytes | None):
-        self._rules, self._version = rules, version
-
-    def match(self, operation: Operation, raw: RawRequest, answering: bool) -> Action | None:
-        return self._rules.match(operation, raw, answering, self._version)

@@ -31,13 +31,12 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import redis
 
 from mockserver.errors import ApiError
 from mockserver.qa.sessions import DEFAULT, Session, SessionRefused, Visit, refusal_past_cap, session_id_of
-from mockserver.qa.shared_faults import SharedFaultRules
 from mockserver.state.redis_store import UNAVAILABLE_TO_READ, answered_503, generations_key, run_script, unlink_generation
 
 log = logging.getLogger("mockserver")
@@ -268,8 +267,7 @@ class SharedSessions:
         else:
             assert life is not None, "a live test session has a life (_VISIT)"
             session = self._handle(session_id, life)
-        rules = cast(SharedFaultRules, session.faults)  # Session names the in-memory FaultRules; here they are shared
-        return Visit(self, session_id, session, rules.as_of(version))
+        return Visit(self, session_id, session, session.faults.as_of(version))
 
     def _handle(self, session_id: str, life: bytes) -> Session:
         """This process's handle on the session's `life`: a new one for a new life (a request still holding the
