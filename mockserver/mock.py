@@ -144,8 +144,9 @@ def _backing(settings: Settings, fixtures: Fixtures, compile_rule: Callable[[str
         raise FixtureError(f"--store {settings.store} needs the Redis client: pip install 'mockserver[redis]' ({exc})") from exc
 
     from mockserver.qa.faults import FaultRules
+    from mockserver.qa.journal import Journal
     from mockserver.qa.shared_faults import SharedRules
-    from mockserver.qa.shared_journal import SharedJournal
+    from mockserver.qa.shared_journal import RedisEntries
     from mockserver.qa.shared_sessions import SessionRegistry, SharedSessions
 
     fixtures.without_spare()
@@ -157,9 +158,9 @@ def _backing(settings: Settings, fixtures: Fixtures, compile_rule: Callable[[str
     def faults(session_id: str, life: bytes | None) -> FaultRules:
         return FaultRules(SharedRules(client, registry.prefix(session_id), registry.versions_key, compile_rule, life))
 
-    def journal(session_id: str, life: bytes | None) -> SharedJournal:
+    def journal(session_id: str, life: bytes | None) -> Journal:
         prefix = registry.prefix(session_id)
-        return SharedJournal(client, prefix, settings.journal_size, registry.live_key, session_id, life, registry.idle_ms)
+        return Journal(RedisEntries(client, prefix, settings.journal_size, registry.live_key, session_id, life, registry.idle_ms))
 
     def stores_for(build: Callable[[], State]) -> Callable[..., Store]:
         return redis_store.RedisStores(client, namespace, build()).new

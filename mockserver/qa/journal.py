@@ -1,23 +1,30 @@
 """The request journal of one session: every request, newest kept, oldest dropped (WireMock's lesson).
 
-Entries are appended by whichever thread served the request (the event
-loop's under granian, waitress's request threads otherwise), under a lock
-held for the append only. Long polls wait for a change without holding it:
-on the loop through futures woken only by entries they match, on threads
-through a condition.
+`Journal` is the journal's logic, written once: recording, filtering, and
+the waits of long polls (on the loop through futures woken only by entries
+they match; on threads through a condition). What keeps the entries is an
+`EntryStorage`: this process's memory (`LocalEntries`), or a Redis stream
+every process shares (mockserver/qa/shared_journal.py), whose entries from
+other processes a poller notices within POLL_S. Entries are appended by
+whichever thread served the request, under a lock held for the append only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
+
+from mockserver.errors import ApiError
 
 BODY_LIMIT = 8 * 1024  # bytes of a request body kept in its entry (see http/exchange.py for the rest of an entry's bounds)
+POLL_S = 0.05  # how soon a wait notices an entry another process recorded (a shared storage)
 
 
 @dataclass(slots=True)
@@ -83,27 +90,46 @@ class RequestFilter:
         )
 
 
-@dataclass
-class Journal:
-    size: int
-    _entries: deque[Entry] = field(init=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
-    _changed: threading.Condition = field(init=False)
-    _waiters: dict[asyncio.Future, tuple[asyncio.AbstractEventLoop, RequestFilter]] = field(default_factory=dict, init=False)
-    _next_id: int = field(default=1, init=False)
-    _blocked: int = field(default=0, init=False)  # threads in changed_blocking
+class EntryStorage(Protocol):
+    """Where a session's entries are kept: appended with their ids, read newest first."""
 
-    def __post_init__(self) -> None:
-        self._entries = deque(maxlen=max(self.size, 1))
+    size: int
+    shared: bool  # other processes append too: waits poll for their entries
+
+    def append(self, entry: Entry) -> int:
+        """Keep `entry`; its id, or 0 when it is not kept (its session ended while its request ran, or the storage
+        is unreachable: the journal is an observer, the request is answered all the same)."""
+        ...
+
+    def newest_first(self, after: int = 0) -> tuple[list[Entry], int]:
+        """The entries newer than id `after`, newest first, and the newest id when they were read (read together:
+        an entry appended meanwhile is after the mark, not lost between)."""
+        ...
+
+    def newest_id(self) -> int:
+        """The id of the newest entry (0 when none yet): a wait started after reading it misses nothing newer."""
+        ...
+
+    def clear(self) -> None: ...
+
+
+class Journal:
+    def __init__(self, storage: EntryStorage):
+        self.storage = storage
+        self.size = storage.size
+        self._lock = threading.Lock()  # the waits' (the storage keeps its own for its entries)
         self._changed = threading.Condition(self._lock)
+        self._blocked = 0  # threads in changed_blocking
+        self._waiters: dict[asyncio.Future, tuple[asyncio.AbstractEventLoop, RequestFilter, int]] = {}
+        self._poller: threading.Thread | None = None
 
     def record(self, entry: Entry) -> Entry:
-        """Append `entry` (given its id here), and wake the waits it matches (threads: every wait)."""
-        with self._lock:
-            entry.id = self._next_id
-            self._next_id += 1
-            self._entries.append(entry)
-            if self._blocked:  # waitress long polls waiting; none under granian
+        """Append `entry` (given its id by the storage), and wake the waits it matches (threads: every wait)."""
+        entry.id = self.storage.append(entry)
+        if not entry.id:
+            return entry
+        if self._blocked:  # waitress long polls waiting; none under granian
+            with self._changed:
                 self._changed.notify_all()
         if self._waiters:
             wake(self._waiters, self._lock, lambda waiter: waiter[1].accepts(entry))
@@ -115,39 +141,33 @@ class Journal:
 
     def find_marked(self, wanted: RequestFilter) -> tuple[list[Entry], int]:
         """Matching entries, newest first, and the id of the last entry they were chosen from."""
-        with self._lock:
-            entries, last = list(self._entries), self._next_id - 1
-        return [entry for entry in reversed(entries) if wanted.accepts(entry)], last
+        entries, newest = self.storage.newest_first()
+        return [entry for entry in entries if wanted.accepts(entry)], newest
 
     def find_after(self, last_seen: int, wanted: RequestFilter) -> list[Entry]:
         """Matching entries newer than id `last_seen`, newest first (what a long poll has not seen yet)."""
-        fresh: list[Entry] = []
-        with self._lock:
-            for entry in reversed(self._entries):
-                if entry.id <= last_seen:
-                    break
-                fresh.append(entry)
-        return [entry for entry in fresh if wanted.accepts(entry)]
+        return [entry for entry in self.storage.newest_first(last_seen)[0] if wanted.accepts(entry)]
 
     def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
+        self.storage.clear()
 
     def newest_id(self) -> int:
-        """The id of the newest entry (0 when none yet): a wait started after reading it misses nothing newer."""
-        return self._next_id - 1
+        return self.storage.newest_id()
 
     def subscribe(self, wanted: RequestFilter, after_id: int) -> asyncio.Future:
         """A future (on the running loop) done at the next entry `wanted` accepts, or at once when an entry
         newer than `after_id` arrived meanwhile. Entries it does not accept wake nobody: a long poll on a busy
-        session costs each request one filter check."""
+        session costs each request one filter check. Entries of other processes wake it within POLL_S."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         with self._lock:
-            if self._next_id - 1 > after_id:
-                future.set_result(None)
-            else:
-                self._waiters[future] = (loop, wanted)
+            self._waiters[future] = (loop, wanted, after_id)
+            if self.storage.shared and self._poller is None:
+                self._poller = threading.Thread(target=self._poll, name="mockserver-journal-poll", daemon=True)
+                self._poller.start()
+        if not self.storage.shared and self.storage.newest_id() > after_id:  # registered first: nothing slips between
+            self.unsubscribe(future)
+            future.set_result(None)
         return future
 
     def unsubscribe(self, future: asyncio.Future) -> None:
@@ -155,14 +175,72 @@ class Journal:
             self._waiters.pop(future, None)
 
     def changed_blocking(self, after_id: int, timeout: float) -> None:
-        """For a server that waits in threads (waitress): return once an entry newer than `after_id` exists,
-        or after `timeout` seconds. The check and the wait are under one lock, so no entry slips between."""
+        """For a server that waits in threads (waitress): return once an entry newer than `after_id` exists, or
+        after `timeout` seconds. The check and the wait are under one lock, so no entry of this process slips
+        between; a shared storage's are looked for every POLL_S."""
+        deadline = time.monotonic() + timeout
         with self._changed:
             self._blocked += 1
             try:
-                self._changed.wait_for(lambda: self._next_id - 1 > after_id, timeout)
+                while self.storage.newest_id() <= after_id and (left := deadline - time.monotonic()) > 0:
+                    self._changed.wait(min(left, POLL_S) if self.storage.shared else left)
             finally:
                 self._blocked -= 1
+
+    def _poll(self) -> None:
+        """While waits are pending: wake those an entry newer than they have seen exists for (they re-check)."""
+        while True:
+            with self._lock:
+                if not self._waiters:
+                    self._poller = None
+                    return
+            try:
+                newest: int | None = self.storage.newest_id()
+            except ApiError:
+                newest = None  # every wait wakes, and finds the storage gone: the documented 503 at once
+            wake(self._waiters, self._lock, functools.partial(_behind, newest))
+            time.sleep(POLL_S)
+
+
+class LocalEntries:
+    """A session's entries in this process's memory, the newest `size` of them."""
+
+    shared = False
+
+    def __init__(self, size: int):
+        self.size = size
+        self._entries: deque[Entry] = deque(maxlen=max(size, 1))
+        self._lock = threading.Lock()
+        self._next_id = 1
+
+    def append(self, entry: Entry) -> int:
+        with self._lock:
+            entry.id = self._next_id
+            self._next_id += 1
+            self._entries.append(entry)
+            return entry.id
+
+    def newest_first(self, after: int = 0) -> tuple[list[Entry], int]:
+        fresh: list[Entry] = []
+        with self._lock:
+            newest = self._next_id - 1
+            for entry in reversed(self._entries):
+                if entry.id <= after:
+                    break
+                fresh.append(entry)
+        return fresh, newest
+
+    def newest_id(self) -> int:
+        return self._next_id - 1
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def _behind(newest: int | None, waiter: tuple) -> bool:
+    """Whether a wait has not seen entry `newest` (None: the storage did not answer, every wait wakes to find that)."""
+    return newest is None or newest > waiter[2]
 
 
 def wake(waiters: dict[asyncio.Future, tuple], lock: threading.Lock, chosen: Callable[[tuple], bool]) -> None:

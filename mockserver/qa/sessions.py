@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from mockserver.errors import ApiError
 from mockserver.qa.faults import FaultRules
-from mockserver.qa.journal import Journal
+from mockserver.qa.journal import Journal, LocalEntries
 from mockserver.state.model import State
 from mockserver.state.store import Store
 
@@ -132,7 +132,7 @@ class Sessions:
         self._max = max_sessions
         self._lock = threading.Lock()
         self._swept = time.monotonic()
-        self.default = Session(DEFAULT, default_store, FaultRules(), Journal(journal_size))
+        self.default = Session(DEFAULT, default_store, FaultRules(), Journal(LocalEntries(journal_size)))
         self._sessions: dict[str, Session] = {DEFAULT: self.default}
 
     def visit(self, header: str | None) -> Visit:
@@ -154,7 +154,7 @@ class Sessions:
             if session is None:
                 if len(self._sessions) - 1 >= self._max:
                     raise SessionRefused(refusal_past_cap(session_id, self._max))
-                session = Session(session_id, self._new_store(session_id), FaultRules(), Journal(self._journal_size))
+                session = Session(session_id, self._new_store(session_id), FaultRules(), Journal(LocalEntries(self._journal_size)))
                 self._sessions[session_id] = session
             self._hold(session, time.monotonic())
             return session

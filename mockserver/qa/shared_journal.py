@@ -1,13 +1,12 @@
-"""A session's request journal in Redis (`serve --store redis://`): every process records into it and reads it.
+"""A session's journal entries in Redis (`serve --store redis://`): every process records into them and reads them.
 
-The same interface as `Journal`. Entries go into one Redis stream per
-session, capped at `--journal-size`; each gets its id from one counter, in
-the same round trip (a short script: INCR then XADD, so ids and stream order
-agree; a test session's entry also marks the session used, and is dropped if
-the session ended while its request ran). find, count and unmatched read the
-stream. A long poll is woken at once by a matching entry recorded in its own
-process, and within POLL_S by one recorded in another (a thread compares the
-counter with what the waits have seen).
+An `EntryStorage` (mockserver/qa/journal.py, where the journal's logic is).
+Entries go into one Redis stream per session, capped at `--journal-size`;
+each gets its id from one counter, in the same round trip (a short script:
+INCR then XADD, so ids and stream order agree; a test session's entry also
+marks the session used, and is dropped if the session ended while its
+request ran). A long poll is woken at once by a matching entry recorded in
+its own process, and within POLL_S by one recorded in another.
 
 A request whose entry cannot be recorded (Redis unreachable) is still
 answered, and logged: the journal is an observer. A query that cannot read
@@ -16,22 +15,17 @@ it is the admin API's documented 503.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
-import threading
-import time
 from typing import Any
 
 import redis
 
-from mockserver.qa.journal import Entry, RequestFilter, wake
+from mockserver.qa.journal import Entry
 from mockserver.qa.sessions import DEFAULT
 from mockserver.state import codec
 from mockserver.state.redis_store import UNAVAILABLE_TO_READ, answered_503, run_script
 
 log = logging.getLogger("mockserver")
-POLL_S = 0.05  # how soon a wait notices an entry another process recorded
 # The journal emptied (KEYS[2]), unless the session's life (KEYS[1]) is not ARGV[1] any more ('' never ends).
 _CLEAR = """
 if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -57,7 +51,9 @@ return id
 """
 
 
-class SharedJournal:
+class RedisEntries:
+    shared = True
+
     def __init__(self, client: redis.Redis, prefix: str, size: int, live_sessions: str, session_id: str, life: bytes | None, idle_ms: int):
         """`live_sessions`: the registry's key; `session_id` and `life`: whose journal, in which of its lives (the
         default session never ends); `idle_ms`: --session-idle."""
@@ -70,91 +66,33 @@ class SharedJournal:
         self._owner = [session_id, life, idle_ms] if test_session else ["", b"", 0]
         self._record = client.register_script(_RECORD)
         self._clear = client.register_script(_CLEAR)
-        self._lock = threading.Lock()
-        self._waiters: dict[asyncio.Future, tuple[asyncio.AbstractEventLoop, RequestFilter, int]] = {}
-        self._poller: threading.Thread | None = None
 
-    def record(self, entry: Entry) -> Entry:
-        """Append `entry` (its id given here) and wake this process's waits it matches; with Redis gone, the
-        entry is lost (logged) and the request answered all the same."""
+    def append(self, entry: Entry) -> int:
+        """With Redis gone, the entry is lost (logged)."""
         if self.size <= 0:
-            return entry
+            return 0
         try:
-            entry.id = int(run_script(self._client, self._record, self._keys, [codec.text(_fields(entry)), self.size, *self._owner]))
+            return int(run_script(self._client, self._record, self._keys, [codec.text(_fields(entry)), self.size, *self._owner]))
         except redis.RedisError as exc:
             log.warning("request not journaled, the shared store (Redis) is unavailable: %s %s: %s", entry.method, entry.path, exc)
-            return entry
-        if not entry.id:  # its session ended while it ran: the entry went with it
-            return entry
-        wake(self._waiters, self._lock, lambda waiter: waiter[1].accepts(entry))
-        return entry
+            return 0
 
-    def find(self, wanted: RequestFilter) -> list[Entry]:
-        return self.find_marked(wanted)[0]
-
-    def find_marked(self, wanted: RequestFilter) -> tuple[list[Entry], int]:
-        """Matching entries, newest first, and the id of the last entry they were chosen from (read in one
-        transaction with them: an entry recorded meanwhile is after the mark, not lost between)."""
+    def newest_first(self, after: int = 0) -> tuple[list[Entry], int]:
+        """Only the entries newer than `after` are read, in one transaction with the counter."""
         with answered_503(UNAVAILABLE_TO_READ), self._client.pipeline(transaction=True) as pipe:
             pipe.get(self._counter)
-            pipe.xrevrange(self._stream, count=self.size)
+            pipe.xrevrange(self._stream, min=f"{after + 1}-0" if after else "-", count=self.size)
             newest, raw = pipe.execute()
-        return [entry for entry in _entries(raw) if wanted.accepts(entry)], int(newest or 0)
-
-    def find_after(self, last_seen: int, wanted: RequestFilter) -> list[Entry]:
-        """Matching entries newer than id `last_seen`, newest first: only those are read."""
-        with answered_503(UNAVAILABLE_TO_READ):
-            raw = self._client.xrevrange(self._stream, min=f"{last_seen + 1}-0", count=self.size)
-        return [entry for entry in _entries(raw) if wanted.accepts(entry)]
-
-    def clear(self) -> None:
-        """The entries go (not the ids); not those of the session's next life, if this one ended meanwhile."""
-        with answered_503(UNAVAILABLE_TO_READ):
-            self._clear(keys=[self._keys[3], self._stream], args=self._life)
+        return _entries(raw), int(newest or 0)
 
     def newest_id(self) -> int:
         with answered_503(UNAVAILABLE_TO_READ):
             return int(self._client.get(self._counter) or 0)
 
-    def subscribe(self, wanted: RequestFilter, after_id: int) -> asyncio.Future:
-        """As Journal.subscribe; entries of other processes wake it within POLL_S."""
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        with self._lock:
-            self._waiters[future] = (loop, wanted, after_id)
-            if self._poller is None:
-                self._poller = threading.Thread(target=self._poll, name="mockserver-journal-poll", daemon=True)
-                self._poller.start()
-        return future
-
-    def unsubscribe(self, future: asyncio.Future) -> None:
-        with self._lock:
-            self._waiters.pop(future, None)
-
-    def changed_blocking(self, after_id: int, timeout: float) -> None:
-        """For waitress: return once an entry newer than `after_id` exists, or after `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        while self.newest_id() <= after_id and time.monotonic() < deadline:
-            time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
-
-    def _poll(self) -> None:
-        """While waits are pending: wake those an entry newer than they have seen exists for (they re-check)."""
-        while True:
-            with self._lock:
-                if not self._waiters:
-                    self._poller = None
-                    return
-            try:
-                newest: int | None = int(self._client.get(self._counter) or 0)
-            except redis.RedisError:
-                newest = None  # every wait wakes, and finds Redis gone: the documented 503 at once
-            wake(self._waiters, self._lock, functools.partial(_behind, newest))
-            time.sleep(POLL_S)
-
-
-def _behind(newest: int | None, waiter: tuple) -> bool:
-    """Whether a wait has not seen entry `newest` (None: Redis did not answer, every wait wakes to find that)."""
-    return newest is None or newest > waiter[2]
+    def clear(self) -> None:
+        """The entries go (not the ids); not those of the session's next life, if this one ended meanwhile."""
+        with answered_503(UNAVAILABLE_TO_READ):
+            self._clear(keys=[self._keys[3], self._stream], args=self._life)
 
 
 def _entries(raw: list) -> list[Entry]:
