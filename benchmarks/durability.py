@@ -81,7 +81,7 @@ def measure_http(variant: Variant, fixture: Path, plan: Plan, round_: int, watch
 
 
 def _app(fixture: Path, state: Path | None, fsync: str):
-    from mockserver.http.app import create_app
+    from mockserver.mock import create_app
     from mockserver.settings import Settings
 
     mock = create_app(Settings(fixtures=fixture, state_file=state, fsync=fsync)).mock

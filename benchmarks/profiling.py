@@ -94,7 +94,7 @@ def _inclusive(stats: pstats.Stats, suffix: str, function: str) -> tuple[float, 
 
 
 def profile(scenario_name: str = "moveCustomer", requests: int = 5000, top: int = 20) -> str:
-    from mockserver.http.app import create_app
+    from mockserver.mock import create_app
     from mockserver.settings import Settings
 
     scenario = SCENARIOS[scenario_name]()

@@ -256,7 +256,7 @@ async def _call(app, scope: dict, body: bytes = b"") -> tuple[int, bytes]:
 
 async def _build(variant: Variant):
     """A fresh app set up as `variant`, through its own admin API."""
-    from mockserver.http.app import create_app
+    from mockserver.mock import create_app
     from mockserver.settings import Settings
 
     app = create_app(Settings(**variant.settings())).mock.asgi()

@@ -150,7 +150,7 @@ def _until_logged(proc: servers.ServerProcess, line: str, timeout: float) -> Non
 def in_process_us(fixture: Path, redis_url: str | None, calls: int, repeats: int) -> float:
     """Best µs per move through the ASGI app (memory, or Redis under a fresh namespace)."""
     from benchmarks.qa_cost import _moves, _new_loop
-    from mockserver.http.app import create_app
+    from mockserver.mock import create_app
     from mockserver.settings import Settings
 
     loop, _ = _new_loop()

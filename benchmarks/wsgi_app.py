@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from mockserver.http.app import create_app
+from mockserver.mock import create_app
 from mockserver.resources import default_fixtures_path
 from mockserver.settings import Settings
 

@@ -18,6 +18,7 @@ from mockserver.contract.compiled import Contract
 from mockserver.contract.spec import load_document
 from mockserver.family import Family
 from mockserver.http import wirefaults
+from mockserver.http.app import MockApp, flask_face
 from mockserver.http.exchange import Exchange
 from mockserver.qa.faults import FaultRule, parse_rule
 from mockserver.qa.scenarios import Scenarios
@@ -29,7 +30,6 @@ from mockserver.state.model import Config, State
 from mockserver.state.store import MemoryStore, Store
 
 if TYPE_CHECKING:
-    from mockserver.http.app import MockApp
     from mockserver.http.asgi import AsgiApp
 
 NAMESPACE = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -72,10 +72,13 @@ class Mock:
         self.sessions.start_over(fixtures.build, self.stores_for(fixtures.build))
 
 
+def create_app(settings: Settings | None = None) -> MockApp:
+    """The Flask face of a new mock: what waitress serves and Flask's test client calls."""
+    return create_mock(settings).flask
+
+
 def create_mock(settings: Settings | None = None) -> Mock:
     """Every part from `settings`; a bad spec, fixture, scenario or option raises here (FixtureError, LookupError)."""
-    from mockserver.http.app import flask_face
-
     settings = settings or Settings()
     served = families.load(settings.families)
     fragments = [load_document(family.spec) for family in served if family.spec is not None]

@@ -14,7 +14,7 @@ from mockserver.contract.compiled import RawRequest
 from mockserver.contract.errors import ResponseInvalid
 from mockserver.contract.reference import Reference
 from mockserver.contract.spec import load_document
-from mockserver.http.app import create_app
+from mockserver.mock import create_app
 from mockserver.resources import admin_spec_path
 from mockserver.settings import Settings
 from mockserver.state.model import State

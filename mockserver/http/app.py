@@ -9,7 +9,7 @@ answer what escapes the view (a bug of the mock's own) in JSON too: its HTML pag
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
@@ -17,16 +17,21 @@ from werkzeug.exceptions import HTTPException
 from mockserver.contract.compiled import JSON
 from mockserver.errors import UNEXPECTED
 from mockserver.http import render, wsgi
+from mockserver.http.exchange import Exchange
 from mockserver.settings import Settings
-
-if TYPE_CHECKING:
-    from mockserver.mock import Mock
 
 log = logging.getLogger("mockserver")
 
 
+class Faced(Protocol):
+    """What the face needs of its mock (mockserver/mock.py)."""
+
+    settings: Settings
+    exchange: Exchange
+
+
 class MockApp(Flask):
-    mock: Mock  # the mock this app is the face of
+    mock: Any  # the Mock this app is the face of (mockserver/mock.py)
 
     def dispatch_request(self) -> Any:
         """Every request, whatever its method or path, to the one view: the contracts route, not werkzeug (its URL
@@ -34,14 +39,7 @@ class MockApp(Flask):
         return self.view_functions["exchange"]()
 
 
-def create_app(settings: Settings | None = None) -> MockApp:
-    """The Flask face of a new mock (`create_mock(settings).flask`)."""
-    from mockserver.mock import create_mock
-
-    return create_mock(settings).flask
-
-
-def flask_face(mock: Mock) -> MockApp:
+def flask_face(mock: Faced) -> MockApp:
     app = MockApp(__name__, static_folder=None)
     app.mock = mock
     strict = mock.settings.strict_responses

@@ -20,16 +20,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from mockserver.errors import ApiError
 from mockserver.qa.faults import FaultRules
 from mockserver.qa.journal import Journal, LocalEntries
 from mockserver.state.model import State
 from mockserver.state.store import Store
-
-if TYPE_CHECKING:
-    from mockserver.qa.shared_sessions import SharedSessions
 
 DEFAULT = "default"
 SESSION_HEADER = "x-mock-session"
@@ -78,6 +75,17 @@ def refusal_past_cap(session_id: str, max_sessions: int) -> str:
     )
 
 
+class Registry(Protocol):
+    """What a visit asks of the sessions it belongs to: this process's (`Sessions`), or the shared ones
+    (mockserver/qa/shared_sessions.py)."""
+
+    default: Session
+
+    def _create(self, session_id: str) -> Session: ...
+
+    def _release(self, session: Session) -> None: ...
+
+
 class Visit:
     """One request's stay in its session. A session is created by the first request that needs it (one that
     passed routing and authentication), so requests refused before that never fill the cap; they are
@@ -85,7 +93,7 @@ class Visit:
 
     def __init__(
         self,
-        sessions: Sessions | SharedSessions,
+        sessions: Registry,
         session_id: str,
         session: Session | None,
         faults: Any = None,

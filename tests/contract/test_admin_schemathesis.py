@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, settings
 
-from mockserver.http.app import create_app
+from mockserver.mock import create_app
 from mockserver.resources import admin_spec_path
 from mockserver.settings import Settings
 from tests.contract.support import load_schema, reset_everything

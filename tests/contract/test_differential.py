@@ -30,9 +30,9 @@ from werkzeug.wrappers import Request
 
 from mockserver.contract.compiled import XML, RawRequest
 from mockserver.contract.errors import MethodNotAllowed, RequestInvalid, ResponseInvalid, RouteNotFound
-from mockserver.http.app import create_app
 from mockserver.http.render import serialize as render_body
 from mockserver.http.wsgi import raw_request
+from mockserver.mock import create_app
 from mockserver.settings import Settings
 from tests.contract.support import decode_xml, load_schema
 

@@ -32,7 +32,7 @@ import httpx
 import pytest
 import yaml
 
-from mockserver.http.app import create_app
+from mockserver.mock import create_app
 from mockserver.resources import spec_path
 from mockserver.settings import Settings
 

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 from schemathesis.specs.openapi.checks import negative_data_rejection
 
-from mockserver.http.app import create_app
+from mockserver.mock import create_app
 from mockserver.settings import Settings
 from tests.contract.support import STATEFUL_EXAMPLES, load_schema
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from mockserver.http.app import create_app
+from mockserver.mock import create_app
 from mockserver.settings import Settings
 from tests.contract.support import load_schema
 from tests.contract.test_schemathesis import untyped_xml_exclusions

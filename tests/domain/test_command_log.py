@@ -317,7 +317,7 @@ def test_a_log_removed_under_the_server_fails_the_state_file(tmp_path, fixtures,
 
 
 def test_a_scenario_applied_at_the_first_start_is_in_the_first_snapshot(tmp_path, schemas):
-    from mockserver.http.app import create_app
+    from mockserver.mock import create_app
 
     path = tmp_path / "state.json"
     app = create_app(Settings(state_file=path, scenario="merge-stale"))

@@ -9,7 +9,7 @@ import yaml
 from mockserver.contract.compiled import Contract
 from mockserver.contract.spec import load_document
 from mockserver.families import built_in_sections
-from mockserver.http.app import create_app
+from mockserver.mock import create_app
 from mockserver.settings import Settings
 from mockserver.state.fixtures import FixtureError, Fixtures
 from mockserver.state.persistence import MARKER, VERSION, StateFileError, snapshot

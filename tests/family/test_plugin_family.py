@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from mockserver.families import BUILT_IN
-from mockserver.http.app import create_app
+from mockserver.mock import create_app
 from mockserver.resources import default_fixtures_path
 from mockserver.settings import Settings
 from mockserver.state.fixtures import FixtureError

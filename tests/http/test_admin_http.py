@@ -1,6 +1,6 @@
 """The admin API through the test client, with and without an admin token."""
 
-from mockserver.http.app import create_app
+from mockserver.mock import create_app
 from mockserver.settings import Settings
 
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from mockserver.http.app import create_app
 from mockserver.http.asgi import AsgiApp
+from mockserver.mock import create_app
 from mockserver.qa.journal import RequestFilter
 from mockserver.settings import Settings
 from tests.conftest import RELAY_KEY, SEED_MERGE, USER

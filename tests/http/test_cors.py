@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from mockserver.http.app import create_app
 from mockserver.http.cors import CorsPolicy
+from mockserver.mock import create_app
 from mockserver.qa.journal import RequestFilter
 from mockserver.settings import Settings
 from tests.conftest import RELAY_KEY

@@ -241,7 +241,7 @@ def test_a_token_with_the_read_scope_gets_but_cannot_merge(client, state):
 def test_a_mock_bug_is_egains_500_100_and_a_forced_500_its_documented_example(monkeypatch):
     """eGain's published 500 code: for the documented example, and for an answer the mock could not keep in its contract."""
     from mockserver.egain import api as egain_api
-    from mockserver.http.app import create_app
+    from mockserver.mock import create_app
     from mockserver.settings import Settings
 
     client = create_app(Settings()).test_client()  # not strict: a mock bug becomes the logged 500, as when serving
@@ -257,7 +257,7 @@ def test_a_mock_bug_is_worded_as_the_request_asks(monkeypatch):
     """The 500 of an answer the mock could not keep in its contract is in eGain's format as the request asks for it,
     as every other eGain error is: `X-egain-error-message: yes` adds its userMessage."""
     from mockserver.egain import api as egain_api
-    from mockserver.http.app import create_app
+    from mockserver.mock import create_app
     from mockserver.settings import Settings
 
     client = create_app(Settings()).test_client()

@@ -7,7 +7,7 @@ import re
 import pytest
 import yaml
 
-from mockserver.http.app import create_app
+from mockserver.mock import create_app
 from mockserver.resources import admin_spec_path, spec_path
 from mockserver.settings import Settings
 from tests.conftest import RELAY_KEY, USER

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from mockserver.http.app import create_app
+from mockserver.mock import create_app
 from mockserver.settings import Settings
 from tests.conftest import RELAY_KEY, SEED_MERGE, USER, CheckedClient, store_settings
 

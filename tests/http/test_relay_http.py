@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from mockserver.http.app import create_app
+from mockserver.mock import create_app
 from mockserver.resources import default_fixtures_path
 from mockserver.settings import Settings
 from tests.conftest import RELAY_KEY, CheckedClient

@@ -11,7 +11,7 @@ import uuid
 import pytest
 import redis
 
-from mockserver.http.app import create_app
+from mockserver.mock import create_app
 from mockserver.settings import Settings
 from mockserver.state.fixtures import FixtureError
 from tests.conftest import RELAY_KEY
