@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.server import process_tree, running_server
+from mockserver.testing.harness import running_server
+from mockserver.testing.process import process_tree
 from tests.e2e.wire import eventually
 
 pytestmark = pytest.mark.e2e
