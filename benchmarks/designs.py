@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 
 from benchmarks import load, servers
-from benchmarks.held_load import HeldLoad, HeldReport, KindReport, hold, long_poll_request, raise_fd_limit, raw_request
+from mockserver.testing.held_load import HeldLoad, HeldReport, KindReport, hold, long_poll_request, raise_fd_limit, raw_request
 
 DELAY_MS = 5000  # the held load's delayed requests: `Prefer: delay=5000`, as in tests/e2e/test_held_load.py
 DELAYED_PATH = "/cdm/client/demo/customer/BAK-11984-008"

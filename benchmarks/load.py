@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.fixturegen import MERGE_LAST_MODIFIED, SOURCE_BASE, TARGET_BASE, move_ccid, relay_ccid
+from mockserver.testing.fixturegen import MERGE_LAST_MODIFIED, SOURCE_BASE, TARGET_BASE, move_ccid, relay_ccid
 
 RELAY_KEY = {"xx-relay-api-key": "demo-key"}
 READ_TOKEN = {"Authorization": "Bearer demo-readonly-token"}

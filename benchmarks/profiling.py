@@ -24,7 +24,7 @@ from pathlib import Path
 from werkzeug.test import EnvironBuilder
 
 from benchmarks import load
-from benchmarks.fixturegen import write_fixture
+from mockserver.testing.fixturegen import write_fixture
 
 WARMUP = 200
 MOVE_CUSTOMERS = 64

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import designs, durability, load, machine, qa_cost, reset_stall, servers
-from benchmarks.fixturegen import move_ccid, write_fixture
+from mockserver.testing.fixturegen import move_ccid, write_fixture
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SERVERS = ("granian", "waitress")
@@ -707,7 +707,7 @@ def phase_durability(cfg: Config, tmp: Path, report: Report) -> None:
 def phase_shared_store(cfg: Config, tmp: Path, report: Report) -> None:
     """#14: moveCustomer on 1, 2 and 4 processes sharing one Redis against 1 process in memory; µs per move in process."""
     from benchmarks import shared_store
-    from tests.redis_server import redis_server
+    from mockserver.testing.redis_server import redis_server
 
     customers = MOVE_CUSTOMERS * 4  # each process's wrk its own quarter at 4 processes, a customer a slice as before
     fixture = write_fixture(tmp / "shared-store.json", move_customers=customers)

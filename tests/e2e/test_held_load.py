@@ -12,8 +12,8 @@ import os
 
 import pytest
 
-from benchmarks.held_load import HeldLoad, describe, hold, long_poll_request, probe_moves, raise_fd_limit, raw_request
 from mockserver.testing.harness import running_server
+from mockserver.testing.held_load import HeldLoad, describe, hold, long_poll_request, probe_moves, raise_fd_limit, raw_request
 
 pytestmark = pytest.mark.e2e
 FULL = os.environ.get("MOCKSERVER_HELD_LOAD") == "full"

@@ -1,4 +1,4 @@
-"""A real Redis for the tests: Debian's `redis-server`, installed when missing (as root, with apt), on a free
+"""A real Redis for the tests and the benchmarks: Debian's `redis-server`, installed when missing (as root, with apt), on a free
 loopback port, with no persistence, stopped after."""
 
 from __future__ import annotations
