@@ -91,11 +91,14 @@ def others_during(run: Callable[[], T], server_pid: int | None = None) -> tuple[
     return result, max(0.0, (busy - server - own) / HZ / elapsed)
 
 
-def wait_quiet(limit: float, below: float, told: Callable[[str], None]) -> None:
-    """Wait at most `limit` seconds for other processes to use less than `below` cores (sampled over 0.5 s)."""
-    deadline = time.perf_counter() + limit
+def wait_quiet(limit: float, below: float, tell: Callable[[str], None], server_pid: int | None = None) -> None:
+    """Wait at most `limit` seconds for processes other than the server and ours to use under `below` cores
+    (sampled over 0.5 s)."""
+    deadline, told = time.perf_counter() + limit, False
     while time.perf_counter() < deadline:
-        _, others = others_during(lambda: time.sleep(0.5))
+        _, others = others_during(lambda: time.sleep(0.5), server_pid)
         if others < below:
             return
-        told(f"other processes keep {others:.2f} cores busy; waiting up to {limit:.0f} s for them")
+        if not told:
+            tell(f"other processes keep {others:.2f} cores busy; waiting up to {limit:.0f} s for them")
+            told = True

@@ -18,7 +18,7 @@ from typing import Any
 
 from benchmarks import load
 from benchmarks.in_process import MOVES, RETRIEVES, us_per_request
-from benchmarks.runner import Config, Report, bare, call, measured, median, memory, mock, progress, ratio, table
+from benchmarks.runner import HELD_DEADLINE, Config, Report, bare, call, measured, median, memory, mock, progress, quiet, ratio, table
 from benchmarks.stalls import RELAY_KEY, RequestLoop, change_something
 from mockserver.testing.fixturegen import write_fixture
 from mockserver.testing.held_load import HeldLoad, HeldReport, describe, hold, long_poll_request, raise_fd_limit, raw_request
@@ -26,7 +26,6 @@ from mockserver.testing.process import ServerProcess
 from mockserver.testing.redis_server import redis_server
 
 MOVE_CUSTOMERS = 1024  # moveCustomer's stream: each wrk thread moves its own half round robin, so no move races
-HELD_DEADLINE = "120"  # s, the mock's --head-timeout and --body-timeout: nothing held is cut during a run
 DELAY_MS = 5000  # the held load's delayed requests: `Prefer: delay=5000`, as in tests/e2e/test_held_load.py
 HTTP_COLUMNS = "configuration | req/s | p50 (ms) | p99 (ms) | vs (a) | statuses | failures | other CPU (cores)"
 IN_PROCESS_COLUMNS = "configuration | µs/request (best) | every group | vs (a) (µs) | requests a group"
@@ -144,7 +143,7 @@ def _held_failures(held: HeldReport) -> list[str]:
 
 def _serve(cfg: Config, report: Report, app: str, server: str, fixture: Path, runs: list, notes: list[str]) -> list:
     """`runs` (scenario name, held or not) against one server of `app`: each run's result and failures."""
-    deadlines = ("--head-timeout", HELD_DEADLINE, "--body-timeout", HELD_DEADLINE) if server == "granian" else ()
+    deadlines = ("--head-timeout", str(HELD_DEADLINE), "--body-timeout", str(HELD_DEADLINE)) if server == "granian" else ()
     done = []
     with _start(cfg, app, server, f"serving-{app.replace(' ', '-')}-{server}", "--fixtures", str(fixture), *deadlines) as proc:
         if not cfg.smoke:  # one unrecorded second, so that no measured run pays first-request costs
@@ -156,8 +155,9 @@ def _serve(cfg: Config, report: Report, app: str, server: str, fixture: Path, ru
             if not held:
                 result = measured(cfg, scenario, proc)
             else:
+                quiet(cfg, proc)  # before the load is held: its connections must not wait out a deadline meanwhile
                 with hold(proc.url, held_shape(proc.url, cfg)) as held_report:
-                    result = measured(cfg, scenario, proc)
+                    result = measured(cfg, scenario, proc, wait=False)
                 extra = _held_failures(held_report)
                 notes.append(f"- {what}: {describe(held_report)}")
             done.append((result, "; ".join(report.check(what, result, extra)) or "none"))

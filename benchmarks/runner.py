@@ -27,11 +27,12 @@ SERVERS = ("granian", "waitress")
 PHASES = ("start-up", "serving", "in-process", "state-file", "shared-store", "scale")
 QUIET = 0.15  # cores other processes may use when a load run starts
 DISTURBED = 0.2  # cores other processes used during a run from which the summary warns
+HELD_DEADLINE = 60  # s, the servers' deadline for a request head and an idle connection (granian: 60 at most)
 # The bare app on each server, set up as `mockserver serve` sets that server up (granian: one event loop on uvloop,
-# HTTP/1 only, its caps at --max-connections; waitress: --threads 8).
+# HTTP/1 only, its caps at --max-connections, the head deadline of the mock's held runs; waitress: --threads 8).
 BARE = {
     "granian": "-m granian --interface asginl --loop uvloop --workers 1 --http 1 --no-ws --backlog 8192 --backpressure 8192"
-    " --no-log --host 127.0.0.1 --port {port} benchmarks.baseline_app:asgi",
+    " --http1-header-read-timeout {deadline_ms} --no-log --host 127.0.0.1 --port {port} benchmarks.baseline_app:asgi",
     "waitress": "-m waitress --listen=127.0.0.1:{port} --threads=8 benchmarks.baseline_app:wsgi",
 }
 
@@ -112,7 +113,7 @@ def mock(cfg: Config, name: str, *args: str, timeout: float = 60.0) -> Iterator[
 def bare(cfg: Config, name: str, server: str) -> Iterator[ServerProcess]:
     """The bare baseline app on `server`, as `mock` starts the mock."""
     port = free_port()
-    command = [sys.executable, *BARE[server].format(port=port).split()]
+    command = [sys.executable, *BARE[server].format(port=port, deadline_ms=HELD_DEADLINE * 1000).split()]
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(machine.REPO), os.environ.get("PYTHONPATH")]))}
     with ServerProcess.spawn(command, port, cfg.tmp / f"{name}.log", cwd=machine.REPO, env=env, name=f"the bare app on {server}") as proc:
         proc.wait_ready(lambda: healthy(proc.url), 60, 0.01)
@@ -128,10 +129,17 @@ def memory(proc: ServerProcess) -> tuple[float, float, int]:
     return rss_kib(proc.pid) / 1024, pss_kib(proc.pid) / 1024, len(process_tree(proc.pid))
 
 
-def measured(cfg: Config, scenario: load.Scenario, proc: ServerProcess, seconds: float | None = None) -> load.LoadResult:
-    """One wrk run against `proc`, once the machine is quiet, with the cores other processes used meanwhile."""
+def quiet(cfg: Config, proc: ServerProcess) -> None:
+    """Wait (at most cfg.quiet_wait seconds) for processes other than the server and this one to leave the CPU."""
     if cfg.quiet_wait:
-        machine.wait_quiet(cfg.quiet_wait, QUIET, progress)
+        machine.wait_quiet(cfg.quiet_wait, QUIET, progress, proc.pid)
+
+
+def measured(cfg: Config, scenario: load.Scenario, proc: ServerProcess, seconds: float | None = None, wait: bool = True) -> load.LoadResult:
+    """One wrk run against `proc` (once the machine is quiet, unless `wait` is False), with the cores other processes
+    used meanwhile."""
+    if wait:
+        quiet(cfg, proc)
     result, others = machine.others_during(
         lambda: load.run(scenario, proc.url, seconds or cfg.duration, cfg.threads, cfg.connections, cfg.tmp), proc.pid
     )
