@@ -266,7 +266,10 @@ def _restart(cfg: Config, report: Report) -> str:
     fixture = write_fixture(cfg.tmp / f"restart-{customers}.json", relay_customers=customers, move_customers=MOVE_CUSTOMERS)
     state = _fresh(cfg, "restart")
     args = ("--fixtures", str(fixture), "--state-file", str(state))
-    with mock(cfg, "restart-0", *args) as proc:  # the first start writes the snapshot; the moves go to the log
+    # The first start writes the snapshot; the moves go to the log. The compactor's first check comes a second after
+    # the start, before any move (nothing is due then), and the next one an hour later: the log keeps every move.
+    with mock(cfg, "restart-0", *args, "--save-interval", "3600") as proc:
+        time.sleep(1.5)
         moved = load.run(load.move(MOVE_CUSTOMERS), proc.url, cfg.duration, cfg.threads, cfg.connections, cfg.tmp)
         os.kill(proc.pid, signal.SIGKILL)  # no compaction on the way out: the log stays, to be replayed
         proc.process.wait()

@@ -167,7 +167,7 @@ def parse(argv: list[str] | None) -> Config:
         parser.error(f"--only: choose from {', '.join(PHASES)}; --servers: from {', '.join(SERVERS)}")
     load.wrk()  # refuses at once when wrk is missing
     if args.smoke:
-        return Config(True, only, servers, args.duration or 1.0, args.threads, args.connections, 1, 300, (100, 1_000), 1_000, 0)
+        return Config(True, only, servers, args.duration or 1.0, args.threads, args.connections, 1, 300, (1_000,), 1_000, 0)
     sizes = (100, 100_000) if args.skip_1m else (100, 100_000, 1_000_000)
     return Config(False, only, servers, args.duration or 10.0, args.threads, args.connections, 3, 5_000, sizes, 100_000, args.quiet_wait)
 
