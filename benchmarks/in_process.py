@@ -61,7 +61,7 @@ def us_per_request(
     `warmup` unrecorded requests (enough to fill the journal, so each new entry drops the oldest); the timed statuses."""
     import uvloop
 
-    loop, groups, statuses = uvloop.new_event_loop(), [], Counter()
+    loop, groups, statuses = uvloop.new_event_loop(), list[float](), Counter[int]()
     try:
         for _ in range(repeats):
             gc.collect()  # the previous group's app is gone before this one is built

@@ -10,7 +10,7 @@ import re
 import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
@@ -80,7 +80,7 @@ def _until_logged(proc: ServerProcess, line: str, timeout: float) -> None:
         time.sleep(0.05)
 
 
-def _in_process(cfg: Config, report: Report, configs: list[tuple[str, list, Callable[[], dict[str, Any]], int]]) -> list[list[str]]:
+def _in_process(cfg: Config, report: Report, configs: Sequence[tuple[str, list, Callable[[], dict[str, Any]], int]]) -> list[list[str]]:
     """µs per request of each (label, requests, settings, calls), best of cfg.repeats groups; rows against the first, (a)."""
     rows, first = [], math.nan
     warmup = 200 if cfg.smoke else 1_200  # past the journal's 1,000 entries
@@ -168,7 +168,7 @@ def serving(cfg: Config, report: Report) -> None:
     fixture = write_fixture(cfg.tmp / "serving.json", move_customers=MOVE_CUSTOMERS)
     shape = held_shape("http://127.0.0.1:1", cfg)
     raise_fd_limit(shape.connections + 256)  # before a server starts: it inherits the limit
-    rows, notes = [], []
+    rows, notes = [], list[str]()
     for server in cfg.servers:
         runs = [("moveCustomer", False), ("retrieveCustomer", False)]
         runs += [("moveCustomer", True)] if server == "granian" else []  # waitress would give a thread to each waiting request
@@ -348,7 +348,7 @@ SCALE_STARTS = (("YAML, fixture cache empty", ".yaml", True), ("YAML, from the c
 
 
 def scale(cfg: Config, report: Report) -> None:
-    start_rows, served_rows, p50s = [], [], {}
+    start_rows, served_rows, p50s = [], [], dict[int, float]()
     for size in cfg.sizes:
         fixtures = {suffix: write_fixture(cfg.tmp / f"scale-{size}{suffix}", relay_customers=size) for suffix in (".yaml", ".json")}
         row = [f"{size:,}", *(f"{fixtures[suffix].stat().st_size / 1e6:.0f}" for suffix in (".yaml", ".json"))]

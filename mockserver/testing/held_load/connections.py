@@ -10,8 +10,9 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
+from typing import Any
 from urllib.parse import urlsplit
 
 from mockserver.testing.held_load.shape import HeldLoad, HeldReport, KindReport
@@ -35,7 +36,7 @@ class Holder:
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"an http:// base URL is needed, not {base_url!r}")
         self.port = parts.port or 80
-        self.ip = socket.getaddrinfo(parts.hostname, self.port, type=socket.SOCK_STREAM)[0][4][0]  # once, not per connection
+        self.ip = str(socket.getaddrinfo(parts.hostname, self.port, type=socket.SOCK_STREAM)[0][4][0])  # once, not per connection
         self.host_header = parts.netloc
         self.shape, self.report = shape, report
         self.ready = threading.Event()
@@ -79,11 +80,14 @@ class Holder:
             f"POST {TRICKLE_PATH} HTTP/1.1\r\nHost: {self.host_header}\r\nxx-relay-api-key: {RELAY_KEY}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {TRICKLE_LENGTH}\r\n\r\n"
         ).encode("latin-1")
-        phases: list[list[Callable[[asyncio.Future[None]], Awaitable[None]]]] = [
+        phases: list[list[Callable[[asyncio.Future[None]], Coroutine[Any, Any, None]]]] = [
             [partial(self._held, report.idle, partial(self._ask, health), self._stay_idle)] * shape.idle_connections,
             [partial(self._held, report.trickling, partial(self._send, trickle_head), self._trickle)] * shape.trickling_bodies,
-            [partial(self._waiting, report.delayed, request) for request in shape.delayed_requests]
-            + [partial(self._waiting, report.long_polls, request) for request in shape.long_polls],
+            [
+                partial(self._waiting, kind, request)
+                for kind, requests in ((report.delayed, shape.delayed_requests), (report.long_polls, shape.long_polls))
+                for request in requests
+            ],
         ]
         held: list[asyncio.Task[None]] = []
         waiting: list[asyncio.Task[None]] = []

@@ -119,7 +119,8 @@ class HeldReport:
     @classmethod
     def of(cls, shape: HeldLoad) -> HeldReport:
         counts = (shape.idle_connections, shape.trickling_bodies, len(shape.delayed_requests), len(shape.long_polls))
-        return cls(*(KindReport(wanted=count) for count in counts))
+        idle, trickling, delayed, long_polls = (KindReport(wanted=count) for count in counts)
+        return cls(idle, trickling, delayed, long_polls)
 
     def kinds(self) -> dict[str, KindReport]:
         return {"idle": self.idle, "trickling": self.trickling, "delayed": self.delayed, "long polls": self.long_polls}
