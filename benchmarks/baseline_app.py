@@ -1,24 +1,36 @@
-"""The bare-Flask baseline: what the same WSGI server gives a trivial Flask app.
+"""The bare baseline: what the same server gives an app that does nothing.
 
-One PUT route and one GET route, each answering a small JSON object. Both
-match any path, so the benchmark sends the baseline the very requests it
-sends the mock (same paths, headers and bodies) and nothing else differs.
-No validation, no state.
+`asgi` for granian (the mock's default server runs its ASGI app on uvloop), `wsgi`
+(Flask) for waitress (the mock's WSGI fallback). Either reads the request's body,
+as a real handler would, and answers any method and path with `{"status": "ok"}`
+(the mock's health answer, so one probe tells when either is up): no validation,
+no state. The benchmark sends it the very requests it sends the mock.
 """
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, request
+from flask import Flask, request
 
-app = Flask(__name__)
-
-
-@app.put("/<path:path>")
-def put(path: str):
-    request.get_data()  # read the body, as any real handler would
-    return jsonify(message="ok")
+BODY = b'{"status": "ok"}'
+HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
+METHODS = ["GET", "PUT", "POST", "DELETE", "PATCH"]
 
 
-@app.get("/<path:path>")
-def get(path: str):
-    return jsonify(message="ok", path=path)
+async def asgi(scope: dict, receive, send) -> None:
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:  # the whole body, or until the client goes
+        more = (await receive()).get("more_body", False)
+    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+    await send({"type": "http.response.body", "body": BODY})
+
+
+wsgi = Flask(__name__)
+
+
+@wsgi.route("/", defaults={"path": ""}, methods=METHODS)
+@wsgi.route("/<path:path>", methods=METHODS)
+def answer(path: str):
+    request.get_data()
+    return BODY, 200, {"Content-Type": "application/json"}

@@ -18,7 +18,7 @@ from mockserver.mock import create_app
 from mockserver.resources import admin_spec_path
 from mockserver.settings import Settings
 from mockserver.state.model import State
-from tests.redis_server import redis_server
+from mockserver.testing.redis_server import redis_server
 
 # Servers the tests start leave no fixture cache in the user's home (tests/domain/test_large_fixtures.py tests the cache).
 os.environ.setdefault("MOCKSERVER_FIXTURE_CACHE", "off")

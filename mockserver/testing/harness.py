@@ -11,16 +11,19 @@ import functools
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from mockserver.testing.process import ServerError, ServerProcess, free_port
 
 SESSION_HEADER = "X-Mock-Session"
 MAX_WAIT_S = 30.0  # the server's own cap on one long poll (timeout_ms <= 30000)
@@ -50,19 +53,16 @@ class WaitTimeout(AssertionError):
     """`wait_for` gave up: fewer matching requests arrived than asked for (a test failure, not an error)."""
 
 
-def free_port() -> int:
-    """A port free right now (the server binds it a moment later; `MockServer.start` retries if taken)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def call(
+    url: str, method: str, path: str, body: Any = None, session: str | None = None, timeout: float = 10.0, token: str | None = None
+) -> tuple[int, Any]:
+    """One admin call: its status and decoded JSON body (None when empty); HTTP errors are answers too.
 
-
-def call(url: str, method: str, path: str, body: Any = None, session: str | None = None, timeout: float = 10.0) -> tuple[int, Any]:
-    """One admin call: its status and decoded JSON body (None when empty); HTTP errors are answers too."""
+    The admin token is `token`, else MOCKSERVER_ADMIN_TOKEN (the server reads the same variable)."""
     headers = {"Accept": "application/json"}
     if session:
         headers[SESSION_HEADER] = session
-    if token := os.environ.get("MOCKSERVER_ADMIN_TOKEN"):  # the server reads the same variable
+    if token := token or os.environ.get("MOCKSERVER_ADMIN_TOKEN"):
         headers["Authorization"] = f"Bearer {token}"
     data = None
     if body is not None:
@@ -83,69 +83,47 @@ def _json(raw: bytes) -> Any:
         return raw.decode("utf-8", "replace")
 
 
-class MockServer:
+class MockServer(ServerProcess):
     """One `mockserver serve` process on a free loopback port; its output goes to `log_path`, read for bugs."""
 
-    def __init__(self, process: subprocess.Popen, port: int, log_path: Path, read_from: int = 0):
-        self.process = process
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.log_path = log_path
-        self._read_up_to = read_from
+    def __init__(self, process: subprocess.Popen, port: int, log_path: Path, read_from: int = 0, admin_token: str | None = None):
+        super().__init__(process, port, log_path, read_from, name="mockserver serve")
+        self.admin_token = admin_token
 
     @classmethod
-    def start(cls, args: Sequence[str], log_path: Path, cwd: Path | None = None, timeout: float = 30.0, attempts: int = 3) -> MockServer:
-        """Start in `cwd` (relative paths in `args` are read from there) and wait until healthy; a port taken
-        between choosing and binding it is retried."""
+    def start(
+        cls,
+        args: Sequence[str],
+        log_path: Path,
+        cwd: Path | None = None,
+        timeout: float = 30.0,
+        attempts: int = 3,
+        admin_token: str | None = None,
+        poll: float = 0.05,
+    ) -> MockServer:
+        """Start in `cwd` (relative paths in `args` are read from there) and wait until healthy, polling every `poll` s;
+        a port taken between choosing and binding it is retried. With `admin_token`, the server is given it
+        (`--admin-token`) and every admin call of this object sends it."""
         for attempt in range(1, attempts + 1):
-            server = cls._launch(args, log_path, cwd)
+            port = free_port()
+            command = [sys.executable, "-m", "mockserver", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
+            command += ["--admin-token", admin_token] if admin_token else []
+            server = cls.spawn(command, port, log_path, cwd, admin_token=admin_token)
             try:
-                server._wait_healthy(timeout)
+                server.wait_ready(server._healthy, timeout, poll)
                 return server
             except BaseException as exc:  # Ctrl-C while waiting too: never leave the process behind
                 server.stop()
-                if not (isinstance(exc, MockServerError) and "cannot serve on" in str(exc)) or attempt == attempts:
-                    raise
+                if isinstance(exc, ServerError):
+                    if "cannot serve on" in str(exc) and attempt < attempts:
+                        continue
+                    raise MockServerError(str(exc)) from None
+                raise
         raise AssertionError("unreachable")
-
-    @classmethod
-    def _launch(cls, args: Sequence[str], log_path: Path, cwd: Path | None) -> MockServer:
-        port = free_port()
-        command = [sys.executable, "-m", "mockserver", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
-        with open(log_path, "ab") as log:  # a file, never a pipe nobody reads (a chatty server would block); appending,
-            start = log.tell()  # so a line added by anyone else is never overwritten
-            environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=environment)
-        return cls(process, port, log_path, read_from=start)
 
     def _healthy(self) -> bool:
         """One health check; a refused or timed-out connection means not yet."""
-        try:
-            return call(self.url, "GET", "/__admin/health", timeout=1) == (200, {"status": "ok"})
-        except OSError:
-            return False
-
-    def _wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                output = self.log_path.read_text(errors="replace").strip()
-                raise MockServerError(f"mockserver serve exited with {self.process.returncode}:\n{output}")
-            if self._healthy():
-                return
-            if time.monotonic() > deadline:
-                raise MockServerError(f"mockserver serve did not answer on {self.url} within {timeout} s; its output: {self.log_path}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        """SIGTERM (a clean shutdown, like Ctrl-C), then SIGKILL if it does not end within 10 s."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        return call(self.url, "GET", "/__admin/health", timeout=1, token=self.admin_token) == (200, {"status": "ok"})
 
     def new_errors(self) -> list[str]:
         """The server's own bugs written since the last call: each ERROR record (with its traceback) or bare traceback."""
@@ -164,6 +142,37 @@ class MockServer:
         session = MockSession(self, session_id)
         session.clear_journal()
         return session
+
+
+class ServerUrl(str):
+    """The base URL of a running server (a plain `str`) that also knows its server: `.server`, `.process`, `.pid`.
+
+    `pid` is the process `mockserver serve` runs in (with `--workers`, the supervisor of its workers).
+    """
+
+    server: MockServer
+
+    @property
+    def process(self) -> subprocess.Popen:
+        return self.server.process
+
+    @property
+    def pid(self) -> int:
+        return self.server.pid
+
+
+@contextmanager
+def running_server(*args: str, timeout: float = 20.0, log_to: Path | None = None, admin_token: str | None = None) -> Iterator[ServerUrl]:
+    """A fresh `mockserver serve` with `args` for the with-block, its output in `log_to` (by default a temporary file);
+    yields its base URL, stops it on exit."""
+    with tempfile.TemporaryDirectory(prefix="mockserver-") as scratch:
+        server = MockServer.start(args, log_to or Path(scratch) / "server.log", timeout=timeout, admin_token=admin_token)
+        base = ServerUrl(server.url)
+        base.server = server
+        try:
+            yield base
+        finally:
+            server.stop()
 
 
 def bug_reports(lines: Sequence[str]) -> list[str]:
@@ -203,7 +212,7 @@ class MockSession:
 
     def admin(self, method: str, path: str, body: Any = None, expect: Sequence[int] = (200,), timeout: float = 10.0) -> Any:
         """An admin call in this session; an answer outside `expect` raises `MockServerError` with the server's message."""
-        status, answer = call(self.url, method, path, body, self.id, timeout)
+        status, answer = call(self.url, method, path, body, self.id, timeout, self.server.admin_token)
         if status not in expect:
             message = answer.get("message", answer) if isinstance(answer, dict) else answer
             raise MockServerError(f"{method} {path} in session {self.id}: {status} {message}")

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.server import free_port, running_server
+from mockserver.testing.harness import running_server
+from mockserver.testing.process import free_port
 from tests.e2e.wire import RELAY_KEY, call
 
 pytestmark = pytest.mark.e2e

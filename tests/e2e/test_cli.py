@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from mockserver.resources import admin_spec_path, spec_path
-from tests.e2e.server import REPO
+from tests.e2e import REPO
 
 pytestmark = pytest.mark.e2e
 COMMAND = [sys.executable, "-m", "mockserver"]

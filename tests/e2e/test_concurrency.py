@@ -37,7 +37,8 @@ from xml.etree import ElementTree
 import pytest
 import yaml
 
-from tests.e2e.server import REPO, running_server
+from mockserver.testing.harness import running_server
+from tests.e2e import REPO
 from tests.e2e.wire import EGAIN, RELAY_KEY, USER, KeepAlive, call
 
 pytestmark = pytest.mark.e2e

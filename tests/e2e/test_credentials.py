@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.server import REPO, running_server
+from mockserver.testing.harness import running_server
+from tests.e2e import REPO
 from tests.e2e.wire import EGAIN, SEED_MERGE, call, exchange, request_bytes
 
 pytestmark = pytest.mark.e2e

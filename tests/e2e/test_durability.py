@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.server import process_tree, running_server
+from mockserver.testing.harness import running_server
+from mockserver.testing.process import process_tree
 from tests.e2e.wire import eventually
 
 pytestmark = pytest.mark.e2e
@@ -142,7 +143,7 @@ def test_the_snapshot_writer_is_logged_when_it_dies_and_never_outlives_the_serve
     """The server is one process; a compaction forks a snapshot writer. Killed (as by the OOM killer), the writer
     is logged with its cause and the server serves on and compacts again; the server killed, the writer dies too
     (PR_SET_PDEATHSIG). 40,000 customers make the writer live long enough to be caught."""
-    from benchmarks.fixturegen import write_fixture
+    from mockserver.testing.fixturegen import write_fixture
 
     fixture = write_fixture(tmp_path / "big.yaml", relay_customers=40_000)
     state, log = tmp_path / "state.json", tmp_path / "server.log"

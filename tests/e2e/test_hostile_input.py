@@ -26,7 +26,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.server import process_tree, rss_kib, running_server
+from mockserver.testing.harness import running_server
+from mockserver.testing.process import process_tree, rss_kib
 from tests.e2e.wire import EGAIN, OTHER_KEY, RELAY_KEY, SEED_MERGE, USER, Answer, call, exchange, request_bytes
 
 pytestmark = pytest.mark.e2e

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.server import REPO, running_server
+from mockserver.testing.harness import running_server
+from tests.e2e import REPO
 
 pytestmark = pytest.mark.e2e
 RUNS = int(os.environ.get("MOCKSERVER_ISOLATION_RUNS", "3"))

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.e2e.server import running_server
+from mockserver.testing.harness import running_server
 from tests.e2e.wire import RELAY_KEY, USER, address, call
 
 pytestmark = pytest.mark.e2e

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from tests.e2e.server import running_server
+from mockserver.testing.harness import running_server
 from tests.e2e.wire import RELAY_KEY, SEED_MERGE, USER, address, call, eventually
 
 pytestmark = pytest.mark.e2e

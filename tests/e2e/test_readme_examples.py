@@ -9,7 +9,8 @@ import subprocess
 
 import pytest
 
-from tests.e2e.server import REPO, running_server
+from mockserver.testing.harness import running_server
+from tests.e2e import REPO
 
 pytestmark = pytest.mark.e2e
 

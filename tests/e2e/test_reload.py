@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.e2e.server import REPO, running_server
+from mockserver.testing.harness import running_server
+from tests.e2e import REPO
 from tests.e2e.wire import RELAY_KEY, call, eventually
 
 pytestmark = pytest.mark.e2e

@@ -23,10 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.fixturegen import MERGE_LAST_MODIFIED, SOURCE_BASE, TARGET_BASE, move_ccid, relay_ccid, write_fixture
-from tests.e2e.server import free_port, process_tree, running_server
+from mockserver.testing.fixturegen import MERGE_LAST_MODIFIED, SOURCE_BASE, TARGET_BASE, move_ccid, relay_ccid, write_fixture
+from mockserver.testing.harness import running_server
+from mockserver.testing.process import free_port, process_tree
+from mockserver.testing.redis_server import redis_server
 from tests.e2e.wire import eventually
-from tests.redis_server import redis_server
 
 pytestmark = pytest.mark.e2e
 KEY = {"xx-relay-api-key": "demo-key"}

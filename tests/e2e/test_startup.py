@@ -11,7 +11,8 @@ import zipfile
 import pytest
 import yaml
 
-from tests.e2e.server import REPO, running_server
+from mockserver.testing.harness import running_server
+from tests.e2e import REPO
 
 pytestmark = pytest.mark.e2e
 
@@ -145,7 +146,7 @@ def test_a_scenario_at_start_never_throws_a_state_file_away(tmp_path):
 
 def test_granian_serves_in_the_one_mockserver_process():
     """No forked worker: nothing to orphan when the parent is killed, and no second copy of the state."""
-    from tests.e2e.server import process_tree
+    from mockserver.testing.process import process_tree
 
     with running_server("--server", "granian") as base:
         assert process_tree(base.pid) == [base.pid]

@@ -268,7 +268,7 @@ def test_a_session_that_lapses_while_its_request_runs_is_not_brought_back_by_it(
 def test_with_redis_gone_what_needs_no_state_is_answered_as_ever(tmp_path):
     """Routing and authentication need no Redis: an unknown path is still a 404 and a wrong key a 401;
     whatever needs the session is the documented 503."""
-    from tests.redis_server import redis_server
+    from mockserver.testing.redis_server import redis_server
 
     with redis_server() as url:
         client = create_app(Settings(store=url, namespace="gone")).test_client()

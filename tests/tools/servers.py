@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
+import tempfile
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
 
 from werkzeug.serving import make_server
 
-from tests.e2e.server import free_port, stop
+from mockserver.testing.process import ServerProcess, free_port, listening
 
 
 @contextmanager
@@ -33,27 +32,14 @@ def thread_server(app) -> Iterator[str]:
 
 
 @contextmanager
-def proxy_process(upstream: str, timeout: float = 20.0) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`mockserver proxy` as a user starts it; yield its base URL and the process (stdout+stderr piped)."""
+def proxy_process(upstream: str, timeout: float = 20.0) -> Iterator[tuple[str, ServerProcess]]:
+    """`mockserver proxy` as a user starts it; yield its base URL and the server (its output: `.output()`)."""
     port = free_port()
     command = [sys.executable, "-m", "mockserver", "proxy", "--upstream", upstream, "--port", str(port)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"proxy exited with {process.returncode}: {process.stdout.read().decode()}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"proxy did not listen within {timeout} s") from None
-                time.sleep(0.05)
-        yield base, process
-    finally:
-        stop(process)
+    with tempfile.TemporaryDirectory(prefix="mockserver-proxy-") as scratch:
+        with ServerProcess.spawn(command, port, Path(scratch) / "proxy.log", name="mockserver proxy") as proxy:
+            proxy.wait_ready(partial(listening, port), timeout)
+            yield proxy.url, proxy
 
 
 def call(method: str, url: str, headers: dict | None = None, body: bytes | None = None, timeout: float = 10.0):

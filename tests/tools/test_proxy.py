@@ -7,9 +7,10 @@ import logging
 
 import pytest
 
+from mockserver.testing.harness import running_server
+from mockserver.testing.process import free_port
 from mockserver.tools.proxy import HEADER, ContractProxy, Finding, header_value
 from tests.conftest import RELAY_KEY, SEED_MERGE, USER
-from tests.e2e.server import free_port, running_server
 from tests.tools.broken_app import PLANTED, create_broken_app
 from tests.tools.servers import call, proxy_process, thread_server
 
@@ -65,7 +66,8 @@ def test_valid_traffic_passes_the_proxy_unchanged_and_unflagged():
         status, headers, body = call("GET", proxy + "/__admin/health")
         assert (status, json.loads(body)) == (200, {"status": "ok"})
         assert headers[HEADER].startswith("1 violation(s): unknown_path: GET /__admin/health")
-    log = process.stdout.read().decode()
+        process.stop()  # its output complete
+        log = process.output()
     assert "WARNING mockserver.proxy: contract violation(s) in GET /__admin/health -> 200" in log
 
 

@@ -1,4 +1,4 @@
-"""A real Redis for the tests: Debian's `redis-server`, installed when missing (as root, with apt), on a free
+"""A real Redis for the tests and the benchmarks: Debian's `redis-server`, installed when missing (as root, with apt), on a free
 loopback port, with no persistence, stopped after."""
 
 from __future__ import annotations
@@ -7,11 +7,12 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
 
-from tests.e2e.server import free_port, stop
+from mockserver.testing.process import HOST, ServerProcess, free_port
 
 BINARY = "redis-server"
 
@@ -35,30 +36,17 @@ def redis_server(port: int | None = None) -> Iterator[str]:
     """Yield the URL of a fresh redis-server (`redis://127.0.0.1:PORT/0`, a free port unless given); stopped on exit."""
     binary, port = ensure_installed(), port or free_port()
     with tempfile.TemporaryDirectory(prefix="mockserver-redis-") as folder:
-        process = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", folder],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            _wait_ready(process, port)
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            stop(process)
+        command = [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no", "--dir", folder]
+        with ServerProcess.spawn(command, port, Path(folder) / "redis.log", name="redis-server") as server:
+            server.wait_ready(partial(_answers, port), timeout=10)
+            yield f"redis://{HOST}:{port}/0"
 
 
-def _wait_ready(process: subprocess.Popen, port: int, timeout: float = 10.0) -> None:
+def _answers(port: int) -> bool:
     import redis
 
-    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"redis-server exited with {process.returncode}")
-        try:
-            if client.ping():
-                return
-        except redis.RedisError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"redis-server did not answer on port {port} within {timeout} s") from None
-            time.sleep(0.05)
+    try:
+        with redis.Redis(host=HOST, port=port, socket_connect_timeout=0.5) as client:
+            return bool(client.ping())
+    except redis.RedisError:
+        return False
