@@ -52,8 +52,8 @@ from mockserver.errors import ApiError
 from mockserver.state.changes import Write
 from mockserver.state.fixtures import FixtureError
 from mockserver.state.model import State
-from mockserver.state.redis_transaction import FENCE_MS, _Again, _Detached, _Ended, _Link, _Stale, _Unsure
-from mockserver.state.redis_view import _Ids, _LocalIds, _Sources, _View
+from mockserver.state.redis_transaction import FENCE_MS, Again, Detached, Ended, Link, Stale, Unsure
+from mockserver.state.redis_view import Ids, LocalIds, Sources, View
 from mockserver.state.sources import Clock
 
 log = logging.getLogger("mockserver")
@@ -199,14 +199,14 @@ class RedisStore:
         """Run `command(state, *args)` as one optimistic transaction; raise ApiError(503) if Redis fails it."""
         try:
             for _ in range(RETRIES):
-                link = _Link(self._client, self._prefix, isinstance(command, Write), self._life)
+                link = Link(self._client, self._prefix, isinstance(command, Write), self._life)
                 try:
                     return self._attempt(link, command, args)
-                except _Again:
+                except Again:
                     continue
-                except _Ended:
+                except Ended:
                     return self._detached(command, args)
-                except _Unsure as unsure:  # the EXEC went out, its answer did not come back: find out, and fence it
+                except Unsure as unsure:  # the EXEC went out, its answer did not come back: find out, and fence it
                     if self._committed(unsure.fence):
                         return unsure.result
                 finally:
@@ -223,17 +223,17 @@ class RedisStore:
         except redis.RedisError as exc:
             raise ApiError(503, UNSURE.format(type(exc).__name__)) from exc
 
-    def _attempt(self, link: _Link, command: Callable[..., T], args: tuple) -> T:
+    def _attempt(self, link: Link, command: Callable[..., T], args: tuple) -> T:
         """One try on the generation last seen. A write's records are watched, its changes written in one
         MULTI/EXEC; a read of several records is read again to check nothing changed in between, so it never
         mixes values from before and after another process's change."""
         generation = self._generation
-        view = _View(self._client, link, f"{self._prefix}{generation}:", generation, self._base, self._sources(generation))
+        view = View(self._client, link, f"{self._prefix}{generation}:", generation, self._base, self._sources(generation))
         try:
             result = command(view.state, *args)
-        except _Stale as stale:
+        except Stale as stale:
             self._generation = stale.generation
-            raise _Again from None
+            raise Again from None
         if link.generation is not None:
             self._generation = link.generation
         writes = view.writes()
@@ -245,15 +245,15 @@ class RedisStore:
 
     def _sources(self, generation: int) -> Any:
         keys = [self._prefix + "life", self._prefix + "gen", f"{self._prefix}{generation}:next_id"]
-        ids = _Ids(partial(self._next_id, keys, [self._life or b"", generation]), self._client, keys[2], self._first_id)
-        return _Sources(self._clock, ids, self._random)
+        ids = Ids(partial(self._next_id, keys, [self._life or b"", generation]), self._client, keys[2], self._first_id)
+        return Sources(self._clock, ids, self._random)
 
     def _detached(self, command: Callable[..., T], args: tuple) -> T:
         """The command of a request whose session ended while it ran: as in memory, where it runs on the state
         that went with the session, it is answered and its changes go nowhere. Here the state it reads is the
         fixtures' (the ended life's is being removed), and nothing is written."""
-        sources = _Sources(self._clock, _LocalIds(self._first_id), self._random)
-        view = _View(self._client, _Detached(), f"{self._prefix}detached:", 0, self._base, sources)
+        sources = Sources(self._clock, LocalIds(self._first_id), self._random)
+        view = View(self._client, Detached(), f"{self._prefix}detached:", 0, self._base, sources)
         return command(view.state, *args)
 
     def reset(self, syncs: list | None = None) -> None:

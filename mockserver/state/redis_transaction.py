@@ -18,11 +18,11 @@ import redis
 FENCE_MS = 60_000  # how long a transaction's fence outlives it: far longer than any answer can be late
 
 
-class _Again(Exception):
+class Again(Exception):
     """This attempt cannot stand: run the command again."""
 
 
-class _Stale(_Again):
+class Stale(Again):
     """The session was reset since the generation this attempt reads: run again on `generation`."""
 
     def __init__(self, generation: int):
@@ -30,11 +30,11 @@ class _Stale(_Again):
         self.generation = generation
 
 
-class _Ended(Exception):
+class Ended(Exception):
     """The session's life this store belongs to is over (deleted, or idle past --session-idle)."""
 
 
-class _Unsure(Exception):
+class Unsure(Exception):
     """The EXEC was sent, and the connection broke before its answer came."""
 
     def __init__(self, fence: str, result: Any):
@@ -42,7 +42,7 @@ class _Unsure(Exception):
         self.fence, self.result = fence, result
 
 
-class _Link:
+class Link:
     """One attempt's own connection. A record's WATCH and GET travel in one round trip (with the generation,
     watched and read with it), as do MULTI, MSET and EXEC: a move is two round trips.
 
@@ -65,16 +65,16 @@ class _Link:
         self.generation: int | None = None  # as read by this attempt
 
     def read(self, name: str, expected_generation: int) -> bytes | None:
-        """The value of `name` (watched for a write); raises _Stale if the session's generation moved on, _Ended
+        """The value of `name` (watched for a write); raises Stale if the session's generation moved on, Ended
         if its life did (a life ends with its generation, so watching the generation watches both)."""
         watch = [("WATCH", self._generation_key, self.fence, name)] if self._watching else []
         generation, *life, value = self._send(*watch, ("MGET", *self._checked, name))[-1]
         self._watched |= self._watching
         if life and life[0] != self._life:
-            raise _Ended
+            raise Ended
         self.generation = int(generation or 0)
         if self.generation != expected_generation:
-            raise _Stale(self.generation)
+            raise Stale(self.generation)
         self._names.append(name)
         self._seen.append(value)
         return value
@@ -90,16 +90,16 @@ class _Link:
             fence = ("SET", self.fence, b"done", "PX", FENCE_MS)
             *_, done = self._send(("MULTI",), changes, ("SADD", keys, *writes), fence, ("EXEC",))
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise _Unsure(self.fence, result) from exc
+            raise Unsure(self.fence, result) from exc
         self._watched = False
         if done is None:  # a watched key changed: nothing was written
-            raise _Again
+            raise Again
 
     def validate(self) -> None:
         """The records read are as they were (a read of several keys, not watched): else run again."""
         generation, *values = self._send(("MGET", self._generation_key, *self._names))[0]
         if int(generation or 0) != self.generation or values != self._seen:
-            raise _Again
+            raise Again
 
     def release(self) -> None:
         try:
@@ -122,7 +122,7 @@ class _Link:
             raise
 
 
-class _Detached:
+class Detached:
     """The link of a command whose session ended: it reads nothing (the fixtures' values stand) and writes nothing."""
 
     generation = None

@@ -20,16 +20,16 @@ import redis
 
 from mockserver.state import codec
 from mockserver.state.model import State
-from mockserver.state.redis_transaction import _Detached, _Ended, _Link, _Stale
+from mockserver.state.redis_transaction import Detached, Ended, Link, Stale
 from mockserver.state.sources import Clock
 
 GONE = b"-"  # a record removed (a merged source): not the fixture's value
 
 
-class _View:
+class View:
     """The state a command sees in one attempt: the fixture state's shape, every collection backed by Redis."""
 
-    def __init__(self, client: redis.Redis, link: _Link | _Detached, prefix: str, generation: int, base: State, sources: Any):
+    def __init__(self, client: redis.Redis, link: Link | Detached, prefix: str, generation: int, base: State, sources: Any):
         self._client = client
         self._link = link
         self._generation = generation
@@ -140,7 +140,7 @@ class _Tracked:
         (the admin state view takes the first few: it reads no more). Read, not watched.
 
         The keys are read outside the attempt's link, so each chunk is followed by one read through it: it
-        raises _Stale when the session was reset meanwhile (a reset elsewhere, or this store's own), and the
+        raises Stale when the session was reset meanwhile (a reset elsewhere, or this store's own), and the
         command runs again on the new generation, rather than listing records of the old one, which the
         background unlink may have half removed."""
         self._get(self._prefix)  # a key no record has: read for its generation check only
@@ -161,7 +161,7 @@ class _Tracked:
         return len(self._read)
 
 
-class _Ids:
+class Ids:
     """New ids from one counter per session and generation, shared by every process."""
 
     def __init__(self, draw: Callable[[], list], client: redis.Redis, key: str, first_id: int):
@@ -171,16 +171,16 @@ class _Ids:
     def next(self) -> str:
         kind, *value = self._draw()
         if kind == b"ended":
-            raise _Ended
+            raise Ended
         if kind == b"stale":  # the session was reset meanwhile: the command runs again on the new generation
-            raise _Stale(int(value[0]))
+            raise Stale(int(value[0]))
         return str(self._first_id + int(value[0]) - 1)
 
     def peek(self) -> int:
         return self._first_id + int(self._client.get(self._key) or 0)
 
 
-class _LocalIds:
+class LocalIds:
     """Ids of a command whose changes go nowhere (`RedisStore._detached`): it must not draw from the shared counter."""
 
     def __init__(self, first_id: int):
@@ -194,6 +194,6 @@ class _LocalIds:
         return self._next
 
 
-class _Sources:
-    def __init__(self, clock: Clock, ids: _Ids | _LocalIds, rng: random.Random):
+class Sources:
+    def __init__(self, clock: Clock, ids: Ids | LocalIds, rng: random.Random):
         self.clock, self.ids, self.random = clock, ids, rng
