@@ -9,17 +9,16 @@ child stuck past SNAPSHOT_DEADLINE is killed) and logs why one failed.
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import logging
 import os
 import signal
-import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
+from mockserver.child_process import die_with_parent, exit_cause
 from mockserver.state.model import State
 from mockserver.state.snapshot_file import atomic_write, document
 
@@ -48,7 +47,7 @@ def _write_in_child(path: Path, state: State, generation: int, parent: int) -> N
     code = 1
     try:
         gc.disable()  # no finalizer of the server's objects (sockets, loops) may run here
-        _die_with(parent)
+        die_with_parent(parent)  # a snapshot writer must not outlive the server
         atomic_write(path, document(state, generation))
         code = 0
     except BaseException as exc:  # noqa: BLE001 - a child must never return into the server's code
@@ -75,29 +74,7 @@ def child_succeeded(pid: int) -> bool:
     code = os.waitstatus_to_exitcode(done[1])
     if code == 0:
         return True
-    cause = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
+    cause = exit_cause(code)
     hint = " (out of memory?)" if code == -signal.SIGKILL else ""
     log.error("the snapshot writer (process %d) %s%s: the state file was not updated; the command log keeps every change", pid, cause, hint)
     return False
-
-
-def _die_with(parent: int) -> None:
-    """A forked snapshot writer must not outlive the server: the kernel kills it when its parent dies."""
-    if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before the prctl took effect
-        os._exit(1)
-
-
-def _prctl() -> Any:
-    """libc's prctl, looked up at import: a forked child of a threaded process must not call dlopen."""
-    if sys.platform != "linux":
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_PR_SET_PDEATHSIG = 1
-_PRCTL = _prctl()
