@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from mockserver.cli import main
-from mockserver.tools.contract_run import MAX_PLAIN_URI, Options, filter_failure, tuning_toml
+from mockserver.tools.contract_report import Options
+from mockserver.tools.contract_run import MAX_PLAIN_URI, filter_failure, tuning_toml
 from tests.e2e.server import free_port, running_server
 from tests.tools.broken_app import CONTRACT, PLANTED, create_broken_app
 from tests.tools.servers import thread_server
