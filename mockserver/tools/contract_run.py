@@ -4,13 +4,15 @@ schemathesis 4 drives the run through its engine (the same one its own CLI
 uses): every operation of the spec, positive and negative data, the examples,
 coverage, fuzzing and stateful phases (the stateful one follows the spec's
 `links`), and every default check or the subset asked for. The tuning is the
-repository's `schemathesis.toml`, copied below with its justifications (a
-test keeps the two in step) because a wheel does not ship that file.
+repository's `schemathesis.toml`, which the wheel ships too (pyproject.toml),
+with the run's examples, Relay client and credentials in place of the demo
+ones: its justifications are written once, there.
 
 The report (mockserver/tools/contract_report.py) groups the distinct
 failures by operation, each with the check that found it, its message and
-the failing request as a curl command. Exit codes: 0 when the server keeps the contract, 1 on any violation, 2 when the
-run could not start or complete (bad usage, server unreachable, errors).
+the failing request as a curl command. Exit codes: 0 when the server keeps
+the contract, 1 on any violation, 2 when the run could not start or complete
+(bad usage, server unreachable, errors).
 
 schemathesis is a test dependency of the package (`pip install
 'mockserver[contract]'`); it is imported only when the command runs.
@@ -18,9 +20,9 @@ schemathesis is a test dependency of the package (`pip install
 
 from __future__ import annotations
 
-import json
 import sys
 import time
+import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -30,39 +32,8 @@ from typing import Any
 
 import click
 
+from mockserver.resources import schemathesis_config_path
 from mockserver.tools.contract_report import APIS, CHECKS, PHASES, OperationResult, Options, Report, Violation, render, short_message
-
-# The repository's schemathesis.toml, with the credentials and the Relay client
-# as placeholders. Keep the tuning (and its reasons) identical to that file;
-# tests/tools/test_contract_run.py compares them.
-TUNING_TOML = """
-[generation]
-mode = "all"  # positive and negative data
-max-examples = {max_examples}
-
-[parameters]
-# A Relay API key opens exactly one client (API-NOTES section 1, "An API key belongs to one
-# client"); fuzzing other client ids would only ever test the 401 path, so the client_id
-# path parameter is the one the key opens (--relay-client).
-"path.client_id" = {relay_client}
-
-[auth.openapi.relayApiKey]
-api_key = {relay_key}
-
-[auth.openapi.egainBearer]
-bearer = {egain_token}
-
-[auth.openapi.egainOAuth]  # the same token: eGain's operations name both schemes of the one header
-bearer = {egain_token}
-
-[[operations]]
-include-operation-id = "mergeCustomer"
-# eGain documents no 404 for merge: a source or target that does not exist, a stale
-# targetCustomer.lastModified, or a non-individual source are 400s (seed: merge answers
-# 204/400/401/403/406/500; API-NOTES section 2). A schema-valid merge of generated ids is
-# therefore correctly a 400.
-checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403"]
-"""
 
 MAX_PLAIN_URI = 8192  # see filter_failure
 
@@ -74,14 +45,17 @@ class ContractRunError(Exception):
 # ---------------------------------------------------------------- running
 
 
-def tuning_toml(options: Options) -> str:
-    """The schemathesis configuration of a run (TOML strings are JSON strings for these values)."""
-    return TUNING_TOML.format(
-        max_examples=int(options.max_examples),
-        relay_client=json.dumps(options.relay_client),
-        relay_key=json.dumps(options.relay_key),
-        egain_token=json.dumps(options.egain_token),
-    )
+def tuning(options: Options) -> dict[str, Any]:
+    """The schemathesis configuration of a run: the repository's schemathesis.toml with the run's examples per
+    operation, Relay client and credentials in place of the demo ones."""
+    config = tomllib.loads(schemathesis_config_path().read_text())
+    config["generation"]["max-examples"] = int(options.max_examples)
+    config["parameters"]["path.client_id"] = options.relay_client
+    schemes = config["auth"]["openapi"]
+    schemes["relayApiKey"]["api_key"] = options.relay_key
+    for name in ("egainBearer", "egainOAuth"):  # eGain's operations name both schemes of the one header
+        schemes[name]["bearer"] = options.egain_token
+    return config
 
 
 def validate_options(options: Options) -> None:
@@ -134,7 +108,7 @@ def run(options: Options, progress: Callable[[str], None] | None = None) -> Repo
         raise ContractRunError(f"cannot read the spec {spec}: {exc}") from exc
     check_reachable(options.base_url, options.timeout)
 
-    config = schemathesis.Config.from_str(tuning_toml(options))
+    config = schemathesis.Config.from_dict(tuning(options))
     if options.seed is not None:
         config.update(seed=options.seed, max_failures=None)
     try:
