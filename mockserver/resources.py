@@ -1,7 +1,8 @@
 """Where the bundled spec and default fixtures live, in a wheel or a checkout.
 
 A wheel carries copies under `mockserver/bundled/` (see pyproject.toml); a
-checkout or editable install reads the top-level `spec/` and `fixtures/`.
+checkout or editable install reads the top-level `spec/`, `fixtures/` and
+`schemathesis.toml`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ def default_fixtures_path() -> Path:
 
 def admin_spec_path() -> Path:
     return _find("spec", "admin.yaml")
+
+
+def schemathesis_config_path() -> Path:
+    """The contract's schemathesis settings (`mockserver contract` runs with them; so do tests/contract)."""
+    return _find("schemathesis.toml")
 
 
 def default_scenarios_path() -> Path:

@@ -13,7 +13,6 @@ none outlives it.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
@@ -24,6 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from mockserver.child_process import die_with_parent, exit_cause
 from mockserver.http.serving import claim_port
 from mockserver.settings import Settings
 
@@ -56,7 +56,7 @@ def supervise(settings: Settings, workers: int, argv: list[str], announce: Calla
             for index, process in enumerate(running):
                 code = process.poll()
                 if code is not None and not stopping:
-                    log.error("worker %d %s; starting another (the state is in the shared store)", process.pid, _cause(code))
+                    log.error("worker %d %s; starting another (the state is in the shared store)", process.pid, exit_cause(code))
                     time.sleep(RESTART_PAUSE_S)
                     running[index] = _start(command, env)
         _stop(running)
@@ -65,13 +65,8 @@ def supervise(settings: Settings, workers: int, argv: list[str], announce: Calla
 
 
 def _start(command: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(command, env=env, preexec_fn=_die_with_parent)  # noqa: PLW1509 - the supervisor runs no threads
-
-
-def _die_with_parent() -> None:
-    """In the worker, before exec: the kernel kills it when the supervisor dies (Linux)."""
-    if sys.platform == "linux":
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    # In the worker, before exec: the kernel kills it when the supervisor dies (Linux).
+    return subprocess.Popen(command, env=env, preexec_fn=die_with_parent)  # noqa: PLW1509 - the supervisor runs no threads
 
 
 def _until_listening(ready: Path, running: list[subprocess.Popen], stopping: list[int], timeout: float = 120.0) -> bool:
@@ -82,7 +77,7 @@ def _until_listening(ready: Path, running: list[subprocess.Popen], stopping: lis
             return True  # a worker that dies from now on is started again by the supervision loop
         ended = [process.returncode for process in running if process.poll() is not None]
         if ended:
-            log.error("a worker exited during start (%s); stopping", _cause(ended[0]))
+            log.error("a worker exited during start (%s); stopping", exit_cause(ended[0]))
             return False
         time.sleep(0.05)
     return False
@@ -105,7 +100,3 @@ def _stop(running: list[subprocess.Popen]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def _cause(code: int) -> str:
-    return f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"

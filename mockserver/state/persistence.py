@@ -2,18 +2,18 @@
 
 Two kinds of file, as in Redis (snapshot plus append-only file):
 
-* `PATH`, the snapshot: the fixture format wrapped in a marker, so restoring
-  one goes through the same checks as loading fixtures. It names the first
-  command log it does not contain (`log_generation`) and the next free id.
+* `PATH`, the snapshot (mockserver/state/snapshot_file.py): the fixture
+  format wrapped in a marker, naming the first command log it does not
+  contain and the next free id.
 * `PATH.log.N`, the command logs (mockserver/state/oplog.py): every change
   answered since, one JSON line each, written before the answer leaves.
 
 A restart reads the snapshot and replays the logs after it. Compaction
 ("checkpoint") starts a new log and writes a fresh snapshot of the state as
 it was at that instant, then deletes the logs it covers. On Linux the
-snapshot is written by a forked child (copy-on-write: the server keeps
-answering, the child sees a still picture), as Redis's BGSAVE does; elsewhere
-it is serialized in the store's lock. A missing snapshot means a first start
+snapshot is written by a forked child (mockserver/state/snapshot_writer.py:
+the server keeps answering, the child sees a still picture); elsewhere it is
+serialized in the store's lock. A missing snapshot means a first start
 (fixtures are used); a file that cannot be read, is not JSON, or is not a
 mockserver file stops the start with a clear error: it is never ignored.
 
@@ -30,86 +30,29 @@ change is written before it is answered:
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import gc
 import glob
 import logging
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
-import warnings
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from mockserver.state import changes, codec, oplog
-from mockserver.state.fixtures import FixtureError, Fixtures
+from mockserver.state import changes, oplog, snapshot_writer
+from mockserver.state.fixtures import Fixtures
 from mockserver.state.model import State
-from mockserver.state.section import Section
+from mockserver.state.snapshot_file import StateFileError, atomic_write, document, read, remove_leftovers, sync_folder
 from mockserver.state.store import MemoryStore
 
 log = logging.getLogger("mockserver")
-MARKER = "mockserver_state"
-VERSION = 1
 FSYNC_MODES = ("always", "everysec", "no")
 # A log is compacted once it holds changes and has grown to a quarter of the snapshot, checked every
 # `--save-interval` s: a small state is compacted at each check, a large one when replaying it would
 # cost a noticeable part of loading the snapshot.
 COMPACT_RATIO = 4
-SNAPSHOT_DEADLINE = 600  # s: a snapshot writer still running after this is stuck, not slow (1M customers: seconds)
-
-
-class StateFileError(FixtureError):
-    """The state file or its log exists but cannot be restored."""
-
-
-@dataclass(frozen=True)
-class Saved:
-    """A snapshot read back: its records as checked fixtures, the first log after it, the next free id."""
-
-    fixtures: Fixtures
-    log_generation: int
-    next_id: int
-
-
-def snapshot(state: State) -> dict[str, Any]:
-    """The state as fixture-format data (what `Fixtures` loads back): each family's section."""
-    return {name: section.snapshot(state[name]) for name, section in state.sections.items()}
-
-
-def document(state: State, log_generation: int) -> bytes:
-    """The snapshot file's content: marker, the first log it does not contain, next free id, then the state."""
-    header = {MARKER: VERSION, "saved_at": datetime.now(UTC).isoformat(), "log_generation": log_generation}
-    header["next_id"] = state.sources.ids.peek()
-    return codec.text(header)[:-1] + b',"state":' + codec.text(snapshot(state)) + b"}"
-
-
-def read(path: Path, schemas: dict[str, dict], sections: Sequence[Section]) -> Saved | None:
-    """The saved snapshot, checked, or None if there is no file yet."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise StateFileError(f"{path}: cannot read the state file: {exc}") from exc
-    try:
-        saved = codec.loads(data)
-    except ValueError as exc:
-        raise StateFileError(f"{path}: the state file is corrupt (not JSON: {exc}); move it away to start from the fixtures") from exc
-    if not isinstance(saved, dict) or saved.get(MARKER) != VERSION or not isinstance(saved.get("state"), dict):
-        raise StateFileError(f"{path}: not a mockserver state file (version {VERSION}); refusing to overwrite or use it")
-    generation, next_id = saved.get("log_generation", 0), saved.get("next_id", 0)
-    if not isinstance(generation, int) or not isinstance(next_id, int):
-        raise StateFileError(f"{path}: log_generation and next_id must be integers")
-    try:
-        return Saved(Fixtures(saved["state"], f"{path} (state file)", schemas, sections), generation, next_id)
-    except FixtureError as exc:
-        raise StateFileError(str(exc)) from exc
 
 
 class StateFile:
@@ -199,7 +142,7 @@ class StateFile:
         path = self._log_path(self._generation)
         try:
             self._log = oplog.CommandLog(path, self._generation)
-            _sync_folder(self.path)
+            sync_folder(self.path)
         except OSError as exc:
             raise StateFileError(f"{path}: cannot create the command log: {exc.strerror or exc}") from exc
         with contextlib.suppress(ValueError):  # not the main thread (a test's app): leave it as it is
@@ -301,14 +244,14 @@ class StateFile:
                 self._compact_soon = True
                 return False
             try:
-                _sync_folder(self.path)
+                sync_folder(self.path)
                 outcome = self.store.run(self._switch_and_capture, fresh, fork and sys.platform == "linux")
             except BaseException:
                 os.close(fresh.fd)
                 raise
             self._retire()
             if isinstance(outcome, int):
-                written = _child_succeeded(outcome)
+                written = snapshot_writer.child_succeeded(outcome)
             else:
                 written = self._write(outcome)
             if not written:
@@ -330,18 +273,8 @@ class StateFile:
         self._compact_soon = False
         self._written_at_switch = self._written
         self._failed_at_switch = self._failed
-        if forking:
-            parent = os.getpid()
-            try:
-                with warnings.catch_warnings():  # 3.12+ warns of fork in a threaded process: the child only writes
-                    warnings.simplefilter("ignore", DeprecationWarning)
-                    pid = os.fork()
-            except OSError as exc:  # no memory for a child: serialize here instead
-                log.warning("could not fork the snapshot writer (%s); writing the snapshot from the server itself", exc)
-            else:
-                if pid == 0:
-                    self._write_in_child(state, fresh.generation, parent)
-                return pid
+        if forking and (pid := snapshot_writer.fork(self.path, state, fresh.generation)) is not None:
+            return pid
         return document(state, fresh.generation)
 
     def _retire(self) -> None:
@@ -360,24 +293,11 @@ class StateFile:
 
     def _write(self, content: bytes) -> bool:
         try:
-            _atomic_write(self.path, content)
+            atomic_write(self.path, content)
         except OSError as exc:
             log.error("could not save the state file %s: %s", self.path, exc)
             return False
         return True
-
-    def _write_in_child(self, state: State, generation: int, parent: int) -> NoReturn:
-        """The forked child: it sees the state frozen at the fork. It writes, and leaves without cleanup."""
-        code = 1
-        try:
-            gc.disable()  # no finalizer of the server's objects (sockets, loops) may run here
-            _die_with(parent)
-            _atomic_write(self.path, document(state, generation))
-            code = 0
-        except BaseException as exc:  # noqa: BLE001 - a child must never return into the server's code
-            os.write(2, f"mockserver: could not save the state file {self.path}: {exc}\n".encode())
-        finally:
-            os._exit(code)
 
     def compaction_due(self) -> bool:
         current = self._log
@@ -467,87 +387,3 @@ def _logged_errors(path: Path) -> Iterator[None]:
         log.error("could not save the state file %s: %s", path, exc)
     except Exception:
         log.exception("unexpected error while keeping the state file %s", path)
-
-
-def remove_leftovers(path: Path) -> list[Path]:
-    """Remove the temporary files a save interrupted by a crash (kill -9) left next to `path`; the file itself
-    is whole (saves are atomic renames), so they hold nothing worth keeping. Run at start, before any save."""
-    folder = path.parent if str(path.parent) else Path(".")
-    removed = []
-    for leftover in folder.glob(f".{glob.escape(path.name)}.*.tmp"):
-        leftover.unlink(missing_ok=True)
-        log.warning("removed %s, left by a save that did not finish", leftover)
-        removed.append(leftover)
-    return removed
-
-
-def _atomic_write(path: Path, content: bytes) -> None:
-    folder = path.parent if str(path.parent) else Path(".")
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-        _sync_folder(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _sync_folder(path: Path) -> None:
-    """Make a file's creation or rename in its folder durable (POSIX needs the folder itself synced)."""
-    if sys.platform == "win32":
-        return
-    descriptor = os.open(path.parent if str(path.parent) else ".", os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _child_succeeded(pid: int) -> bool:
-    """Wait for the snapshot writer (at most SNAPSHOT_DEADLINE s, then it is killed); a failure is logged with
-    its cause (an exit code, or the signal that killed it)."""
-    deadline = time.monotonic() + SNAPSHOT_DEADLINE
-    try:
-        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0:
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                log.error("the snapshot writer (process %d) took over %d s: killed", pid, SNAPSHOT_DEADLINE)
-                done = os.waitpid(pid, 0)
-                break
-            time.sleep(0.01)
-    except ChildProcessError:
-        log.error("the snapshot writer (process %d) could not be waited for; the snapshot is not trusted", pid)
-        return False
-    code = os.waitstatus_to_exitcode(done[1])
-    if code == 0:
-        return True
-    cause = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
-    hint = " (out of memory?)" if code == -signal.SIGKILL else ""
-    log.error("the snapshot writer (process %d) %s%s: the state file was not updated; the command log keeps every change", pid, cause, hint)
-    return False
-
-
-def _die_with(parent: int) -> None:
-    """A forked snapshot writer must not outlive the server: the kernel kills it when its parent dies."""
-    if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before the prctl took effect
-        os._exit(1)
-
-
-def _prctl() -> Any:
-    """libc's prctl, looked up at import: a forked child of a threaded process must not call dlopen."""
-    if sys.platform != "linux":
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_PR_SET_PDEATHSIG = 1
-_PRCTL = _prctl()

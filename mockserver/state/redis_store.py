@@ -40,8 +40,7 @@ import logging
 import queue
 import random
 import threading
-import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -50,17 +49,16 @@ import redis
 from redis.commands.core import Script
 
 from mockserver.errors import ApiError
-from mockserver.state import codec
 from mockserver.state.changes import Write
 from mockserver.state.fixtures import FixtureError
 from mockserver.state.model import State
+from mockserver.state.redis_transaction import FENCE_MS, Again, Detached, Ended, Link, Stale, Unsure
+from mockserver.state.redis_view import Ids, LocalIds, Sources, View
 from mockserver.state.sources import Clock
 
 log = logging.getLogger("mockserver")
 T = TypeVar("T")
-GONE = b"-"  # a record removed (a merged source): not the fixture's value
 RETRIES = 50  # a command that loses the race this often is answered 503
-FENCE_MS = 60_000  # how long a transaction's fence outlives it: far longer than any answer can be late
 UNAVAILABLE = "The mock's shared store (Redis) is unavailable ({}); nothing was changed, retry."
 UNAVAILABLE_TO_READ = "The mock's shared store (Redis) is unavailable ({}); retry."  # a read: nothing to change
 UNSURE = (
@@ -201,14 +199,14 @@ class RedisStore:
         """Run `command(state, *args)` as one optimistic transaction; raise ApiError(503) if Redis fails it."""
         try:
             for _ in range(RETRIES):
-                link = _Link(self._client, self._prefix, isinstance(command, Write), self._life)
+                link = Link(self._client, self._prefix, isinstance(command, Write), self._life)
                 try:
                     return self._attempt(link, command, args)
-                except _Again:
+                except Again:
                     continue
-                except _Ended:
+                except Ended:
                     return self._detached(command, args)
-                except _Unsure as unsure:  # the EXEC went out, its answer did not come back: find out, and fence it
+                except Unsure as unsure:  # the EXEC went out, its answer did not come back: find out, and fence it
                     if self._committed(unsure.fence):
                         return unsure.result
                 finally:
@@ -225,17 +223,17 @@ class RedisStore:
         except redis.RedisError as exc:
             raise ApiError(503, UNSURE.format(type(exc).__name__)) from exc
 
-    def _attempt(self, link: _Link, command: Callable[..., T], args: tuple) -> T:
+    def _attempt(self, link: Link, command: Callable[..., T], args: tuple) -> T:
         """One try on the generation last seen. A write's records are watched, its changes written in one
         MULTI/EXEC; a read of several records is read again to check nothing changed in between, so it never
         mixes values from before and after another process's change."""
         generation = self._generation
-        view = _View(self._client, link, f"{self._prefix}{generation}:", generation, self._base, self._sources(generation))
+        view = View(self._client, link, f"{self._prefix}{generation}:", generation, self._base, self._sources(generation))
         try:
             result = command(view.state, *args)
-        except _Stale as stale:
+        except Stale as stale:
             self._generation = stale.generation
-            raise _Again from None
+            raise Again from None
         if link.generation is not None:
             self._generation = link.generation
         writes = view.writes()
@@ -247,15 +245,15 @@ class RedisStore:
 
     def _sources(self, generation: int) -> Any:
         keys = [self._prefix + "life", self._prefix + "gen", f"{self._prefix}{generation}:next_id"]
-        ids = _Ids(partial(self._next_id, keys, [self._life or b"", generation]), self._client, keys[2], self._first_id)
-        return _Sources(self._clock, ids, self._random)
+        ids = Ids(partial(self._next_id, keys, [self._life or b"", generation]), self._client, keys[2], self._first_id)
+        return Sources(self._clock, ids, self._random)
 
     def _detached(self, command: Callable[..., T], args: tuple) -> T:
         """The command of a request whose session ended while it ran: as in memory, where it runs on the state
         that went with the session, it is answered and its changes go nowhere. Here the state it reads is the
         fixtures' (the ended life's is being removed), and nothing is written."""
-        sources = _Sources(self._clock, _LocalIds(self._first_id), self._random)
-        view = _View(self._client, _Detached(), f"{self._prefix}detached:", 0, self._base, sources)
+        sources = Sources(self._clock, LocalIds(self._first_id), self._random)
+        view = View(self._client, Detached(), f"{self._prefix}detached:", 0, self._base, sources)
         return command(view.state, *args)
 
     def reset(self, syncs: list | None = None) -> None:
@@ -274,254 +272,6 @@ class RedisStore:
         """Raise ApiError(503) if Redis does not answer (the health check's)."""
         with answered_503():
             self._client.ping()
-
-
-class _View:
-    """The state a command sees in one attempt: the fixture state's shape, every collection backed by Redis."""
-
-    def __init__(self, client: redis.Redis, link: _Link | _Detached, prefix: str, generation: int, base: State, sources: Any):
-        self._client = client
-        self._link = link
-        self._generation = generation
-        self._keys = prefix + "keys"  # what keys_of() names for this generation
-        self._tracked: list[_Tracked] = []
-        families = {}
-        for name, section in base.sections.items():
-            mappings = section.mappings(base[name])
-            tracked = {
-                collection.name: self._track(
-                    f"{prefix}{name}:{collection.name}:", mappings[collection.name], _record_codec if collection.id_field else _set_codec
-                )
-                for collection in section.collections(base[name])
-            }
-            families[name] = section.over(base[name], tracked, sources)  # type: ignore[arg-type]
-        self.state = State(families, sources, base.sections)
-
-    def _track(self, prefix: str, base: Mapping, codec: _Codec) -> _Tracked:
-        tracked = _Tracked(self._client, self._read, prefix, base, codec, self._keys)
-        self._tracked.append(tracked)
-        return tracked
-
-    def _read(self, name: str) -> bytes | None:
-        return self._link.read(name, self._generation)
-
-    def writes(self) -> dict[str, bytes]:
-        return {key: raw for tracked in self._tracked for key, raw in tracked.changed()}
-
-    @property
-    def reads(self) -> int:
-        return sum(tracked.reads for tracked in self._tracked)
-
-
-class _Codec:
-    def __init__(self, dump: Callable[[Any], bytes], load: Callable[[bytes], Any]):
-        self.dump, self.load = dump, load
-
-
-_record_codec = _Codec(codec.text, codec.loads)
-_set_codec = _Codec(lambda members: codec.text(sorted(members)), lambda raw: set(codec.loads(raw)))
-
-
-class _Tracked:
-    """A mapping over Redis keys `prefix + key`, falling back to `base` (the fixtures).
-
-    A key is read once per attempt (watched first, for a write); the values handed out are the command's
-    own copies, compared with what was read to find what changed.
-    """
-
-    def __init__(self, client: redis.Redis, read: Callable[[str], bytes | None], prefix: str, base: Mapping, codec: _Codec, keys: str):
-        """`keys`: the set of the keys the generation wrote (`keys_of`)."""
-        self._client = client
-        self._keys = keys
-        self._get = read
-        self._prefix = prefix
-        self._base = base
-        self._codec = codec
-        self._read: dict[str, tuple[bytes, Any]] = {}  # key -> (as read, the command's value; None: absent)
-
-    def _value(self, key: str) -> Any:
-        seen = self._read.get(key)
-        if seen is None:
-            raw = self._get(self._prefix + key)
-            if raw is None:
-                raw = GONE if key not in self._base else self._codec.dump(self._base[key])
-            seen = self._read[key] = (raw, None if raw == GONE else self._codec.load(raw))
-        return seen[1]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        value = self._value(key)
-        return default if value is None else value
-
-    def __getitem__(self, key: str) -> Any:
-        value = self._value(key)
-        if value is None:
-            raise KeyError(key)
-        return value
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self._value(key) is not None
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._read[key] = (self._raw_read(key), value)
-
-    def __delitem__(self, key: str) -> None:
-        if self._value(key) is None:
-            raise KeyError(key)
-        self._read[key] = (self._raw_read(key), None)
-
-    def setdefault(self, key: str, default: Any) -> Any:
-        value = self._value(key)
-        if value is None:
-            self[key] = value = default
-        return value
-
-    def _raw_read(self, key: str) -> bytes:
-        self._value(key)  # watched and read even when only written: a concurrent write must fail this attempt
-        return self._read[key][0]
-
-    def changed(self) -> Iterator[tuple[str, bytes]]:
-        for key, (raw, value) in self._read.items():
-            now = GONE if value is None or (isinstance(value, set) and not value) else self._codec.dump(value)
-            if now != raw and not (now == GONE and raw == GONE):
-                yield self._prefix + key, now
-
-    def values(self) -> Iterator[Any]:
-        """Every current value, the fixtures' then those only Redis holds, read a chunk at a time as iterated
-        (the admin state view takes the first few: it reads no more). Read, not watched.
-
-        The keys are read outside the attempt's link, so each chunk is followed by one read through it: it
-        raises _Stale when the session was reset meanwhile (a reset elsewhere, or this store's own), and the
-        command runs again on the new generation, rather than listing records of the old one, which the
-        background unlink may have half removed."""
-        self._get(self._prefix)  # a key no record has: read for its generation check only
-        written = self._client.sscan_iter(self._keys, match=self._prefix + "*", count=1000)
-        only_stored = sorted({name for name in (key.decode()[len(self._prefix) :] for key in written) if name not in self._base})
-        keys = iter([*self._base, *only_stored])
-        while chunk := list(itertools.islice(keys, 500)):
-            values = self._client.mget([self._prefix + key for key in chunk])
-            self._get(self._prefix)  # still the generation the chunk was read in
-            for key, raw in zip(chunk, values, strict=True):
-                if raw is None:
-                    yield self._base[key]
-                elif raw != GONE:
-                    yield self._codec.load(raw)
-
-    @property
-    def reads(self) -> int:
-        return len(self._read)
-
-
-class _Again(Exception):
-    """This attempt cannot stand: run the command again."""
-
-
-class _Stale(_Again):
-    """The session was reset since the generation this attempt reads: run again on `generation`."""
-
-    def __init__(self, generation: int):
-        super().__init__(generation)
-        self.generation = generation
-
-
-class _Ended(Exception):
-    """The session's life this store belongs to is over (deleted, or idle past --session-idle)."""
-
-
-class _Unsure(Exception):
-    """The EXEC was sent, and the connection broke before its answer came."""
-
-    def __init__(self, fence: str, result: Any):
-        super().__init__(fence)
-        self.fence, self.result = fence, result
-
-
-class _Link:
-    """One attempt's own connection. A record's WATCH and GET travel in one round trip (with the generation,
-    watched and read with it), as do MULTI, MSET and EXEC: a move is two round trips.
-
-    A write also watches a fence key of its own and sets it in its transaction, so that an EXEC whose answer
-    was lost can be told apart: committed (the fence is set) or not, and then never later (see `_committed`).
-    """
-
-    def __init__(self, client: redis.Redis, prefix: str, watching: bool, life: bytes | None = None):
-        """`life`: the session's life the attempt belongs to, read with the generation (None: the default session's)."""
-        self._pool = client.connection_pool
-        self._connection = self._pool.get_connection()
-        self._generation_key = prefix + "gen"
-        self._checked = (self._generation_key,) if life is None else (self._generation_key, prefix + "life")
-        self._life = life
-        self.fence = f"{prefix}tx:{uuid.uuid4().hex}" if watching else ""  # a read commits nothing: no fence
-        self._watching = watching
-        self._watched = False
-        self._names: list[str] = []
-        self._seen: list[bytes | None] = []
-        self.generation: int | None = None  # as read by this attempt
-
-    def read(self, name: str, expected_generation: int) -> bytes | None:
-        """The value of `name` (watched for a write); raises _Stale if the session's generation moved on, _Ended
-        if its life did (a life ends with its generation, so watching the generation watches both)."""
-        watch = [("WATCH", self._generation_key, self.fence, name)] if self._watching else []
-        generation, *life, value = self._send(*watch, ("MGET", *self._checked, name))[-1]
-        self._watched |= self._watching
-        if life and life[0] != self._life:
-            raise _Ended
-        self.generation = int(generation or 0)
-        if self.generation != expected_generation:
-            raise _Stale(self.generation)
-        self._names.append(name)
-        self._seen.append(value)
-        return value
-
-    def commit(self, writes: dict[str, bytes], result: Any, keys: str) -> None:
-        """MULTI, the changes, their names added to the generation's `keys` (what a reset unlinks), the fence, EXEC;
-        `result` is the command's, for the caller if the answer is lost."""
-        if not self._watched:  # a write that read nothing: its fence must be watched before the EXEC can go
-            self._send(("WATCH", self._generation_key, self.fence))
-            self._watched = True
-        changes = ("MSET", *[part for pair in writes.items() for part in pair])
-        try:
-            fence = ("SET", self.fence, b"done", "PX", FENCE_MS)
-            *_, done = self._send(("MULTI",), changes, ("SADD", keys, *writes), fence, ("EXEC",))
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise _Unsure(self.fence, result) from exc
-        self._watched = False
-        if done is None:  # a watched key changed: nothing was written
-            raise _Again
-
-    def validate(self) -> None:
-        """The records read are as they were (a read of several keys, not watched): else run again."""
-        generation, *values = self._send(("MGET", self._generation_key, *self._names))[0]
-        if int(generation or 0) != self.generation or values != self._seen:
-            raise _Again
-
-    def release(self) -> None:
-        try:
-            if self._watched:
-                self._send(("UNWATCH",))  # a refused write: the connection goes back to the pool clean
-        except redis.RedisError:
-            self._connection.disconnect()
-            raise
-        finally:
-            self._pool.release(self._connection)
-
-    def _send(self, *commands: tuple) -> list[Any]:
-        connection = self._connection
-        try:
-            connection.send_packed_command(connection.pack_commands(commands))
-            return [connection.read_response() for _ in commands]
-        except BaseException:
-            connection.disconnect()  # a half-read reply must never be read by the connection's next user
-            self._watched = False  # and a closed connection's watches are gone with it
-            raise
-
-
-class _Detached:
-    """The link of a command whose session ended: it reads nothing (the fixtures' values stand) and writes nothing."""
-
-    generation = None
-
-    def read(self, name: str, expected_generation: int) -> None:
-        return None
 
 
 def keys_of(prefix: str, generation: int) -> str:
@@ -556,41 +306,3 @@ def _unlink_queued() -> None:
             client.unlink(keys, f"{prefix}{generation}:next_id")
         except redis.RedisError as exc:  # only space is lost; the keys are never read again
             log.warning("could not remove the keys of generation %d of %s: %s", generation, prefix, exc)
-
-
-class _Ids:
-    """New ids from one counter per session and generation, shared by every process."""
-
-    def __init__(self, draw: Callable[[], list], client: redis.Redis, key: str, first_id: int):
-        """`draw()`: the counter's next value, if still to be drawn (`_NEXT_ID`); `key`: the counter's, for `peek`."""
-        self._draw, self._client, self._key, self._first_id = draw, client, key, first_id
-
-    def next(self) -> str:
-        kind, *value = self._draw()
-        if kind == b"ended":
-            raise _Ended
-        if kind == b"stale":  # the session was reset meanwhile: the command runs again on the new generation
-            raise _Stale(int(value[0]))
-        return str(self._first_id + int(value[0]) - 1)
-
-    def peek(self) -> int:
-        return self._first_id + int(self._client.get(self._key) or 0)
-
-
-class _LocalIds:
-    """Ids of a command whose changes go nowhere (`RedisStore._detached`): it must not draw from the shared counter."""
-
-    def __init__(self, first_id: int):
-        self._next = first_id
-
-    def next(self) -> str:
-        self._next += 1
-        return str(self._next - 1)
-
-    def peek(self) -> int:
-        return self._next
-
-
-class _Sources:
-    def __init__(self, clock: Clock, ids: _Ids | _LocalIds, rng: random.Random):
-        self.clock, self.ids, self.random = clock, ids, rng

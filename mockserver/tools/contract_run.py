@@ -4,13 +4,15 @@ schemathesis 4 drives the run through its engine (the same one its own CLI
 uses): every operation of the spec, positive and negative data, the examples,
 coverage, fuzzing and stateful phases (the stateful one follows the spec's
 `links`), and every default check or the subset asked for. The tuning is the
-repository's `schemathesis.toml`, copied below with its justifications (a
-test keeps the two in step) because a wheel does not ship that file.
+repository's `schemathesis.toml`, which the wheel ships too (pyproject.toml),
+with the run's examples, Relay client and credentials in place of the demo
+ones: its justifications are written once, there.
 
-The report groups the distinct failures by operation, each with the check
-that found it, its message and the failing request as a curl command. Exit
-codes: 0 when the server keeps the contract, 1 on any violation, 2 when the
-run could not start or complete (bad usage, server unreachable, errors).
+The report (mockserver/tools/contract_report.py) groups the distinct
+failures by operation, each with the check that found it, its message and
+the failing request as a curl command. Exit codes: 0 when the server keeps
+the contract, 1 on any violation, 2 when the run could not start or complete
+(bad usage, server unreachable, errors).
 
 schemathesis is a test dependency of the package (`pip install
 'mockserver[contract]'`); it is imported only when the command runs.
@@ -18,158 +20,42 @@ schemathesis is a test dependency of the package (`pip install
 
 from __future__ import annotations
 
-import json
 import sys
 import time
+import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
 
-# The repository's schemathesis.toml, with the credentials and the Relay client
-# as placeholders. Keep the tuning (and its reasons) identical to that file;
-# tests/tools/test_contract_run.py compares them.
-TUNING_TOML = """
-[generation]
-mode = "all"  # positive and negative data
-max-examples = {max_examples}
+from mockserver.resources import schemathesis_config_path
+from mockserver.tools.contract_report import APIS, CHECKS, PHASES, OperationResult, Options, Report, Violation, render, short_message
 
-[parameters]
-# A Relay API key opens exactly one client (API-NOTES section 1, "An API key belongs to one
-# client"); fuzzing other client ids would only ever test the 401 path, so the client_id
-# path parameter is the one the key opens (--relay-client).
-"path.client_id" = {relay_client}
-
-[auth.openapi.relayApiKey]
-api_key = {relay_key}
-
-[auth.openapi.egainBearer]
-bearer = {egain_token}
-
-[auth.openapi.egainOAuth]  # the same token: eGain's operations name both schemes of the one header
-bearer = {egain_token}
-
-[[operations]]
-include-operation-id = "mergeCustomer"
-# eGain documents no 404 for merge: a source or target that does not exist, a stale
-# targetCustomer.lastModified, or a non-individual source are 400s (seed: merge answers
-# 204/400/401/403/406/500; API-NOTES section 2). A schema-valid merge of generated ids is
-# therefore correctly a 400.
-checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403"]
-"""
-
-PHASES = ("examples", "coverage", "fuzzing", "stateful")
-APIS = {"all": None, "relay": "relay", "egain": "egain"}  # --api: the spec's tags
-# Every check schemathesis runs by default (max_response_time needs a limit, so it is not offered).
-CHECKS = (
-    "not_a_server_error",
-    "status_code_conformance",
-    "content_type_conformance",
-    "response_schema_conformance",
-    "response_headers_conformance",
-    "positive_data_acceptance",
-    "negative_data_rejection",
-    "use_after_free",
-    "ensure_resource_availability",
-    "missing_required_header",
-    "ignored_auth",
-    "object_level_authorization",
-    "unsupported_method",
-    "allow_header_conformance",
-)
 MAX_PLAIN_URI = 8192  # see filter_failure
-MAX_MESSAGE_LINES = 8
-MAX_CURL_CHARS = 2000  # a longer command is cut in the report (fuzzed URLs reach 100 KB)
-MAX_SHOWN_PER_CHECK = 3  # distinct failures shown per operation and check; the rest are counted
 
 
 class ContractRunError(Exception):
     """The run could not start or complete: a usage or connection problem (exit code 2)."""
 
 
-@dataclass(frozen=True)
-class Options:
-    base_url: str
-    relay_key: str = "demo-key"
-    relay_client: str = "demo"
-    egain_token: str = "demo-user-token"
-    max_examples: int = 20
-    checks: tuple[str, ...] | None = None  # None: every default check
-    phases: tuple[str, ...] = PHASES
-    api: str = "all"
-    spec: Path | None = None
-    seed: int | None = None
-    timeout: float = 10.0
-    show_credentials: bool = False
-
-
-@dataclass
-class Violation:
-    check: str
-    title: str
-    message: str
-    curl: str
-    phase: str
-    status: int | None  # the status of the failing answer
-    count: int = 1
-
-
-@dataclass
-class OperationResult:
-    operation_id: str
-    method: str
-    path: str
-    statuses: Counter = field(default_factory=Counter)
-    violations: dict[tuple[str, str, str], Violation] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def requests(self) -> int:
-        return sum(self.statuses.values())
-
-
-@dataclass
-class Report:
-    options: Options
-    seed: int | None = None
-    spec: str = ""
-    operations: dict[str, OperationResult] = field(default_factory=dict)  # by schemathesis label "METHOD /path"
-    errors: list[str] = field(default_factory=list)  # run-level errors
-    dropped: int = 0  # failures filter_failure dropped as artefacts (see there)
-    elapsed: float = 0.0
-
-    @property
-    def violations(self) -> list[Violation]:
-        return [v for op in self.operations.values() for v in op.violations.values()]
-
-    @property
-    def error_count(self) -> int:
-        return len(self.errors) + sum(len(op.errors) for op in self.operations.values())
-
-    @property
-    def exit_code(self) -> int:
-        if self.violations:
-            return 1
-        return 2 if self.error_count else 0
-
-
 # ---------------------------------------------------------------- running
 
 
-def tuning_toml(options: Options) -> str:
-    """The schemathesis configuration of a run (TOML strings are JSON strings for these values)."""
-    return TUNING_TOML.format(
-        max_examples=int(options.max_examples),
-        relay_client=json.dumps(options.relay_client),
-        relay_key=json.dumps(options.relay_key),
-        egain_token=json.dumps(options.egain_token),
-    )
+def tuning(options: Options) -> dict[str, Any]:
+    """The schemathesis configuration of a run: the repository's schemathesis.toml with the run's examples per
+    operation, Relay client and credentials in place of the demo ones."""
+    config = tomllib.loads(schemathesis_config_path().read_text())
+    config["generation"]["max-examples"] = int(options.max_examples)
+    config["parameters"]["path.client_id"] = options.relay_client
+    schemes = config["auth"]["openapi"]
+    schemes["relayApiKey"]["api_key"] = options.relay_key
+    for name in ("egainBearer", "egainOAuth"):  # eGain's operations name both schemes of the one header
+        schemes[name]["bearer"] = options.egain_token
+    return config
 
 
 def validate_options(options: Options) -> None:
@@ -222,7 +108,7 @@ def run(options: Options, progress: Callable[[str], None] | None = None) -> Repo
         raise ContractRunError(f"cannot read the spec {spec}: {exc}") from exc
     check_reachable(options.base_url, options.timeout)
 
-    config = schemathesis.Config.from_str(tuning_toml(options))
+    config = schemathesis.Config.from_dict(tuning(options))
     if options.seed is not None:
         config.update(seed=options.seed, max_failures=None)
     try:
@@ -359,7 +245,7 @@ def _absorb(report: Report, recorder: Any, phase: str) -> None:
             failure = info.failure
             # The full message embeds the failing instance; two answers with the same short
             # message (say, the same missing property) are one violation.
-            key = (check.name, failure.title, "\n".join(_short_message(failure.message)))
+            key = (check.name, failure.title, "\n".join(short_message(failure.message)))
             if key in result.violations:
                 result.violations[key].count += 1
                 continue
@@ -374,97 +260,6 @@ def _absorb_error(report: Report, event: Any) -> None:
     text = f"{event.info.title}: {event.info.message}".strip()
     target = report.operations.get(event.label) if event.related_to_operation else None
     (target.errors if target is not None else report.errors).append(text)
-
-
-# ---------------------------------------------------------------- reporting
-
-
-def render(report: Report) -> str:
-    options = report.options
-    checks = ", ".join(options.checks) if options.checks is not None else f"all {len(CHECKS)} default checks"
-    lines = [
-        f"Contract run against {options.base_url}",
-        f"  spec {report.spec}; api {options.api}; phases {', '.join(options.phases)}; "
-        f"{options.max_examples} examples per operation; seed {report.seed}",
-        f"  checks: {checks}",
-        "",
-    ]
-    for result in report.operations.values():
-        lines.extend(_render_operation(result))
-        lines.append("")
-    if report.errors:
-        lines.append("Run errors:")
-        lines.extend(f"  - {_indent(error, '    ').lstrip()}" for error in report.errors)
-        lines.append("")
-    lines.append(_summary(report))
-    return "\n".join(lines)
-
-
-def _render_operation(result: OperationResult) -> list[str]:
-    statuses = ", ".join(f"{status}: {count}" for status, count in sorted(result.statuses.items(), key=lambda kv: str(kv[0])))
-    lines = [f"{result.operation_id}  {result.method} {result.path}"]
-    if not result.requests:
-        lines.append("  not tested: no request was sent")
-    else:
-        verdict = "FAILED" if result.violations else ("ERRORS" if result.errors else "ok")
-        lines.append(f"  {verdict}: {result.requests} requests ({statuses})")
-    shown: Counter = Counter()
-    hidden: Counter = Counter()
-    number = 0
-    for violation in result.violations.values():
-        if shown[violation.check] >= MAX_SHOWN_PER_CHECK:
-            hidden[violation.check] += 1
-            continue
-        shown[violation.check] += 1
-        number += 1
-        times = f"{violation.count} times" if violation.count > 1 else "once"
-        answered = f", answered {violation.status}" if violation.status is not None else ""
-        lines.append(f"  [{number}] {violation.check}: {violation.title} ({times}, first in the {violation.phase} phase{answered})")
-        lines.extend(f"      {line}" for line in _short_message(violation.message))
-        lines.append("      Reproduce:")
-        lines.extend(f"        {line}" for line in _short_curl(violation.curl).splitlines())
-    for check, count in hidden.items():
-        lines.append(f"  ... and {count} more distinct {check} failure(s)")
-    for error in result.errors:
-        lines.append(f"  error: {_indent(error, '    ').lstrip()}")
-    return lines
-
-
-def _short_message(message: str) -> list[str]:
-    """The message up to the schema dump schemathesis appends, at most MAX_MESSAGE_LINES lines."""
-    kept = []
-    for line in message.splitlines():
-        if line.startswith("Schema at ") or line.startswith("Validated against"):
-            break
-        if line.strip():
-            kept.append(line.rstrip())
-    if len(kept) > MAX_MESSAGE_LINES:
-        kept = kept[:MAX_MESSAGE_LINES] + ["..."]
-    return kept
-
-
-def _short_curl(curl: str) -> str:
-    if len(curl) <= MAX_CURL_CHARS:
-        return curl
-    return curl[:MAX_CURL_CHARS] + f"... [cut: the command has {len(curl)} characters]"
-
-
-def _summary(report: Report) -> str:
-    violations = report.violations
-    failed_ops = sum(1 for op in report.operations.values() if op.violations)
-    requests = sum(op.requests for op in report.operations.values())
-    by_check = Counter(v.check for v in violations)
-    checks = f" ({', '.join(f'{name}: {count}' for name, count in sorted(by_check.items()))})" if by_check else ""
-    verdict = {0: "PASSED", 1: "FAILED", 2: "INCOMPLETE"}[report.exit_code]
-    return (
-        f"Summary: {len(report.operations)} operations, {requests} requests, "
-        f"{len(violations)} distinct violations in {failed_ops} operations{checks}, "
-        f"{report.error_count} errors, {report.dropped} known artefacts dropped, {report.elapsed:.1f} s. {verdict}"
-    )
-
-
-def _indent(text: str, prefix: str) -> str:
-    return "\n".join(prefix + line for line in text.splitlines())
 
 
 # ---------------------------------------------------------------- command line

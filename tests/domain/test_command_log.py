@@ -16,7 +16,8 @@ from mockserver.relay.api import _add_phone, _load, _move, _onboard, _remove_pho
 from mockserver.settings import Settings
 from mockserver.state import persistence
 from mockserver.state.fixtures import Fixtures
-from mockserver.state.persistence import StateFile, StateFileError, snapshot
+from mockserver.state.persistence import StateFile
+from mockserver.state.snapshot_file import StateFileError, snapshot
 from mockserver.state.store import MemoryStore, settle
 
 SECTIONS = built_in_sections()
@@ -158,15 +159,15 @@ def test_a_change_made_while_the_snapshot_is_written_is_kept_by_the_next_log(tmp
     being on disk is in neither the snapshot nor the old log, but in the new one (it used to be lost for good)."""
     path = tmp_path / "state.json"
     state_file, store = opened(path, fixtures, schemas)
-    real_write = persistence._atomic_write
+    real_write = persistence.atomic_write
 
     def write_after_a_move(target, text):
         store.run(_move, "demo", CCID, "vip")  # lands after the capture, before the file is written
         real_write(target, text)
 
-    monkeypatch.setattr(persistence, "_atomic_write", write_after_a_move)
+    monkeypatch.setattr(persistence, "atomic_write", write_after_a_move)
     assert state_file.checkpoint(fork=False)
-    monkeypatch.setattr(persistence, "_atomic_write", real_write)
+    monkeypatch.setattr(persistence, "atomic_write", real_write)
     assert group_of(json.loads(path.read_text())["state"]) == "default"
     assert group_of(restored(path, fixtures, schemas)["state"]) == "vip"
     assert restored(path, fixtures, schemas) == live(store)
@@ -331,7 +332,7 @@ def test_a_snapshot_of_another_configuration_is_usable_once_a_logged_reset_follo
     """`--reload` of fixtures with new keys logs a reset; a kill before the next compaction must not make the
     restart refuse the files."""
     path = tmp_path / "state.json"
-    data = persistence.snapshot(fixtures.build())
+    data = snapshot(fixtures.build())
     data["relay"]["clients"][0]["api_keys"] = ["rotated-key"]
     path.write_text(json.dumps({"mockserver_state": 1, "log_generation": 2, "state": data}))
     with pytest.raises(StateFileError, match="another configuration"):

@@ -15,7 +15,7 @@ from mockserver.errors import ApiError
 from mockserver.families import built_in_sections
 from mockserver.relay.api import _add_phone, _move, _retrieve, _update_consent
 from mockserver.settings import Settings
-from mockserver.state import redis_store
+from mockserver.state import redis_store, redis_transaction, redis_view
 from mockserver.state.fixtures import FixtureError, Fixtures
 
 SECTIONS = built_in_sections()
@@ -136,7 +136,7 @@ def test_a_command_whose_record_changes_under_it_runs_again_on_the_new_value(sto
     """Another process moves the customer between this command's read and its EXEC: the EXEC fails (WATCH),
     and the re-run sees the move, so the answer is the 409 the new state calls for, not a lost update."""
     one, other = stores
-    real = redis_store._View.writes
+    real = redis_view.View.writes
     interfered = []
 
     def writes_after_a_rival(view):
@@ -145,7 +145,7 @@ def test_a_command_whose_record_changes_under_it_runs_again_on_the_new_value(sto
             other.run(_move, "demo", CCID, "vip")  # lands between one's read and its EXEC
         return real(view)
 
-    monkeypatch.setattr(redis_store._View, "writes", writes_after_a_rival)
+    monkeypatch.setattr(redis_view.View, "writes", writes_after_a_rival)
     with pytest.raises(ApiError) as refused:
         one.run(_move, "demo", CCID, "vip")
     assert refused.value.status == 409 and interfered
@@ -201,7 +201,7 @@ def test_every_process_of_a_namespace_must_serve_the_same_fixtures(redis_url, tm
 
 def _losing_the_exec_answer(monkeypatch, sent: bool) -> None:
     """The connection breaks on the transaction's batch: after Redis ran it (`sent`), or before it got there."""
-    real = redis_store._Link._send
+    real = redis_transaction.Link._send
 
     def send(link, *commands):
         if commands and commands[-1] == ("EXEC",) and not getattr(send, "done", False):
@@ -211,7 +211,7 @@ def _losing_the_exec_answer(monkeypatch, sent: bool) -> None:
             raise redis.ConnectionError("the connection broke")
         return real(link, *commands)
 
-    monkeypatch.setattr(redis_store._Link, "_send", send)
+    monkeypatch.setattr(redis_transaction.Link, "_send", send)
 
 
 def test_a_change_whose_answer_was_lost_but_committed_is_answered_as_made_not_run_again(stores, monkeypatch):

@@ -12,7 +12,7 @@ from mockserver.families import built_in_sections
 from mockserver.mock import create_app
 from mockserver.settings import Settings
 from mockserver.state.fixtures import FixtureError, Fixtures
-from mockserver.state.persistence import MARKER, VERSION, StateFileError, snapshot
+from mockserver.state.snapshot_file import MARKER, VERSION, StateFileError, snapshot
 from mockserver.state.sources import Sources
 
 SECTIONS = built_in_sections()

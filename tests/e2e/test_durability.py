@@ -193,7 +193,7 @@ def test_a_damaged_or_foreign_state_file_stops_the_start(tmp_path, content, mess
 
 
 def test_a_failed_write_leaves_the_previous_file_intact(tmp_path, monkeypatch):
-    from mockserver.state import persistence
+    from mockserver.state import snapshot_file
 
     target = tmp_path / "state.json"
     target.write_text("previous")
@@ -201,8 +201,8 @@ def test_a_failed_write_leaves_the_previous_file_intact(tmp_path, monkeypatch):
     def broken_replace(source, destination):
         raise OSError("disk full")
 
-    monkeypatch.setattr(persistence.os, "replace", broken_replace)
+    monkeypatch.setattr(snapshot_file.os, "replace", broken_replace)
     with pytest.raises(OSError):
-        persistence._atomic_write(target, b"new content")
+        snapshot_file.atomic_write(target, b"new content")
     assert target.read_text() == "previous"
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]  # no temporary file left behind

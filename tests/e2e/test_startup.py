@@ -117,6 +117,7 @@ def test_the_wheel_carries_the_spec_and_fixtures_and_serves(tmp_path):
     (wheel,) = tmp_path.glob("mockserver-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "mockserver/bundled/spec/openapi.yaml" in names and "mockserver/bundled/fixtures/default.yaml" in names
+    assert "mockserver/bundled/schemathesis.toml" in names  # `mockserver contract`'s tuning
     unpacked = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(unpacked)
     # Run from the unpacked wheel (dependencies from this environment), far from the checkout.
@@ -124,7 +125,8 @@ def test_the_wheel_carries_the_spec_and_fixtures_and_serves(tmp_path):
         [
             sys.executable,
             "-c",
-            "from mockserver.resources import spec_path, default_fixtures_path; print(spec_path()); print(default_fixtures_path())",
+            "from mockserver.resources import spec_path, default_fixtures_path, schemathesis_config_path;"
+            " print(spec_path()); print(default_fixtures_path()); print(schemathesis_config_path())",
         ],
         capture_output=True,
         text=True,

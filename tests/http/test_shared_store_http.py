@@ -311,12 +311,12 @@ def test_an_id_drawn_after_its_session_ended_or_was_reset_leaves_no_key(two, red
     """A merge allocates a contact id after reading its records; when its session ends or is reset in between,
     the id counter of the generation that is over must not be made again, for nobody would remove it (review
     of #14: the counter was drawn with a plain INCR)."""
-    from mockserver.state import redis_store
+    from mockserver.state import redis_view
     from tests.conftest import APP
 
     one, other = two
     client = redis.Redis.from_url(redis_url)
-    draw = redis_store._Ids.next
+    draw = redis_view.Ids.next
     ends = {
         "deleted": lambda sid: other.delete(f"/__admin/sessions/{sid}"),
         "reset": lambda sid: other.post("/__admin/reset", headers={"X-Mock-Session": sid}),
@@ -332,11 +332,11 @@ def test_an_id_drawn_after_its_session_ended_or_was_reset_leaves_no_key(two, red
                 ended.append(end(session_id).status_code)
             return draw(ids)
 
-        monkeypatch.setattr(redis_store._Ids, "next", next_id)
+        monkeypatch.setattr(redis_view.Ids, "next", next_id)
         target_body = {"id": "1010", "lastModified": target["lastModified"], "contacts": {"contact": [{"firstName": "J"}]}}
         merge = {"sourceCustomer": {"id": "1002"}, "targetCustomer": target_body}
         assert one.put("/core/customermgr/v3/customer/merge", headers=session, json=merge).status_code == 204
-        monkeypatch.setattr(redis_store._Ids, "next", draw)
+        monkeypatch.setattr(redis_view.Ids, "next", draw)
         assert ended in ([204], [200])
         generation = client.get(next(iter(client.keys(f"*:{session_id}:gen")), b"none"))
         time.sleep(0.3)  # the background unlink of the generation that is over

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from mockserver.cli import main
 from mockserver.testing.harness import running_server
 from mockserver.testing.process import free_port
-from mockserver.tools.contract_run import MAX_PLAIN_URI, Options, filter_failure, tuning_toml
+from mockserver.tools.contract_report import Options
+from mockserver.tools.contract_run import MAX_PLAIN_URI, filter_failure, tuning
 from tests.tools.broken_app import CONTRACT, PLANTED, create_broken_app
 from tests.tools.servers import thread_server
 
@@ -111,22 +112,22 @@ def test_usage_and_connection_errors_exit_2(args, message):
 
 
 def test_the_tuning_is_the_repository_schemathesis_toml():
-    """The runner carries its own copy (a wheel has no schemathesis.toml); both must say the same."""
+    """With the default options (the demo credentials) a run's tuning is the repository's file, plus the examples."""
     repo_file = REPO / "schemathesis.toml"
     if not repo_file.is_file():
         pytest.skip("not a checkout")
     repo = tomllib.loads(repo_file.read_text())
-    ours = tomllib.loads(tuning_toml(Options(base_url="http://x", max_examples=7)))
+    ours = tuning(Options(base_url="http://x", max_examples=7))
     assert ours["generation"].pop("max-examples") == 7
     assert ours == repo
 
 
-def test_credentials_are_quoted_into_the_tuning():
+def test_the_runs_credentials_replace_the_demo_ones_in_the_tuning():
     options = Options(base_url="http://x", relay_key='k"ey\\', relay_client="acme", egain_token="t ok")
-    parsed = tomllib.loads(tuning_toml(options))
-    assert parsed["auth"]["openapi"]["relayApiKey"]["api_key"] == 'k"ey\\'
-    assert parsed["auth"]["openapi"]["egainBearer"]["bearer"] == "t ok"
-    assert parsed["parameters"]["path.client_id"] == "acme"
+    schemes = tuning(options)["auth"]["openapi"]
+    assert schemes["relayApiKey"]["api_key"] == 'k"ey\\'
+    assert schemes["egainBearer"]["bearer"] == schemes["egainOAuth"]["bearer"] == "t ok"
+    assert tuning(options)["parameters"]["path.client_id"] == "acme"
 
 
 def _case(mode: str, media_type: str | None = None, phase: str = "fuzzing", description: str = "Negative", mutations: tuple = ("m",)):
