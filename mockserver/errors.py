@@ -30,3 +30,12 @@ class ApiError(Exception):
 
 
 UNEXPECTED = "An unexpected server error occurred. Please retry your request."
+
+
+class StoreUnavailable(Exception):
+    """A shared store that could not answer; the message says what was (not) done. Every backend raises it, and
+    the exchange alone answers it: the operation's documented 503, in the API's own format."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message

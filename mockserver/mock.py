@@ -142,7 +142,7 @@ def _backing(settings: Settings, fixtures: Fixtures, compile_rule: Callable[[str
     if not NAMESPACE.fullmatch(settings.namespace):
         raise FixtureError(f"--namespace {settings.namespace!r}: letters, digits, '.', '_' and '-' only, 1 to 64 of them")
     try:
-        from mockserver.state import redis_store
+        from mockserver.state import redis_client, redis_store
     except ImportError as exc:
         raise FixtureError(f"--store {settings.store} needs the Redis client: pip install 'mockserver[redis]' ({exc})") from exc
 
@@ -153,7 +153,7 @@ def _backing(settings: Settings, fixtures: Fixtures, compile_rule: Callable[[str
     from mockserver.qa.shared_sessions import SessionRegistry, SharedSessions
 
     fixtures.without_spare()
-    client = redis_store.connect(settings.store)
+    client = redis_client.connect(settings.store)
     digest = redis_store.claim_namespace(client, settings.namespace, settings.fixtures)
     namespace = f"{settings.namespace}:{digest[:12]}"
     registry = SessionRegistry(client, namespace, settings.session_idle, settings.max_sessions)

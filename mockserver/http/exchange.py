@@ -4,7 +4,7 @@
       -> validation -> handler (-> long poll) -> self-check -> durability -> journal
 
 Each stage reads and fills the request's `Context` and raises what it finds wrong: an `ApiError`, or a
-`RequestInvalid` for a broken contract rule. Either becomes the documented answer of the operation's
+`RequestInvalid` for a broken contract rule, a `StoreUnavailable`. Each becomes the documented answer of the operation's
 family in exactly one place (`Exchange._error_reply`). The self-check compares each answer with the spec
 before it leaves: a mismatch is the mock's own bug, logged and answered with the documented 500 (raised,
 in strict mode, so a test fails).
@@ -25,7 +25,7 @@ from typing import Any
 from mockserver.contract.compiled import JSON, Contract, Operation, RawRequest
 from mockserver.contract.errors import MethodNotAllowed, RequestInvalid, ResponseInvalid, RouteNotFound
 from mockserver.credentials import Secrets
-from mockserver.errors import UNEXPECTED, ApiError
+from mockserver.errors import UNEXPECTED, ApiError, StoreUnavailable
 from mockserver.families import credentials
 from mockserver.family import Call, Family, Reply, Wait
 from mockserver.http import render
@@ -109,7 +109,7 @@ class Exchange:
         try:
             try:
                 reply = await self._stages(ctx, io)
-            except (ApiError, RequestInvalid) as error:
+            except (ApiError, RequestInvalid, StoreUnavailable) as error:
                 reply = self._error_reply(ctx, error)
             answer = self._wire(ctx, reply)
             if ctx.syncs:  # `--fsync always`: the change is on disk before its answer leaves
@@ -252,15 +252,18 @@ class Exchange:
 
     # ---------------------------------------------------------------- answers
 
-    def _error_reply(self, ctx: Context, error: ApiError | RequestInvalid) -> Reply:
+    def _error_reply(self, ctx: Context, error: ApiError | RequestInvalid | StoreUnavailable) -> Reply:
         """The one place an error becomes an answer: the documented error of the family whose operation the
-        request routes to (its contract error for a broken rule), else of the family its path belongs to."""
+        request routes to (its contract error for a broken rule; the documented 503 for a shared store that
+        could not answer), else of the family its path belongs to."""
         if ctx.family is None:
             try:  # an error before routing (a session refused, a body that never came): found for its format
                 self._route(ctx)
             except ApiError:
                 pass
         family = ctx.family
+        if isinstance(error, StoreUnavailable):
+            error = ApiError(503, error.message)
         if isinstance(error, RequestInvalid):
             invalid = error
             error = family.contract_error(invalid) if family is not None else ApiError(400, invalid.message)

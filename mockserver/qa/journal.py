@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from mockserver.errors import ApiError
+from mockserver.errors import StoreUnavailable
 
 BODY_LIMIT = 8 * 1024  # bytes of a request body kept in its entry (see http/exchange.py for the rest of an entry's bounds)
 POLL_S = 0.05  # how soon a wait notices an entry another process recorded (a shared storage)
@@ -196,7 +196,7 @@ class Journal:
                     return
             try:
                 newest: int | None = self.storage.newest_id()
-            except ApiError:
+            except StoreUnavailable:
                 newest = None  # every wait wakes, and finds the storage gone: the documented 503 at once
             wake(self._waiters, self._lock, functools.partial(_behind, newest))
             time.sleep(POLL_S)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from mockserver.errors import ApiError
+from mockserver.errors import StoreUnavailable
 from mockserver.qa.faults import FaultRules
 from mockserver.qa.journal import Journal, LocalEntries
 from mockserver.state.model import State
@@ -97,10 +97,10 @@ class Visit:
         session_id: str,
         session: Session | None,
         faults: Any = None,
-        unavailable: ApiError | None = None,
+        unavailable: StoreUnavailable | None = None,
     ):
         """`sessions`: this process's `Sessions`, or the shared ones (mockserver/qa/shared_sessions.py); `faults`:
-        the session's rules as the request found them; `unavailable`: the store's 503, when the session could
+        the session's rules as the request found them; `unavailable`: the store's error, when the session could
         not be looked up (a shared store only)."""
         self._sessions = sessions
         self.session_id = session_id
@@ -109,7 +109,7 @@ class Visit:
         self.unavailable = unavailable
 
     def enter(self) -> Session:
-        """The session, created now if need be (SessionRefused past the cap; the store's 503 if it was unavailable)."""
+        """The session, created now if need be (SessionRefused past the cap; StoreUnavailable if the store was)."""
         if self.unavailable is not None:
             raise self.unavailable
         if self.session is None:

@@ -21,7 +21,7 @@ import redis
 
 from mockserver.qa.faults import MAX_RULES, FaultRule, RuleInvalid
 from mockserver.state import codec
-from mockserver.state.redis_store import UNAVAILABLE_TO_READ, answered_503
+from mockserver.state.redis_client import UNAVAILABLE_TO_READ, unavailable_as
 
 # Each script first checks that the session's life (the key `life`) is still the one the rules belong to
 # (ARGV[1]; '' for the default session, which never ends): a request that outlived its session must not
@@ -86,7 +86,7 @@ class SharedRules:
 
     def add(self, rule: FaultRule) -> FaultRule:
         """The cap, the id and the rule are one step in Redis, whichever processes add at once."""
-        with answered_503(UNAVAILABLE_TO_READ):
+        with unavailable_as(UNAVAILABLE_TO_READ):
             number = int(self._add(keys=self._keys, args=[*self._life, MAX_RULES, codec.text(rule.spec)]))
         if number == -2:  # the session ended meanwhile: the rule went with it (kept nowhere, `f0`)
             return replace(rule, id="f0")
@@ -95,13 +95,13 @@ class SharedRules:
         return replace(rule, id=f"f{number}")
 
     def current(self, version: bytes | None, refresh: bool) -> list[FaultRule]:
-        """The rules of `version`, compiled: read only when it moved (ApiError 503 when Redis does not answer)."""
+        """The rules of `version`, compiled: read only when it moved (StoreUnavailable when Redis does not answer)."""
         if not refresh:
             return self._compiled
         with self._lock:
             if version == self._version:
                 return self._compiled
-        with answered_503(UNAVAILABLE_TO_READ):
+        with unavailable_as(UNAVAILABLE_TO_READ):
             specs = self._client.hgetall(self._rules_key)
         with self._lock:
             # A rule's JSON never changes: rules already compiled are kept, with their draws (`seed`) where they were.
@@ -113,12 +113,12 @@ class SharedRules:
 
     def spend(self, rule: FaultRule) -> bool:
         """One match counted in Redis: past the rule's `times` in any process (or gone with its session's life), no."""
-        with answered_503(UNAVAILABLE_TO_READ):
+        with unavailable_as(UNAVAILABLE_TO_READ):
             used = int(self._spend(keys=self._keys[:3], args=[*self._life, rule.id]))
         return rule.remaining is None or not (used > rule.remaining or used == -2)
 
     def listed(self) -> list[dict[str, Any]]:
-        with answered_503(UNAVAILABLE_TO_READ):
+        with unavailable_as(UNAVAILABLE_TO_READ):
             specs, used = self._client.hgetall(self._rules_key), self._client.hgetall(self._used_key)
         listed = []
         for rule_id, raw in sorted(specs.items(), key=lambda item: int(item[0][1:])):
@@ -129,9 +129,9 @@ class SharedRules:
         return listed
 
     def delete(self, rule_id: str) -> bool:
-        with answered_503(UNAVAILABLE_TO_READ):
+        with unavailable_as(UNAVAILABLE_TO_READ):
             return int(self._delete(keys=self._keys[:5], args=[*self._life, rule_id])) == 1
 
     def clear(self) -> None:
-        with answered_503(UNAVAILABLE_TO_READ):
+        with unavailable_as(UNAVAILABLE_TO_READ):
             self._clear(keys=self._keys[:5], args=self._life)

@@ -23,7 +23,7 @@ import redis
 from mockserver.qa.journal import Entry
 from mockserver.qa.sessions import DEFAULT
 from mockserver.state import codec
-from mockserver.state.redis_store import UNAVAILABLE_TO_READ, answered_503, run_script
+from mockserver.state.redis_client import UNAVAILABLE_TO_READ, run_script, unavailable_as
 
 log = logging.getLogger("mockserver")
 # The journal emptied (KEYS[2]), unless the session's life (KEYS[1]) is not ARGV[1] any more ('' never ends).
@@ -79,19 +79,19 @@ class RedisEntries:
 
     def newest_first(self, after: int = 0) -> tuple[list[Entry], int]:
         """Only the entries newer than `after` are read, in one transaction with the counter."""
-        with answered_503(UNAVAILABLE_TO_READ), self._client.pipeline(transaction=True) as pipe:
+        with unavailable_as(UNAVAILABLE_TO_READ), self._client.pipeline(transaction=True) as pipe:
             pipe.get(self._counter)
             pipe.xrevrange(self._stream, min=f"{after + 1}-0" if after else "-", count=self.size)
             newest, raw = pipe.execute()
         return _entries(raw), int(newest or 0)
 
     def newest_id(self) -> int:
-        with answered_503(UNAVAILABLE_TO_READ):
+        with unavailable_as(UNAVAILABLE_TO_READ):
             return int(self._client.get(self._counter) or 0)
 
     def clear(self) -> None:
         """The entries go (not the ids); not those of the session's next life, if this one ended meanwhile."""
-        with answered_503(UNAVAILABLE_TO_READ):
+        with unavailable_as(UNAVAILABLE_TO_READ):
             self._clear(keys=[self._keys[3], self._stream], args=self._life)
 
 

@@ -35,9 +35,10 @@ from typing import Any
 
 import redis
 
-from mockserver.errors import ApiError
+from mockserver.errors import StoreUnavailable
 from mockserver.qa.sessions import DEFAULT, Session, SessionRefused, Visit, refusal_past_cap, session_id_of
-from mockserver.state.redis_store import UNAVAILABLE_TO_READ, answered_503, generations_key, run_script, unlink_generation
+from mockserver.state.redis_client import UNAVAILABLE_TO_READ, run_script, unavailable_as
+from mockserver.state.redis_store import generations_key, unlink_generation
 
 log = logging.getLogger("mockserver")
 SWEEP_EVERY_S = 1.0  # how often some process ends the sessions left idle, and unlinks their keys
@@ -252,13 +253,13 @@ class SharedSessions:
 
     def visit(self, header: str | None) -> Visit:
         """The session a request names, live or not yet; SessionRefused for an id that breaks the pattern. With
-        Redis unreachable, the visit carries the documented 503 (`Visit.unavailable`)."""
+        Redis unreachable, the visit carries the store's StoreUnavailable (`Visit.unavailable`)."""
         session_id = session_id_of(header)
         self._sweep_now_and_then()
         try:
-            with answered_503():
+            with unavailable_as():
                 live, version, life = self._registry.visit(session_id)
-        except ApiError as unavailable:
+        except StoreUnavailable as unavailable:
             return Visit(self, session_id, None, unavailable=unavailable)
         if not live:
             return Visit(self, session_id, None)
@@ -285,14 +286,14 @@ class SharedSessions:
         return Session(session_id, *(new(session_id, life) for new in (self._new_store, self._new_faults, self._new_journal)))
 
     def _create(self, session_id: str) -> Session:
-        with answered_503():
+        with unavailable_as():
             life = self._registry.enter(session_id)
         if life is None:
             raise SessionRefused(refusal_past_cap(session_id, self._registry.max_sessions))
         return self._handle(session_id, life)
 
     def listed(self) -> list[dict]:
-        with answered_503(UNAVAILABLE_TO_READ):
+        with unavailable_as(UNAVAILABLE_TO_READ):
             return self._registry.listed()
 
     def _release(self, session: Session) -> None:
@@ -300,7 +301,7 @@ class SharedSessions:
 
     def delete(self, session_id: str) -> bool:
         """End a session in every process: its state, rules and journal go; False if it was not live."""
-        with answered_503():
+        with unavailable_as():
             where = self._registry.end(session_id)
         with self._lock:
             self._handles.pop(session_id, None)

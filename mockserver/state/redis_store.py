@@ -33,14 +33,13 @@ done, and the next request reconnects by itself.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import itertools
 import logging
 import queue
 import random
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -48,10 +47,11 @@ from typing import Any, TypeVar
 import redis
 from redis.commands.core import Script
 
-from mockserver.errors import ApiError
+from mockserver.errors import StoreUnavailable
 from mockserver.state.changes import Write
 from mockserver.state.fixtures import FixtureError
 from mockserver.state.model import State
+from mockserver.state.redis_client import UNAVAILABLE, UNSURE, unavailable_as
 from mockserver.state.redis_transaction import FENCE_MS, Again, Detached, Ended, Link, Stale, Unsure
 from mockserver.state.redis_view import Ids, LocalIds, Sources, View
 from mockserver.state.sources import Clock
@@ -59,46 +59,6 @@ from mockserver.state.sources import Clock
 log = logging.getLogger("mockserver")
 T = TypeVar("T")
 RETRIES = 50  # a command that loses the race this often is answered 503
-UNAVAILABLE = "The mock's shared store (Redis) is unavailable ({}); nothing was changed, retry."
-UNAVAILABLE_TO_READ = "The mock's shared store (Redis) is unavailable ({}); retry."  # a read: nothing to change
-UNSURE = (
-    "The mock's shared store (Redis) stopped answering while this change was being written ({}); it may or may not"
-    " have been made: read before you retry."
-)
-
-
-@contextlib.contextmanager
-def answered_503(message: str = UNAVAILABLE) -> Iterator[None]:
-    """Redis errors as the documented 503 (`message` formatted with the error's kind)."""
-    try:
-        yield
-    except redis.RedisError as exc:
-        raise ApiError(503, message.format(type(exc).__name__)) from exc
-
-
-def run_script(client: redis.Redis, script: Script, keys: list, args: list) -> Any:
-    """`script(keys, args)` on a pooled connection, past redis-py's command layer: about 30 µs of CPU less a
-    call here, for the scripts every request runs. A Redis that lost the script (restarted) is given it again."""
-    pool = client.connection_pool
-    connection = pool.get_connection()
-    try:
-        # types-redis, redis 4's stubs, leave out Script.sha (set by Script.__init__).
-        connection.send_packed_command(connection.pack_command("EVALSHA", script.sha, len(keys), *keys, *args))  # type: ignore[attr-defined]
-        return connection.read_response()
-    except redis.exceptions.NoScriptError:  # a whole reply was read, the connection is clean: load it and run
-        return script(keys=keys, args=args)
-    except BaseException:
-        connection.disconnect()  # a half-read reply must never be read by the connection's next user
-        raise
-    finally:
-        pool.release(connection)
-
-
-def connect(url: str) -> redis.Redis:
-    """A client for `--store`; short timeouts, so an unreachable Redis is a prompt 503, not a hung request."""
-    return redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0, retry_on_timeout=False)
-
-
 # A session's new generation (KEYS[1]) from the namespace's counter (KEYS[2]); returns the old one (0: none),
 # or -1 if the session's life (KEYS[3]) is not ARGV[1] any more ('' for the default session, which has one).
 _NEW_GENERATION = """
@@ -196,7 +156,7 @@ class RedisStore:
         self._generation = 0  # the last one seen; every read checks it, a reset elsewhere means one re-run
 
     def run(self, command: Callable[..., T], *args: Any, syncs: list | None = None) -> T:
-        """Run `command(state, *args)` as one optimistic transaction; raise ApiError(503) if Redis fails it."""
+        """Run `command(state, *args)` as one optimistic transaction; raise StoreUnavailable if Redis fails it."""
         try:
             for _ in range(RETRIES):
                 link = Link(self._client, self._prefix, isinstance(command, Write), self._life)
@@ -212,8 +172,8 @@ class RedisStore:
                 finally:
                     link.release()
         except redis.RedisError as exc:
-            raise ApiError(503, UNAVAILABLE.format(type(exc).__name__)) from exc
-        raise ApiError(503, UNAVAILABLE.format(f"{RETRIES} conflicting changes in a row"))
+            raise StoreUnavailable(UNAVAILABLE.format(type(exc).__name__)) from exc
+        raise StoreUnavailable(UNAVAILABLE.format(f"{RETRIES} conflicting changes in a row"))
 
     def _committed(self, fence: str) -> bool:
         """Whether a transaction whose answer was lost committed. It set `fence` if it did; setting it now
@@ -221,7 +181,7 @@ class RedisStore:
         try:
             return not self._client.set(fence, b"aborted", nx=True, px=FENCE_MS)
         except redis.RedisError as exc:
-            raise ApiError(503, UNSURE.format(type(exc).__name__)) from exc
+            raise StoreUnavailable(UNSURE.format(type(exc).__name__)) from exc
 
     def _attempt(self, link: Link, command: Callable[..., T], args: tuple) -> T:
         """One try on the generation last seen. A write's records are watched, its changes written in one
@@ -258,7 +218,7 @@ class RedisStore:
 
     def reset(self, syncs: list | None = None) -> None:
         """Back to the fixtures for every process: a new generation; the old one's keys are unlinked meanwhile."""
-        with answered_503():
+        with unavailable_as():
             old = int(self._new_generation())
         if old >= 0:
             unlink_generation(self._client, self._prefix, old)
@@ -269,8 +229,8 @@ class RedisStore:
         self.reset()
 
     def ping(self) -> None:
-        """Raise ApiError(503) if Redis does not answer (the health check's)."""
-        with answered_503():
+        """Raise StoreUnavailable if Redis does not answer (the health check's)."""
+        with unavailable_as():
             self._client.ping()
 
 

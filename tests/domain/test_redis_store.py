@@ -11,11 +11,11 @@ from mockserver.admin.api import _state_command
 from mockserver.contract.compiled import Contract
 from mockserver.contract.spec import load_document
 from mockserver.egain.api import _merge_command
-from mockserver.errors import ApiError
+from mockserver.errors import ApiError, StoreUnavailable
 from mockserver.families import built_in_sections
 from mockserver.relay.api import _add_phone, _move, _retrieve, _update_consent
 from mockserver.settings import Settings
-from mockserver.state import redis_store, redis_transaction, redis_view
+from mockserver.state import redis_client, redis_store, redis_transaction, redis_view
 from mockserver.state.fixtures import FixtureError, Fixtures
 
 SECTIONS = built_in_sections()
@@ -30,7 +30,7 @@ def fixtures() -> Fixtures:
 
 def store_of(url: str, namespace: str, fixtures: Fixtures) -> redis_store.RedisStore:
     """The default session's store, as `serve --store URL --namespace NAMESPACE` makes it."""
-    return redis_store.RedisStores(redis_store.connect(url), namespace, fixtures.build()).new("default")
+    return redis_store.RedisStores(redis_client.connect(url), namespace, fixtures.build()).new("default")
 
 
 @pytest.fixture
@@ -181,18 +181,19 @@ def test_a_reset_is_one_increment_and_the_old_generation_is_cleared(stores, redi
     assert not client.keys(f"{one._prefix}0:*")
 
 
-def test_redis_unreachable_is_a_503_and_changes_nothing(fixtures):
+def test_redis_unreachable_is_the_store_unavailable_and_changes_nothing(fixtures):
+    """The store raises StoreUnavailable (the exchange answers it with the documented 503: tests/http)."""
     store = store_of("redis://127.0.0.1:1/0", "gone", fixtures)
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(StoreUnavailable) as refused:
         store.run(_move, "demo", CCID, "vip")
-    assert refused.value.status == 503 and "unavailable" in refused.value.message
+    assert "unavailable" in refused.value.message and "nothing was changed" in refused.value.message
 
 
 def test_every_process_of_a_namespace_must_serve_the_same_fixtures(redis_url, tmp_path):
     first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
     first.write_text(Settings().fixtures.read_text())
     second.write_text(Settings().fixtures.read_text() + "\n# edited\n")
-    client = redis_store.connect(redis_url)
+    client = redis_client.connect(redis_url)
     redis_store.claim_namespace(client, "claimed", first)
     redis_store.claim_namespace(client, "claimed", first)  # the same file: fine
     with pytest.raises(FixtureError, match="namespace 'claimed' is in use with other fixtures"):

@@ -14,7 +14,7 @@ from mockserver.families import built_in_sections
 from mockserver.qa.shared_sessions import SessionRegistry
 from mockserver.relay.api import _move, _retrieve
 from mockserver.settings import Settings
-from mockserver.state import redis_store
+from mockserver.state import redis_client, redis_store
 from mockserver.state.fixtures import Fixtures
 
 SECTIONS = built_in_sections()
@@ -34,7 +34,7 @@ def namespace(request) -> str:
 
 def registry(url: str, namespace: str, idle_s: float = 600, max_sessions: int = 256) -> SessionRegistry:
     """One process's registry: a client of its own."""
-    return SessionRegistry(redis_store.connect(url), namespace, idle_s, max_sessions)
+    return SessionRegistry(redis_client.connect(url), namespace, idle_s, max_sessions)
 
 
 def test_the_cap_holds_across_processes_entering_at_once(redis_url, namespace):
@@ -74,7 +74,7 @@ def test_a_command_of_an_ended_life_is_answered_and_changes_nothing(redis_url, n
     what it finds, as in memory, where the session's state went with it: it is answered, and what it
     changes reaches neither the session's next life nor Redis."""
     sessions = registry(redis_url, namespace)
-    stores = redis_store.RedisStores(redis_store.connect(redis_url), namespace, fixtures.build())
+    stores = redis_store.RedisStores(redis_client.connect(redis_url), namespace, fixtures.build())
     store = stores.new("s", sessions.enter("s"))
     store.run(_move, "demo", CCID, "vip")
     assert sessions.end("s") == "live"
@@ -113,7 +113,7 @@ def test_a_sweep_redis_cannot_answer_is_logged_and_tried_again_later(caplog):
     """The sweep runs in the background: with Redis gone it says so in the log, and the next one may run."""
     from mockserver.qa.shared_sessions import SharedSessions
 
-    unreachable = SessionRegistry(redis_store.connect("redis://127.0.0.1:1/0"), "gone", 600, 256)
+    unreachable = SessionRegistry(redis_client.connect("redis://127.0.0.1:1/0"), "gone", 600, 256)
     sessions = SharedSessions(unreachable, lambda *_: None, lambda *_: None, lambda *_: None, None, 600)
     sessions._sweeping = True
     with caplog.at_level("WARNING", logger="mockserver"):

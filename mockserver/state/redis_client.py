@@ -1,0 +1,57 @@
+"""Talking to the shared store's Redis: the client, the scripts every request runs, and what a failure means.
+
+Every Redis backend (the state: redis_store.py; the QA toolkit's rules, journal and sessions:
+mockserver/qa/shared_*.py) reaches Redis through these. A Redis that cannot answer is one error,
+`StoreUnavailable`, raised with a message saying what was (not) done; the exchange answers it with the
+operation's documented 503 in the API's own format (mockserver/http/exchange.py), nothing else does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+from redis.commands.core import Script
+
+from mockserver.errors import StoreUnavailable
+
+UNAVAILABLE = "The mock's shared store (Redis) is unavailable ({}); nothing was changed, retry."
+UNAVAILABLE_TO_READ = "The mock's shared store (Redis) is unavailable ({}); retry."  # a read: nothing to change
+UNSURE = (
+    "The mock's shared store (Redis) stopped answering while this change was being written ({}); it may or may not"
+    " have been made: read before you retry."
+)
+
+
+@contextlib.contextmanager
+def unavailable_as(message: str = UNAVAILABLE) -> Iterator[None]:
+    """Redis errors as StoreUnavailable (`message` formatted with the error's kind)."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise StoreUnavailable(message.format(type(exc).__name__)) from exc
+
+
+def run_script(client: redis.Redis, script: Script, keys: list, args: list) -> Any:
+    """`script(keys, args)` on a pooled connection, past redis-py's command layer: about 30 µs of CPU less a
+    call here, for the scripts every request runs. A Redis that lost the script (restarted) is given it again."""
+    pool = client.connection_pool
+    connection = pool.get_connection()
+    try:
+        # types-redis, redis 4's stubs, leave out Script.sha (set by Script.__init__).
+        connection.send_packed_command(connection.pack_command("EVALSHA", script.sha, len(keys), *keys, *args))  # type: ignore[attr-defined]
+        return connection.read_response()
+    except redis.exceptions.NoScriptError:  # a whole reply was read, the connection is clean: load it and run
+        return script(keys=keys, args=args)
+    except BaseException:
+        connection.disconnect()  # a half-read reply must never be read by the connection's next user
+        raise
+    finally:
+        pool.release(connection)
+
+
+def connect(url: str) -> redis.Redis:
+    """A client for `--store`; short timeouts, so an unreachable Redis is a prompt 503, not a hung request."""
+    return redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0, retry_on_timeout=False)
