@@ -16,6 +16,8 @@ from mockserver.settings import Settings
 from tests.conftest import reset_everything
 from tests.contract.support import AppSlot, load_schema, mock_in
 
+pytestmark = pytest.mark.slow
+
 SLOT = AppSlot()
 schema = load_schema(admin_spec_path(), Path(__file__).with_name("schemathesis-admin.toml"))
 schema.app = SLOT

@@ -35,6 +35,8 @@ from mockserver.http.render import serialize as render_body
 from mockserver.settings import Settings
 from tests.contract.support import decode_xml, load_schema
 
+pytestmark = pytest.mark.slow
+
 EXAMPLES = int(os.environ.get("MOCKSERVER_DIFF_EXAMPLES", "60"))
 URLLIB_DROPS = (";", "\t", "\r", "\n", "?", "#")  # the reference joins the decoded path into a URL: "?" and "#" end it there
 CREDENTIALS = {"xx-relay-api-key": "demo-key", "authorization": "Bearer demo-user-token"}

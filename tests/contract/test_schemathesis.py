@@ -15,6 +15,8 @@ from hypothesis.stateful import run_state_machine_as_test
 from mockserver.settings import Settings
 from tests.contract.support import STATEFUL_EXAMPLES, AppSlot, load_schema, mock_in, untyped_xml_exclusions
 
+pytestmark = pytest.mark.slow
+
 SLOT = AppSlot()
 schema = load_schema()
 schema.app = SLOT

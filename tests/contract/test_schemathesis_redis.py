@@ -18,6 +18,8 @@ from hypothesis.stateful import run_state_machine_as_test
 from mockserver.settings import Settings
 from tests.contract.support import AppSlot, load_schema, mock_in, untyped_xml_exclusions
 
+pytestmark = pytest.mark.slow
+
 EXAMPLES = int(os.environ.get("MOCKSERVER_REDIS_FUZZ_EXAMPLES", "10"))
 STATEFUL_EXAMPLES = int(os.environ.get("MOCKSERVER_REDIS_STATEFUL_EXAMPLES", "30"))
 

@@ -40,7 +40,7 @@ import yaml
 from tests.e2e.server import REPO, running_server
 from tests.e2e.wire import EGAIN, RELAY_KEY, USER, KeepAlive, call
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 THREADS = 16
 MAX_REQUESTS = 10000

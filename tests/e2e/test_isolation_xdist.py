@@ -15,7 +15,7 @@ import pytest
 
 from tests.e2e.server import REPO, running_server
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 RUNS = int(os.environ.get("MOCKSERVER_ISOLATION_RUNS", "3"))
 SUITE = Path(__file__).with_name("isolation") / "suite_same_customer.py"
 
