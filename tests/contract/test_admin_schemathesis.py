@@ -8,23 +8,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 
-from mockserver.mock import create_app
 from mockserver.resources import admin_spec_path
 from mockserver.settings import Settings
-from tests.contract.support import load_schema, reset_everything
+from tests.conftest import reset_everything
+from tests.contract.support import AppSlot, load_schema, mock_in
 
-app = create_app(Settings(strict_responses=True))
-app.testing = True
+pytestmark = pytest.mark.slow
+
+SLOT = AppSlot()
 schema = load_schema(admin_spec_path(), Path(__file__).with_name("schemathesis-admin.toml"))
-schema.app = app
+schema.app = SLOT
+
+
+@pytest.fixture(scope="module")
+def mock():
+    """The mock every example calls: one for the module, put back as it started before each example."""
+    yield from mock_in(SLOT, Settings(strict_responses=True))
 
 
 @schema.parametrize()
 @settings(deadline=None, suppress_health_check=list(HealthCheck))
-def test_every_admin_operation_keeps_its_contract(case):
-    reset_everything(app)
+def test_every_admin_operation_keeps_its_contract(case, mock):
+    reset_everything(mock)
     positive = case.meta is None or case.meta.generation.mode.value == "positive"
     if positive and case.operation.definition.raw.get("operationId") == "adminWaitForRequests" and isinstance(case.body, dict):
         case.body["timeout_ms"] = min(case.body.get("timeout_ms", 20), 20)

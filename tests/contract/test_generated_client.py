@@ -35,6 +35,7 @@ import yaml
 from mockserver.mock import create_app
 from mockserver.resources import spec_path
 from mockserver.settings import Settings
+from tests.conftest import reset_everything
 
 PACKAGE = "mockserver_generated_client"
 BASE_URL = "http://mock.test"
@@ -136,10 +137,16 @@ class Api:
         self.admin.close()
 
 
+@pytest.fixture(scope="module")
+def mock():
+    """The default fixtures, in memory; an answer the spec rejects raises. One for the module, reset by `api`."""
+    return create_app(Settings(strict_responses=True))
+
+
 @pytest.fixture
-def api(generated: Generated) -> Iterator[Api]:
-    app = create_app(Settings(strict_responses=True))  # the default fixtures, in memory; an answer the spec rejects raises
-    api = Api(generated, httpx.WSGITransport(app=app))
+def api(generated: Generated, mock) -> Iterator[Api]:
+    reset_everything(mock)  # each step starts from the fixtures, with an empty journal
+    api = Api(generated, httpx.WSGITransport(app=mock))
     yield api
     api.close()
 

@@ -8,35 +8,35 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
-from schemathesis.specs.openapi.checks import negative_data_rejection
 
-from mockserver.mock import create_app
 from mockserver.settings import Settings
-from tests.contract.support import STATEFUL_EXAMPLES, load_schema
+from tests.contract.support import STATEFUL_EXAMPLES, AppSlot, load_schema, mock_in, untyped_xml_exclusions
 
-app = create_app(Settings(strict_responses=True))
-app.testing = True  # a mock bug (undocumented answer) raises instead of hiding in a 500
-store = app.mock.store
+pytestmark = pytest.mark.slow
+
+SLOT = AppSlot()
 schema = load_schema()
-schema.app = app
+schema.app = SLOT
+
+
+@pytest.fixture(scope="module", autouse=True)
+def mock():
+    """The mock every example calls, on the in-memory store: one for the module, its state reset per example."""
+    yield from mock_in(SLOT, Settings(strict_responses=True))
+
+
+def reset() -> None:
+    SLOT.mock.mock.store.reset()
 
 
 @schema.parametrize()
 @settings(deadline=None, suppress_health_check=list(HealthCheck))
 def test_every_operation_keeps_the_contract(case):
-    store.reset()  # each generated example starts from the fixtures
+    reset()  # each generated example starts from the fixtures
     case.call_and_validate(excluded_checks=untyped_xml_exclusions(case))
-
-
-def untyped_xml_exclusions(case) -> list:
-    """XML carries text only: a negative case that differs from valid data by a JSON type
-    (null, a number for a string) becomes valid text once serialized, so schemathesis would
-    wrongly expect a rejection. Negative XML bodies are covered by tests/http instead; every
-    other check still runs on them."""
-    negative = case.meta is not None and case.meta.generation.mode.value == "negative"
-    return [negative_data_rejection] if negative and case.media_type == "application/xml" else []
 
 
 SEEN: Counter = Counter()  # (operationId, status) answered during the stateful runs
@@ -47,7 +47,7 @@ class Workflow(schema.as_state_machine()):
     add_phone -> remove_phone, get -> merge -> get."""
 
     def setup(self):
-        store.reset()
+        reset()
 
     def before_call(self, case):
         if "client_id" in (case.path_parameters or {}):

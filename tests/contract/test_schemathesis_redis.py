@@ -15,36 +15,23 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from mockserver.mock import create_app
 from mockserver.settings import Settings
-from tests.contract.support import load_schema
-from tests.contract.test_schemathesis import untyped_xml_exclusions
+from tests.contract.support import AppSlot, load_schema, mock_in, untyped_xml_exclusions
+
+pytestmark = pytest.mark.slow
 
 EXAMPLES = int(os.environ.get("MOCKSERVER_REDIS_FUZZ_EXAMPLES", "10"))
 STATEFUL_EXAMPLES = int(os.environ.get("MOCKSERVER_REDIS_STATEFUL_EXAMPLES", "30"))
 
-
-class _OnRedis:
-    """The WSGI app schemathesis calls (it must be known at import); the app on Redis is made by a fixture."""
-
-    app = None
-
-    def __call__(self, environ, start_response):
-        return self.app(environ, start_response)
-
-
-on_redis = _OnRedis()
+SLOT = AppSlot()
 schema = load_schema()
-schema.app = on_redis
+schema.app = SLOT
 
 
 @pytest.fixture(scope="module")
 def redis_app(redis_url):
-    app = create_app(Settings(strict_responses=True, store=redis_url, namespace=f"contract-{uuid.uuid4().hex}"))
-    app.testing = True  # a mock bug (undocumented answer) raises instead of hiding in a 500
-    on_redis.app = app
-    yield app
-    on_redis.app = None
+    """The mock every example calls, on Redis (a namespace of its own): one for the module, its state reset per example."""
+    yield from mock_in(SLOT, Settings(strict_responses=True, store=redis_url, namespace=f"contract-{uuid.uuid4().hex}"))
 
 
 @schema.parametrize()

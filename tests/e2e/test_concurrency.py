@@ -41,7 +41,7 @@ from mockserver.testing.harness import running_server
 from tests.e2e import REPO
 from tests.e2e.wire import EGAIN, RELAY_KEY, USER, KeepAlive, call
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 THREADS = 16
 MAX_REQUESTS = 10000

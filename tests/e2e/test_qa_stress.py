@@ -27,7 +27,7 @@ import pytest
 from mockserver.testing.harness import running_server
 from tests.e2e.wire import RELAY_KEY, USER, address, call
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 THREADS = 16
 MAX_SECONDS = 6.0
 MAX_REQUESTS = 2000

@@ -12,7 +12,7 @@ import pytest
 
 from mockserver.mock import create_app
 from mockserver.settings import Settings
-from tests.conftest import RELAY_KEY, SEED_MERGE, USER, CheckedClient, store_settings
+from tests.conftest import RELAY_KEY, SEED_MERGE, USER, CheckedClient, Current, store_settings
 
 MOVE = "/cdm/client/demo/customer/BAK-11984-007/move/vip"
 MOVE_BACK = "/cdm/client/demo/customer/BAK-11984-007/move/default"
@@ -101,7 +101,8 @@ def test_session_listing_and_deleting(client):
 # ---------------------------------------------------------------- fault rules
 
 
-def test_a_status_rule_with_times_answers_twice_then_lets_requests_through(client, state):
+def test_a_status_rule_with_times_answers_twice_then_lets_requests_through(fresh_app):
+    client, state = fresh_app.test_client(), Current(fresh_app.mock.store)  # rules numbered from f1
     created = client.post("/__admin/faults", json={"operationId": "moveCustomer", "status": 500, "times": 2})
     assert created.status_code == 201 and created.json["remaining"] == 2 and created.json["id"] == "f1"
     assert [client.put(MOVE, headers=RELAY_KEY).status_code for _ in range(3)] == [500, 500, 200]
@@ -170,7 +171,8 @@ def test_a_malformed_body_fault_sends_a_documented_status_with_a_body_that_does_
     assert state["relay"].books["demo"].customers["BAK-11984-007"]["product_group_id"] == "default"
 
 
-def test_deleting_rules(client):
+def test_deleting_rules(fresh_app):
+    client = fresh_app.test_client()  # rules numbered from f1
     first = client.post("/__admin/faults", json={"status": 500}).json["id"]
     client.post("/__admin/faults", json={"delay_ms": 1})
     assert client.delete(f"/__admin/faults/{first}").status_code == 204
@@ -339,7 +341,7 @@ def test_a_delay_rule_spends_its_times_only_on_requests_it_delays(client):
     assert client.put(MOVE, headers=RELAY_KEY).status_code == 200
     rule = client.get("/__admin/faults").json["faults"][0]
     assert (rule["remaining"], rule["matched"]) == (0, 1)
-    assert client.get("/__admin/requests?operationId=moveCustomer&status=200").json["requests"][0]["fault"] == "f1"
+    assert client.get("/__admin/requests?operationId=moveCustomer&status=200").json["requests"][0]["fault"] == rule["id"]
 
 
 def test_requests_refused_before_authentication_create_no_session(client):

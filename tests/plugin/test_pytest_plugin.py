@@ -24,6 +24,7 @@ from mockserver.testing import harness
 from mockserver.testing.harness import free_port
 
 pytest_plugins = ["pytester"]
+pytestmark = pytest.mark.e2e  # every inner run starts `mockserver serve` through the plugin
 REPO = Path(__file__).resolve().parents[2]
 # Plugins of our test extra that an inner run does not need: schemathesis's alone costs ~2.5 s a pytest process.
 QUIET = ("-p", "no:cacheprovider", "-p", "no:schemathesis", "-p", "no:hypothesispytest", "-p", "no:anyio")
