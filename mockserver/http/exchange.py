@@ -206,6 +206,8 @@ class Exchange:
         if not io.hold():
             raise ApiError(500, f"Too many requests are waiting at once (--max-waits {self.settings.max_waits}); this one was not run.")
         try:
+            assert ctx.visit is not None
+            ctx.visit.keep_alive(ctx.delay_s)  # a request in flight keeps its session alive, on every store
             await io.sleep(ctx.delay_s)
         finally:
             io.release()
@@ -236,6 +238,8 @@ class Exchange:
         if not io.hold():
             raise ApiError(503, f"Too many requests are waiting at once (--max-waits {self.settings.max_waits}); try again later.")
         try:
+            assert ctx.visit is not None
+            ctx.visit.keep_alive(wait.timeout_s)
             deadline = time.monotonic() + wait.timeout_s
             while reply is None and (left := deadline - time.monotonic()) > 0:
                 going_on = await io.changed(wait.journal, wait.wanted, seen, left)

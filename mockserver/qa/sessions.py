@@ -85,6 +85,8 @@ class Registry(Protocol):
 
     def _release(self, session: Session) -> None: ...
 
+    def keep_alive(self, session: Session, seconds: float) -> None: ...
+
 
 class Visit:
     """One request's stay in its session. A session is created by the first request that needs it (one that
@@ -115,6 +117,11 @@ class Visit:
         if self.session is None:
             self.session = self._sessions._create(self.session_id)
         return self.session
+
+    def keep_alive(self, seconds: float) -> None:
+        """The request is about to wait `seconds` (a delay, a long poll): its session stays live meanwhile."""
+        if self.session is not None:
+            self._sessions.keep_alive(self.session, seconds)
 
     @property
     def journal_session(self) -> Session:
@@ -176,6 +183,9 @@ class Sessions:
         with self._lock:
             session.in_flight -= 1
             session.last_used = time.monotonic()
+
+    def keep_alive(self, session: Session, seconds: float) -> None:
+        """Nothing to do: a session with a request in flight is never swept here."""
 
     def _sweep(self, now: float) -> None:
         self._swept = now

@@ -19,8 +19,10 @@ session not live yet is created by `enter`, once the request passed routing
 and authentication (as in memory). Sessions nobody uses again are ended by a
 sweep that one process at a time runs in the background about once a second.
 
-A request in flight does not keep its session alive past `--session-idle`
-(in memory it does): only a `Prefer: delay` that long could outlast it.
+A request in flight keeps its session alive, as in memory: before it waits
+(a delay, a long poll) it holds its session live for that long (`hold`: the
+session's score moved ahead, never back), and its journal entry marks the
+session used when it ends. Requests that do not wait cost nothing more.
 """
 
 from __future__ import annotations
@@ -141,6 +143,18 @@ return {where, 1, finish()}
 )
 
 
+# A request about to wait ARGV[2] ms holds its session (KEYS[1]: the live sessions; ARGV[1] its id) live that
+# long, if it still is (ARGV[3]: --session-idle in ms): its score moves ahead, never back. 1 if held.
+_HOLD = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score or tonumber(score) < now - tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], 'XX', 'GT', now + tonumber(ARGV[2]), ARGV[1])
+return 1
+"""
+
+
 class SessionRegistry:
     """The sessions of a namespace, in Redis: every method is one atomic script or read."""
 
@@ -156,6 +170,7 @@ class SessionRegistry:
         self._visit = client.register_script(_VISIT)
         self._enter = client.register_script(_ENTER)
         self._end = client.register_script(_END)
+        self._hold = client.register_script(_HOLD)
 
     def prefix(self, session_id: str) -> str:
         return f"{self._namespace}:{session_id}:"
@@ -188,12 +203,16 @@ class SessionRegistry:
         self._unlink(session_id, old)
         return where.decode()
 
+    def hold(self, session_id: str, seconds: float) -> bool:
+        """Keep a live session live for `seconds` more at least (a request of its about to wait); False if it was not."""
+        return bool(self._hold(keys=[self.live_key], args=[session_id, round(seconds * 1000), self.idle_ms]))
+
     def listed(self) -> list[dict]:
         """The live sessions, the default first, then by creation."""
         seconds, micros = self._client.time()
         now_ms = seconds * 1000 + micros // 1000
         live = self._client.zrangebyscore(self.live_key, now_ms - self.idle_ms, "+inf", withscores=True)
-        used = {DEFAULT: None, **{member.decode(): int(score) for member, score in live}}
+        used = {DEFAULT: None, **{member.decode(): min(int(score), now_ms) for member, score in live}}  # held: ahead
         with self._client.pipeline(transaction=False) as pipe:
             for session_id in used:
                 pipe.hmget(self.prefix(session_id) + "meta", "created", "requests", "last_used")
@@ -298,6 +317,12 @@ class SharedSessions:
 
     def _release(self, session: Session) -> None:
         """Nothing to release: the session's life is kept in Redis, refreshed by its journal entry."""
+
+    def keep_alive(self, session: Session, seconds: float) -> None:
+        """A request of `session` is about to wait `seconds`: the session stays live meanwhile, in every process."""
+        if session.id != DEFAULT:
+            with unavailable_as():
+                self._registry.hold(session.id, seconds)
 
     def delete(self, session_id: str) -> bool:
         """End a session in every process: its state, rules and journal go; False if it was not live."""

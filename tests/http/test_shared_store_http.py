@@ -244,12 +244,37 @@ def test_a_request_in_flight_when_its_session_ends_leaves_nothing_in_its_next_li
     assert [entry["method"] for entry in journal] == ["GET", "GET"]
 
 
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_a_request_in_flight_keeps_its_session_alive_on_every_store(store, request):
+    """A request delayed past --session-idle keeps its session live, as in memory (#20: on Redis it used to
+    lapse meanwhile): its place is not given away past --max-sessions, and its state stays; once it has
+    ended and the session idles past --session-idle, the session ends."""
+    shared = {"store": request.getfixturevalue("redis_url"), "namespace": f"held-{uuid.uuid4().hex}"} if store == "redis" else {}
+    one = create_app(Settings(session_idle=1.0, max_sessions=1, **shared)).test_client()
+    slow = {**RELAY_KEY, "X-Mock-Session": "slow-1"}
+    assert one.put(MOVE, headers=slow).status_code == 200
+    answered: list = []
+    mover = threading.Thread(target=lambda: answered.append(one.get(RETRIEVE, headers={**slow, "Prefer": "delay=2000"})))
+    mover.start()
+    until_visited(one, "slow-1", requests=2)
+    time.sleep(1.3)  # past --session-idle, while the request waits
+    refused = one.get(RETRIEVE, headers={**RELAY_KEY, "X-Mock-Session": "next-1"})
+    assert refused.status_code == 400 and "--max-sessions" in refused.json["message"]
+    mover.join(10)
+    assert answered[0].status_code == 200 and answered[0].json["product_group_id"] == "vip"  # its state stayed
+    assert [session["id"] for session in one.get("/__admin/sessions").json["sessions"]] == ["default", "slow-1"]
+    time.sleep(1.3)
+    assert [session["id"] for session in one.get("/__admin/sessions").json["sessions"]] == ["default"]
+
+
 def test_a_session_that_lapses_while_its_request_runs_is_not_brought_back_by_it(redis_url, monkeypatch):
     """The request's journal entry must not make a lapsed session live again, past --max-sessions (review of
-    #14): it goes with the session, as its state does. No sweep runs meanwhile (one would end it first)."""
+    #14): it goes with the session, as its state does. No sweep runs meanwhile (one would end it first). The
+    request outlives its hold here (as one slower than the wait it announced would)."""
     from mockserver.qa import shared_sessions
 
     monkeypatch.setattr(shared_sessions, "SWEEP_EVERY_S", 3600.0)
+    monkeypatch.setattr(shared_sessions.SessionRegistry, "hold", lambda registry, session_id, seconds: False)
     namespace = f"lapse-{uuid.uuid4().hex}"
     one = create_app(Settings(store=redis_url, namespace=namespace, session_idle=1.0, max_sessions=1)).test_client()
     slow = {**RELAY_KEY, "X-Mock-Session": "slow-1"}
