@@ -251,12 +251,7 @@ def test_a_request_in_flight_keeps_its_session_alive_on_every_store(store, reque
     ended and the session idles past --session-idle, the session ends."""
     shared = {"store": request.getfixturevalue("redis_url"), "namespace": f"held-{uuid.uuid4().hex}"} if store == "redis" else {}
     one = create_app(Settings(session_idle=1.0, max_sessions=1, **shared)).test_client()
-    slow = {**RELAY_KEY, "X-Mock-Session": "slow-1"}
-    assert one.put(MOVE, headers=slow).status_code == 200
-    answered: list = []
-    mover = threading.Thread(target=lambda: answered.append(one.get(RETRIEVE, headers={**slow, "Prefer": "delay=2000"})))
-    mover.start()
-    until_visited(one, "slow-1", requests=2)
+    mover, answered = delayed_in_session(one, "slow-1")
     time.sleep(1.3)  # past --session-idle, while the request waits
     refused = one.get(RETRIEVE, headers={**RELAY_KEY, "X-Mock-Session": "next-1"})
     assert refused.status_code == 400 and "--max-sessions" in refused.json["message"]
@@ -277,12 +272,7 @@ def test_a_session_that_lapses_while_its_request_runs_is_not_brought_back_by_it(
     monkeypatch.setattr(shared_sessions.SessionRegistry, "hold", lambda registry, session_id, seconds: False)
     namespace = f"lapse-{uuid.uuid4().hex}"
     one = create_app(Settings(store=redis_url, namespace=namespace, session_idle=1.0, max_sessions=1)).test_client()
-    slow = {**RELAY_KEY, "X-Mock-Session": "slow-1"}
-    assert one.put(MOVE, headers=slow).status_code == 200
-    answered: list = []
-    mover = threading.Thread(target=lambda: answered.append(one.get(RETRIEVE, headers={**slow, "Prefer": "delay=2000"})))
-    mover.start()
-    until_visited(one, "slow-1", requests=2)
+    mover, answered = delayed_in_session(one, "slow-1")
     time.sleep(1.2)  # slow-1 lapsed: its place is free
     assert one.get(RETRIEVE, headers={**RELAY_KEY, "X-Mock-Session": "next-1"}).status_code == 200
     mover.join(10)
@@ -386,6 +376,18 @@ def test_a_spent_times_rule_does_not_fire_again_for_a_request_whose_session_ende
 
     monkeypatch.setattr(registry, "visit", visit_then_end)
     assert one.get(RETRIEVE, headers=session).status_code == 200
+
+
+def delayed_in_session(app_client, session_id: str) -> tuple[threading.Thread, list]:
+    """A move in `session_id`, then a retrieve delayed 2 s in a thread (its answer lands in the list), once the
+    session has seen it arrive."""
+    session = {**RELAY_KEY, "X-Mock-Session": session_id}
+    assert app_client.put(MOVE, headers=session).status_code == 200
+    answered: list = []
+    mover = threading.Thread(target=lambda: answered.append(app_client.get(RETRIEVE, headers={**session, "Prefer": "delay=2000"})))
+    mover.start()
+    until_visited(app_client, session_id, requests=2)
+    return mover, answered
 
 
 def until_visited(app_client, session_id: str, requests: int, timeout: float = 10.0) -> None:
