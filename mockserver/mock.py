@@ -20,9 +20,10 @@ from mockserver.family import Family
 from mockserver.http import wirefaults
 from mockserver.http.app import MockApp, flask_face
 from mockserver.http.exchange import Exchange
-from mockserver.qa.faults import FaultRule, parse_rule
+from mockserver.qa.faults import FaultRule, FaultRules, parse_rule
+from mockserver.qa.journal import Journal, LocalEntries
 from mockserver.qa.scenarios import Scenarios
-from mockserver.qa.sessions import DEFAULT, Sessions
+from mockserver.qa.sessions import DEFAULT, LocalRegistry, Sessions
 from mockserver.settings import Settings
 from mockserver.state import fixture_cache, persistence
 from mockserver.state.fixtures import FixtureError, Fixtures
@@ -43,7 +44,7 @@ class Mock:
     contract: Contract
     families: dict[str, Family]  # by name, the admin API's included
     fixtures: Fixtures
-    sessions: Any  # Sessions, or SharedSessions with `--store redis://`
+    sessions: Sessions  # over this process's registry, or Redis's with `--store redis://`
     store: Store  # the default session's
     state_file: persistence.StateFile | None
     toolkit: Toolkit
@@ -124,10 +125,12 @@ class Backing:
 def _backing(settings: Settings, fixtures: Fixtures, compile_rule: Callable[[str, dict], FaultRule]) -> Backing:
     if settings.store == "memory":
 
-        def local_sessions(new_store: Callable[[str], Store], default_store: Store) -> Sessions:
-            return Sessions(new_store, settings.journal_size, settings.session_idle, settings.max_sessions, default_store)
+        def local_sessions(new_store: Callable[..., Store], default_store: Store) -> Sessions:
+            registry = LocalRegistry(settings.session_idle, settings.max_sessions)
+            journal = lambda *_: Journal(LocalEntries(settings.journal_size))  # noqa: E731 - one line, as its twin below
+            return Sessions(registry, new_store, lambda *_: FaultRules(), journal, default_store, settings.session_idle)
 
-        return Backing(lambda build: lambda _: MemoryStore(build), local_sessions)
+        return Backing(lambda build: lambda *_: MemoryStore(build), local_sessions)
     if settings.state_file:
         raise FixtureError(f"--state-file keeps the in-memory store; with --store {settings.store} the state lives in Redis")
     if not settings.store.startswith(("redis://", "rediss://", "unix://")):
@@ -146,11 +149,9 @@ def _backing(settings: Settings, fixtures: Fixtures, compile_rule: Callable[[str
     except ImportError as exc:
         raise FixtureError(f"--store {settings.store} needs the Redis client: pip install 'mockserver[redis]' ({exc})") from exc
 
-    from mockserver.qa.faults import FaultRules
-    from mockserver.qa.journal import Journal
     from mockserver.qa.shared_faults import SharedRules
     from mockserver.qa.shared_journal import RedisEntries
-    from mockserver.qa.shared_sessions import SessionRegistry, SharedSessions
+    from mockserver.qa.shared_sessions import SessionRegistry
 
     fixtures.without_spare()
     client = redis_client.connect(settings.store)
@@ -168,8 +169,8 @@ def _backing(settings: Settings, fixtures: Fixtures, compile_rule: Callable[[str
     def stores_for(build: Callable[[], State]) -> Callable[..., Store]:
         return redis_store.RedisStores(client, namespace, build()).new
 
-    def sessions(new_store: Callable[..., Store], default_store: Store) -> SharedSessions:
-        return SharedSessions(registry, new_store, faults, journal, default_store, settings.session_idle)
+    def sessions(new_store: Callable[..., Store], default_store: Store) -> Sessions:
+        return Sessions(registry, new_store, faults, journal, default_store, settings.session_idle)
 
     return Backing(stores_for, sessions)
 

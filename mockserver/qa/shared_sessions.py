@@ -1,6 +1,7 @@
-"""Sessions on a shared store (`serve --store redis://`): one registry in Redis for every process.
+"""The sessions' registry on a shared store (`serve --store redis://`): one in Redis for every process.
 
-What `Sessions` keeps in one process's memory is kept in Redis here, so that
+A `Registry` (mockserver/qa/sessions.py, where the sessions' logic is): what
+`LocalRegistry` keeps in one process's memory is kept in Redis here, so that
 every process sharing the store sees the same sessions: which are live (a
 sorted set, each test session scored by when it was last used, on Redis's
 clock), when each was created and how many requests it had, the cap
@@ -29,16 +30,11 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import redis
 
-from mockserver.errors import StoreUnavailable
-from mockserver.qa.sessions import DEFAULT, Session, SessionRefused, Visit, refusal_past_cap, session_id_of
+from mockserver.qa.sessions import DEFAULT
 from mockserver.state.redis_client import UNAVAILABLE_TO_READ, run_script, unavailable_as
 from mockserver.state.redis_store import generations_key, unlink_generation
 
@@ -156,7 +152,10 @@ return 1
 
 
 class SessionRegistry:
-    """The sessions of a namespace, in Redis: every method is one atomic script or read."""
+    """The sessions of a namespace, in Redis (a `Registry`: mockserver/qa/sessions.py): every method is one atomic
+    script or read, and raises StoreUnavailable when Redis cannot answer."""
+
+    shared = True
 
     def __init__(self, client: redis.Redis, namespace: str, idle_s: float, max_sessions: int):
         self._client = client
@@ -185,30 +184,44 @@ class SessionRegistry:
     def visit(self, session_id: str) -> tuple[bool, bytes | None, bytes | None]:
         """Whether the session is live (kept so, and its request counted), its rules' version and its life."""
         args = self._args(session_id, int(session_id == DEFAULT))
-        live, version, life, old = run_script(self._client, self._visit, self._keys(session_id), args)
+        with unavailable_as():
+            live, version, life, old = run_script(self._client, self._visit, self._keys(session_id), args)
         self._unlink(session_id, old)
         return bool(live), version, life
 
     def enter(self, session_id: str) -> bytes | None:
         """Make the session live (counted; a new life from the fixtures if it was not); its life, or None past
         --max-sessions."""
-        life, *old = self._enter(keys=self._keys(session_id), args=self._args(session_id, self.max_sessions))
+        with unavailable_as():
+            life, *old = self._enter(keys=self._keys(session_id), args=self._args(session_id, self.max_sessions))
         self._unlink(session_id, *old)
         return life
+
+    def release(self, session_id: str) -> None:
+        """Nothing to do: a session's use is marked by its request's journal entry (in the same script)."""
+
+    def live_here(self) -> None:
+        return None  # other processes end sessions too: ask Redis
 
     def end(self, session_id: str, lapsed_only: bool = False) -> str:
         """End the session (its state, rules and journal go), or with `lapsed_only`, only if it is idle past
         --session-idle; how it stood: 'live', 'lapsed' or 'none' (no such session)."""
-        where, _, old = self._end(keys=self._keys(session_id), args=self._args(session_id, int(lapsed_only)))
+        with unavailable_as():
+            where, _, old = self._end(keys=self._keys(session_id), args=self._args(session_id, int(lapsed_only)))
         self._unlink(session_id, old)
         return where.decode()
 
     def hold(self, session_id: str, seconds: float) -> bool:
         """Keep a live session live for `seconds` more at least (a request of its about to wait); False if it was not."""
-        return bool(self._hold(keys=[self.live_key], args=[session_id, round(seconds * 1000), self.idle_ms]))
+        with unavailable_as():
+            return bool(self._hold(keys=[self.live_key], args=[session_id, round(seconds * 1000), self.idle_ms]))
 
     def listed(self) -> list[dict]:
         """The live sessions, the default first, then by creation."""
+        with unavailable_as(UNAVAILABLE_TO_READ):
+            return self._listed()
+
+    def _listed(self) -> list[dict]:
         seconds, micros = self._client.time()
         now_ms = seconds * 1000 + micros // 1000
         live = self._client.zrangebyscore(self.live_key, now_ms - self.idle_ms, "+inf", withscores=True)
@@ -231,6 +244,10 @@ class SessionRegistry:
 
     def sweep(self) -> int:
         """End the sessions idle past --session-idle (some process does it about once a second); how many."""
+        with unavailable_as():
+            return self._sweep()
+
+    def _sweep(self) -> int:
         if not self._client.set(f"{self._namespace}:sweeping", b"1", nx=True, px=round(SWEEP_EVERY_S * 1000)):
             return 0  # another process swept a moment ago
         seconds, micros = self._client.time()
@@ -245,114 +262,6 @@ class SessionRegistry:
         for generation in generations:
             if int(generation) >= 0:
                 unlink_generation(self._client, self.prefix(session_id), int(generation))
-
-
-class SharedSessions:
-    """`Sessions`' interface, for a shared store: the registry decides; this process keeps only handles on
-    each session's life (its store, rules and journal objects, bound to that life), dropped when idle here."""
-
-    def __init__(
-        self,
-        registry: SessionRegistry,
-        new_store: Callable[[str, bytes | None], Any],
-        new_faults: Callable[[str, bytes | None], Any],
-        new_journal: Callable[[str, bytes | None], Any],
-        default_store: Any,
-        idle_s: float,
-    ):
-        """`new_store(id, life)`, `new_faults(id, life)`, `new_journal(id, life)`: a session's, for one life."""
-        self._registry = registry
-        self._new_store, self._new_faults, self._new_journal = new_store, new_faults, new_journal
-        self._idle_s = idle_s
-        self.default = Session(DEFAULT, default_store, new_faults(DEFAULT, None), new_journal(DEFAULT, None))
-        self._handles: dict[str, tuple[bytes, Session]] = {}  # a test session's id: its life here, and its handle
-        self._lock = threading.Lock()
-        self._swept = time.monotonic()
-        self._sweeping = False
-
-    def visit(self, header: str | None) -> Visit:
-        """The session a request names, live or not yet; SessionRefused for an id that breaks the pattern. With
-        Redis unreachable, the visit carries the store's StoreUnavailable (`Visit.unavailable`)."""
-        session_id = session_id_of(header)
-        self._sweep_now_and_then()
-        try:
-            with unavailable_as():
-                live, version, life = self._registry.visit(session_id)
-        except StoreUnavailable as unavailable:
-            return Visit(self, session_id, None, unavailable=unavailable)
-        if not live:
-            return Visit(self, session_id, None)
-        if session_id == DEFAULT:
-            session = self.default
-        else:
-            assert life is not None, "a live test session has a life (_VISIT)"
-            session = self._handle(session_id, life)
-        return Visit(self, session_id, session, session.faults.as_of(version))
-
-    def _handle(self, session_id: str, life: bytes) -> Session:
-        """This process's handle on the session's `life`: a new one for a new life (a request still holding the
-        old one finds that life over). A late request of an older life gets a handle of its own, not kept."""
-        with self._lock:
-            held = self._handles.get(session_id)
-            if held is not None and int(held[0]) > int(life):
-                return self._made(session_id, life)
-            if held is None or held[0] != life:
-                held = self._handles[session_id] = (life, self._made(session_id, life))
-            held[1].last_used = time.monotonic()
-            return held[1]
-
-    def _made(self, session_id: str, life: bytes) -> Session:
-        return Session(session_id, *(new(session_id, life) for new in (self._new_store, self._new_faults, self._new_journal)))
-
-    def _create(self, session_id: str) -> Session:
-        with unavailable_as():
-            life = self._registry.enter(session_id)
-        if life is None:
-            raise SessionRefused(refusal_past_cap(session_id, self._registry.max_sessions))
-        return self._handle(session_id, life)
-
-    def listed(self) -> list[dict]:
-        with unavailable_as(UNAVAILABLE_TO_READ):
-            return self._registry.listed()
-
-    def _release(self, session: Session) -> None:
-        """Nothing to release: the session's life is kept in Redis, refreshed by its journal entry."""
-
-    def keep_alive(self, session: Session, seconds: float) -> None:
-        """A request of `session` is about to wait `seconds`: the session stays live meanwhile, in every process."""
-        if session.id != DEFAULT:
-            with unavailable_as():
-                self._registry.hold(session.id, seconds)
-
-    def delete(self, session_id: str) -> bool:
-        """End a session in every process: its state, rules and journal go; False if it was not live."""
-        with unavailable_as():
-            where = self._registry.end(session_id)
-        with self._lock:
-            self._handles.pop(session_id, None)
-        return where == "live"
-
-    def _sweep_now_and_then(self) -> None:
-        """At most once a second: forget this process's handles idle here, and (in a thread, so no request waits)
-        have the registry end the sessions idle everywhere."""
-        now = time.monotonic()
-        if now - self._swept < SWEEP_EVERY_S:
-            return
-        with self._lock:
-            if now - self._swept < SWEEP_EVERY_S or self._sweeping:
-                return
-            self._swept, self._sweeping = now, True
-            for session_id in [id_ for id_, (_, held) in self._handles.items() if now - held.last_used > self._idle_s]:
-                del self._handles[session_id]
-        threading.Thread(target=self._sweep, name="mockserver-session-sweep", daemon=True).start()
-
-    def _sweep(self) -> None:
-        try:
-            self._registry.sweep()
-        except redis.RedisError as exc:  # the requests answer 503 meanwhile; a later sweep ends what this one could not
-            log.warning("could not end the sessions left idle, the shared store (Redis) is unavailable: %s", exc)
-        finally:
-            self._sweeping = False
 
 
 def _stamp(ms: bytes | int) -> str:

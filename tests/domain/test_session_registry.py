@@ -111,10 +111,11 @@ def test_a_live_session_without_a_life_gets_one(redis_url, namespace):
 
 def test_a_sweep_redis_cannot_answer_is_logged_and_tried_again_later(caplog):
     """The sweep runs in the background: with Redis gone it says so in the log, and the next one may run."""
-    from mockserver.qa.shared_sessions import SharedSessions
+    from mockserver.qa.faults import FaultRules
+    from mockserver.qa.sessions import Sessions
 
     unreachable = SessionRegistry(redis_client.connect("redis://127.0.0.1:1/0"), "gone", 600, 256)
-    sessions = SharedSessions(unreachable, lambda *_: None, lambda *_: None, lambda *_: None, None, 600)
+    sessions = Sessions(unreachable, lambda *_: None, lambda *_: FaultRules(), lambda *_: None, None, 600)
     sessions._sweeping = True
     with caplog.at_level("WARNING", logger="mockserver"):
         sessions._sweep()

@@ -366,7 +366,7 @@ def test_a_spent_times_rule_does_not_fire_again_for_a_request_whose_session_ende
     once = {"operationId": "retrieveCustomer", "status": 500, "times": 1}
     assert one.post("/__admin/faults", json=once, headers=session).status_code == 201
     assert one.get(RETRIEVE, headers=session).status_code == 500
-    registry = one.application.mock.sessions._registry
+    registry = one.application.mock.sessions.registry
     visit = registry.visit
 
     def visit_then_end(session_id):
