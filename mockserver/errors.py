@@ -1,4 +1,4 @@
-"""The one error type the domain and the pipeline raise for a documented error answer."""
+"""The errors the domain, the exchange and the stores raise: a documented error answer, a store unavailable."""
 
 from __future__ import annotations
 

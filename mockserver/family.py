@@ -2,7 +2,7 @@
 
 A family is a plug-in: one package holds its api, domain, errors and its
 `Family` value, and the registry (mockserver/families.py) names it. Nothing
-generic imports a family: the pipeline, the state machinery, the journal,
+generic imports a family: the exchange, the state machinery, the journal,
 the access log, CORS, the pages, the banner and the test helpers read what
 its `Family` declares.
 """

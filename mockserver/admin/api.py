@@ -17,7 +17,7 @@ from mockserver.admin import errors
 from mockserver.contract.compiled import JSON, Operation, RawRequest
 from mockserver.credentials import bearer_token
 from mockserver.errors import ApiError
-from mockserver.family import Call, Family, Reply, Wait
+from mockserver.family import Call, Credential, Family, Reply, Wait
 from mockserver.qa.faults import RuleInvalid, parse_rule
 from mockserver.qa.journal import RequestFilter
 from mockserver.qa.patterns import PatternInvalid, compile_pattern
@@ -74,6 +74,7 @@ def admin_family(toolkit: Toolkit) -> Family:
         handlers=handlers,
         error_body=errors.error_body,
         contract_error=errors.contract_error,
+        credentials=(Credential("authorization", bearer=True),),  # the admin token: masked whatever families are served
         controlled=False,
     )
 

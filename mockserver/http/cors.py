@@ -1,11 +1,11 @@
 """CORS: a frontend on another origin (say http://localhost:5173) may call the mock from a browser.
 
-The rules are a pure function of the request's headers, applied by both
-servers' adapters to every answer (vendor APIs, admin API, pages) and
+The rules are a pure function of the request's headers, applied by the
+exchange (exchange.py) to every answer (vendor APIs, admin API, pages) and
 answering preflights before the contract sees them. No CORS library fits
-the layer the APIs run in (a native ASGI app and a WSGI middleware, neither
-a Flask view nor a Starlette app), so the rules are written out here and
-tested one by one (tests/http/test_cors.py).
+the layer the APIs run in (one exchange under a native ASGI app and a WSGI
+face, neither a Flask view nor a Starlette app), so the rules are written
+out here and tested one by one (tests/http/test_cors.py).
 
 The allowed origin is echoed (with `Vary: Origin`) rather than `*`: a
 browser accepts `*` only for requests without credentials, and the APIs'

@@ -5,7 +5,8 @@
 
 Each stage reads and fills the request's `Context` and raises what it finds wrong: an `ApiError`, or a
 `RequestInvalid` for a broken contract rule, a `StoreUnavailable`. Each becomes the documented answer of the operation's
-family in exactly one place (`Exchange._error_reply`). The self-check compares each answer with the spec
+family in one place (`Exchange._error_reply`); the mock's own failures (an answer its spec does not document, a
+bug) become the documented 500 in `_wire` and `_unexpected`. The self-check compares each answer with the spec
 before it leaves: a mismatch is the mock's own bug, logged and answered with the documented 500 (raised,
 in strict mode, so a test fails).
 
@@ -70,6 +71,7 @@ class Context:
     fault: str | None = None  # the wire fault to perform instead of a clean answer
     violation: str | None = None  # how the request broke its contract (the journal keeps it)
     syncs: list = field(default_factory=list)  # the changes to make durable before answering
+    cut: bool = False  # a `malformed_body` fault's answer: its body cut in half
 
 
 class Exchange:
@@ -123,6 +125,11 @@ class Exchange:
             if self.settings.strict_responses:
                 raise
             log.exception("unexpected error on %s %s", ctx.raw.method, ctx.raw.path)
+            if ctx.syncs:  # what the request changed before the bug is made durable all the same
+                try:
+                    await io.settle(ctx.syncs)
+                except OSError:
+                    log.exception("could not flush the command log: the change is not durable")
             return self._unexpected(ctx)
 
     # ---------------------------------------------------------------- the stages
@@ -220,6 +227,7 @@ class Exchange:
             return None
         if ctx.fault == "malformed_body":
             status = ctx.forced or next(int(s) for s in operation.responses if operation.responses[s])
+            ctx.cut = True
             return Reply(status, operation.example(status, ctx.mimetype))
         if ctx.forced is not None:
             return Reply(ctx.forced, operation.example(ctx.forced, ctx.mimetype, ctx.example))
@@ -298,7 +306,7 @@ class Exchange:
                 reply = Reply(500, family.error_body(error, ctx.raw.headers))
                 mimetype = operation.media_type_for(500, ctx.mimetype)
         answer = render.wire(operation, reply.status, reply.payload, mimetype, reply.headers, violations)
-        if ctx.fault == "malformed_body":  # a documented status and headers with a body cut in half
+        if ctx.cut:  # a documented status and headers with a body cut in half
             body = answer.body[: max(1, len(answer.body) // 2)] if answer.body else b"{"
             return replace(answer, body=body, violations=(), rule=ctx.rule, fault=ctx.fault)
         return replace(answer, rule=ctx.rule) if ctx.rule is not None else answer

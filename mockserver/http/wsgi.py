@@ -1,7 +1,7 @@
 """The mock served from WSGI (waitress, and Flask's test client): the request's I/O, around the one exchange.
 
-Flask's one view (app.py) hands every request here, vendor and admin APIs alike, whatever its method or
-path: every answer is JSON or XML in the API's own format. Delays and long polls wait in the request's
+The Flask face (app.py: `MockApp.wsgi_app`) hands every request here, vendor and admin APIs alike, whatever
+its method or path: every answer is JSON or XML in the API's own format. Delays and long polls wait in the request's
 thread (WSGI has no event loop), so the exchange's coroutine is driven to its end in one step
 (io.run_to_end).
 """

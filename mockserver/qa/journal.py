@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from mockserver.errors import StoreUnavailable
 
-BODY_LIMIT = 8 * 1024  # bytes of a request body kept in its entry (see http/exchange.py for the rest of an entry's bounds)
+BODY_LIMIT = 8 * 1024  # bytes of a request body kept in its entry (credentials.py bounds its headers, http/exchange.py its path and query)
 POLL_S = 0.05  # how soon a wait notices an entry another process recorded (a shared storage)
 
 
@@ -179,11 +179,20 @@ class Journal:
         after `timeout` seconds. The check and the wait are under one lock, so no entry of this process slips
         between; a shared storage's are looked for every POLL_S."""
         deadline = time.monotonic() + timeout
+        if self.storage.shared:  # its newest id is a round trip: asked outside the lock every request's entry needs
+            while self.storage.newest_id() <= after_id and (left := deadline - time.monotonic()) > 0:
+                with self._changed:
+                    self._blocked += 1
+                    try:
+                        self._changed.wait(min(left, POLL_S))
+                    finally:
+                        self._blocked -= 1
+            return
         with self._changed:
             self._blocked += 1
             try:
                 while self.storage.newest_id() <= after_id and (left := deadline - time.monotonic()) > 0:
-                    self._changed.wait(min(left, POLL_S) if self.storage.shared else left)
+                    self._changed.wait(left)
             finally:
                 self._blocked -= 1
 

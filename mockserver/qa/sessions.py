@@ -50,6 +50,7 @@ class Session:
     store: Store
     faults: FaultRules
     journal: Journal
+    life: Any = None  # which life of the session (the registry's number; None for the default session)
     last_used: float = field(default_factory=time.monotonic)  # here: when a request of it last came or went
     in_flight: int = 0  # its requests running here
 
@@ -85,8 +86,8 @@ class Registry(Protocol):
         """Make the session live (counted; a new life if it was not); its life, or None past --max-sessions."""
         ...
 
-    def release(self, session_id: str) -> None:
-        """A request of the session ended (it is used now)."""
+    def release(self, session_id: str, life: Any) -> None:
+        """A request of the session's `life` ended (it is used now); one of a life that is over changes nothing."""
         ...
 
     def hold(self, session_id: str, seconds: float) -> bool:
@@ -186,7 +187,9 @@ class Sessions:
         with self._lock:
             held = self._handles.get(session_id)
             if held is not None and int(held[0]) > int(life):
-                return self._made(session_id, life)
+                late = self._made(session_id, life)
+                late.in_flight = 1
+                return late
             if held is None or held[0] != life:
                 held = self._handles[session_id] = (life, self._made(session_id, life))
             held[1].last_used = time.monotonic()
@@ -195,7 +198,7 @@ class Sessions:
 
     def _made(self, session_id: str, life: Any) -> Session:
         made = self._new_store(session_id, life), self._new_faults(session_id, life), self._new_journal(session_id, life)
-        return Session(session_id, *made)
+        return Session(session_id, *made, life=life)
 
     def _create(self, session_id: str) -> Session:
         life = self.registry.enter(session_id)
@@ -208,7 +211,7 @@ class Sessions:
             with self._lock:
                 session.in_flight -= 1
                 session.last_used = time.monotonic()
-        self.registry.release(session.id)
+        self.registry.release(session.id, session.life)
 
     def listed(self) -> list[dict]:
         return self.registry.listed()
@@ -216,9 +219,12 @@ class Sessions:
     def delete(self, session_id: str) -> bool:
         """End a session (in every process, with a shared registry): its state, rules and journal go; False if it
         was not live."""
-        where = self.registry.end(session_id)
         with self._lock:
-            self._handles.pop(session_id, None)
+            held = self._handles.get(session_id)
+        where = self.registry.end(session_id)
+        with self._lock:  # not a handle of a new life made meanwhile
+            if self._handles.get(session_id) is held:
+                self._handles.pop(session_id, None)
         return where == "live"
 
     def start_over(self, build: Callable[[], State], new_store: Callable[[str, Any], Store]) -> None:
@@ -258,8 +264,9 @@ class Sessions:
     def _forget_ended(self) -> None:
         """Drop the handles of lives that are over: those the registry no longer has, or (a shared registry, which
         other processes end sessions in too) those idle here past --session-idle with nothing in flight."""
-        live, now = self.registry.live_here(), time.monotonic()
-        with self._lock:
+        now = time.monotonic()
+        with self._lock:  # the registry asked under the handles' lock: no session is made between the two
+            live = self.registry.live_here()
             for session_id, (_, held) in list(self._handles.items()):
                 over = session_id not in live if live is not None else not held.in_flight and now - held.last_used > self._idle_s
                 if over:
@@ -312,10 +319,10 @@ class LocalRegistry:
             self._count(standing, now)
             return standing.life
 
-    def release(self, session_id: str) -> None:
+    def release(self, session_id: str, life: Any) -> None:
         with self._lock:
             standing = self._live.get(session_id)
-            if standing is not None:
+            if standing is not None and (session_id == DEFAULT or standing.life == life):
                 standing.in_flight -= 1
                 standing.last_used = time.monotonic()
 

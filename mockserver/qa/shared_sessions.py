@@ -29,17 +29,16 @@ session used when it ends. Requests that do not wait cost nothing more.
 from __future__ import annotations
 
 import functools
-import logging
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 
+from mockserver.qa import sessions
 from mockserver.qa.sessions import DEFAULT
 from mockserver.state.redis_client import UNAVAILABLE_TO_READ, run_script, unavailable_as
 from mockserver.state.redis_store import generations_key, unlink_generation
 
-log = logging.getLogger("mockserver")
-SWEEP_EVERY_S = 1.0  # how often some process ends the sessions left idle, and unlinks their keys
 SWEPT_AT_ONCE = 100
 
 # KEYS: 1 the live sessions (zset: a test session's score is its last use), 2 the session's generation,
@@ -197,7 +196,7 @@ class SessionRegistry:
         self._unlink(session_id, *old)
         return life
 
-    def release(self, session_id: str) -> None:
+    def release(self, session_id: str, life: Any) -> None:
         """Nothing to do: a session's use is marked by its request's journal entry (in the same script)."""
 
     def live_here(self) -> None:
@@ -248,7 +247,7 @@ class SessionRegistry:
             return self._sweep()
 
     def _sweep(self) -> int:
-        if not self._client.set(f"{self._namespace}:sweeping", b"1", nx=True, px=round(SWEEP_EVERY_S * 1000)):
+        if not self._client.set(f"{self._namespace}:sweeping", b"1", nx=True, px=round(sessions.SWEEP_EVERY_S * 1000)):
             return 0  # another process swept a moment ago
         seconds, micros = self._client.time()
         cutoff = seconds * 1000 + micros // 1000 - self.idle_ms

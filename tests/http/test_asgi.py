@@ -167,6 +167,25 @@ def test_past_the_cap_on_waits_a_request_is_refused_with_the_documented_500_and_
     assert app.waits.active == 0
 
 
+def test_a_request_a_malformed_body_rule_delays_is_refused_past_the_cap_with_its_whole_body():
+    """Only the rule's own answer is cut in half: the --max-waits refusal of a request it matched is whole (review of #20)."""
+    app, flask_app = build(max_waits=1)
+    rule = flask_app.test_client().post(
+        "/__admin/faults", json={"operationId": "retrieveCustomer", "fault": "malformed_body", "delay_ms": 300}
+    )
+    assert rule.status_code == 201
+
+    async def scenario():
+        held = asyncio.ensure_future(call(app, "GET", RETRIEVE, RELAY_KEY))
+        await asyncio.sleep(0.05)
+        return await call(app, "GET", RETRIEVE, RELAY_KEY), await held
+
+    refused, cut = run(scenario())
+    assert refused["status"] == 500 and "--max-waits 1" in json.loads(refused["body"])["message"]
+    with pytest.raises(ValueError):
+        json.loads(cut["body"])  # the rule's answer: a body cut in half
+
+
 @pytest.mark.parametrize("prefer", ["delay=-1", "delay=1.5", "delay=600001", "delay=", "delay=abc"])
 def test_a_malformed_delay_is_a_400_in_the_apis_format(prefer):
     app, _ = build()

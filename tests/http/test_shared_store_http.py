@@ -103,7 +103,7 @@ def test_the_session_list_and_its_cap_are_every_processs(redis_url):
 
 def test_sessions_nobody_uses_again_are_swept_with_every_key_they_had(redis_url):
     """No request comes back to end them: a sweep does, in the background, and leaves no key of theirs."""
-    from mockserver.qa import shared_sessions
+    from mockserver.qa import sessions
 
     namespace = f"sweep-{uuid.uuid4().hex}"
     one = create_app(Settings(store=redis_url, namespace=namespace, session_idle=0.3)).test_client()
@@ -113,7 +113,7 @@ def test_sessions_nobody_uses_again_are_swept_with_every_key_they_had(redis_url)
         assert one.post("/__admin/faults", json={"operationId": "mergeCustomer", "status": 500}, headers=session).status_code == 201
     client = redis.Redis.from_url(redis_url)
     assert client.keys(f"{namespace}:*:gone-1:*")
-    time.sleep(0.5 + shared_sessions.SWEEP_EVERY_S)
+    time.sleep(0.5 + sessions.SWEEP_EVERY_S)
     assert one.get(RETRIEVE, headers=RELAY_KEY).status_code == 200  # a request, in any session, lets the sweep start
 
     def kept() -> list[bytes]:  # keys that stay for ever (a transaction's fence expires by itself within a minute)
@@ -262,13 +262,28 @@ def test_a_request_in_flight_keeps_its_session_alive_on_every_store(store, reque
     assert [session["id"] for session in one.get("/__admin/sessions").json["sessions"]] == ["default"]
 
 
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_a_request_of_a_deleted_session_does_not_touch_the_next_life(store, request):
+    """The request still in flight when its session is deleted ends on the life it began in: the session made
+    again meanwhile expires when idle, and its place under --max-sessions is given back (review of #20)."""
+    shared = {"store": request.getfixturevalue("redis_url"), "namespace": f"next-{uuid.uuid4().hex}"} if store == "redis" else {}
+    one = create_app(Settings(session_idle=1.0, max_sessions=1, **shared)).test_client()
+    mover, answered = delayed_in_session(one, "x-1")
+    assert one.delete("/__admin/sessions/x-1").status_code == 204
+    assert one.get(RETRIEVE, headers={**RELAY_KEY, "X-Mock-Session": "x-1"}).status_code == 200  # its next life
+    mover.join(10)
+    assert answered[0].status_code == 200
+    time.sleep(1.3)  # the next life idles past --session-idle
+    assert one.get(RETRIEVE, headers={**RELAY_KEY, "X-Mock-Session": "y-1"}).status_code == 200
+
+
 def test_a_session_that_lapses_while_its_request_runs_is_not_brought_back_by_it(redis_url, monkeypatch):
     """The request's journal entry must not make a lapsed session live again, past --max-sessions (review of
     #14): it goes with the session, as its state does. No sweep runs meanwhile (one would end it first). The
     request outlives its hold here (as one slower than the wait it announced would)."""
-    from mockserver.qa import shared_sessions
+    from mockserver.qa import sessions, shared_sessions
 
-    monkeypatch.setattr(shared_sessions, "SWEEP_EVERY_S", 3600.0)
+    monkeypatch.setattr(sessions, "SWEEP_EVERY_S", 3600.0)
     monkeypatch.setattr(shared_sessions.SessionRegistry, "hold", lambda registry, session_id, seconds: False)
     namespace = f"lapse-{uuid.uuid4().hex}"
     one = create_app(Settings(store=redis_url, namespace=namespace, session_idle=1.0, max_sessions=1)).test_client()
