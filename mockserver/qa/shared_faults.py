@@ -21,49 +21,13 @@ import redis
 
 from mockserver.qa.faults import MAX_RULES, FaultRule, RuleInvalid
 from mockserver.state import codec
-from mockserver.state.redis_client import UNAVAILABLE_TO_READ, unavailable_as
+from mockserver.state.redis_client import UNAVAILABLE_TO_READ, LuaScript, unavailable_as
 
-# Each script first checks that the session's life (the key `life`) is still the one the rules belong to
-# (ARGV[1]; '' for the default session, which never ends): a request that outlived its session must not
-# write into the session's next life, nor leave keys nobody removes. It then does nothing, as in memory,
-# where such a request acts on rules that went with their session.
-_SAME_LIFE = "if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return -2 end\n"
-# KEYS: 1 the life, 2 the rules, 3 their spent counts, 4 their version, 5 the namespace's counter of versions
-# (a version is never repeated), 6 the next rule id.
-# A match of rule ARGV[2] counted.
-_SPEND = _SAME_LIFE + "return redis.call('HINCRBY', KEYS[3], ARGV[2], 1)"
-# The cap, a new id, the rule (its spent count cleared: a process may still count a deleted rule's old
-# matches under its id), and the new version: one atomic step.
-_ADD = (
-    _SAME_LIFE
-    + """
-if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[2]) then return -1 end
-local number = redis.call('INCR', KEYS[6])
-redis.call('HSET', KEYS[2], 'f' .. number, ARGV[3])
-redis.call('HDEL', KEYS[3], 'f' .. number)
-redis.call('SET', KEYS[4], redis.call('INCR', KEYS[5]))
-return number
-"""
-)
-# Rule ARGV[2] deleted (1), or not there (0).
-_DELETE = (
-    _SAME_LIFE
-    + """
-local deleted = redis.call('HDEL', KEYS[2], ARGV[2])
-redis.call('HDEL', KEYS[3], ARGV[2])
-redis.call('SET', KEYS[4], redis.call('INCR', KEYS[5]))
-return deleted
-"""
-)
-# Every rule deleted.
-_CLEAR = (
-    _SAME_LIFE
-    + """
-redis.call('DEL', KEYS[2], KEYS[3])
-redis.call('SET', KEYS[4], redis.call('INCR', KEYS[5]))
-return 1
-"""
-)
+# Each script (mockserver/state/lua/rules_*.lua) first checks that the session's life (the key `life`) is still
+# the one the rules belong to (`owner`; '' for the default session, which never ends): a request that outlived
+# its session must not write into the session's next life, nor leave keys nobody removes. It then does nothing,
+# as in memory, where such a request acts on rules that went with their session.
+_KEYS = ("life", "rules", "spent", "version", "versions", "next_id")
 
 
 class SharedRules:
@@ -77,9 +41,14 @@ class SharedRules:
         self._rules_key, self._used_key = prefix + "faults", prefix + "faults:used"
         self._version_key, self._next_key = prefix + "faults:v", prefix + "faults:next"
         self._compile = compile_rule
-        self._life = [life or b""]
-        self._keys = [prefix + "life", self._rules_key, self._used_key, self._version_key, versions_key, self._next_key]
-        self._add, self._delete, self._clear, self._spend = (client.register_script(s) for s in (_ADD, _DELETE, _CLEAR, _SPEND))
+        self._owner = life or b""
+        self._keys = dict(
+            zip(_KEYS, (prefix + "life", self._rules_key, self._used_key, self._version_key, versions_key, self._next_key), strict=True)
+        )
+        self._add = LuaScript(client, "rules_add", _KEYS, ("owner", "cap", "spec"))
+        self._delete = LuaScript(client, "rules_delete", _KEYS[:5], ("owner", "rule_id"))
+        self._clear = LuaScript(client, "rules_clear", _KEYS[:5], ("owner",))
+        self._spend = LuaScript(client, "rules_spend", _KEYS[:3], ("owner", "rule_id"))
         self._lock = threading.Lock()
         self._version: bytes | None = None
         self._compiled: list[FaultRule] = []
@@ -87,7 +56,7 @@ class SharedRules:
     def add(self, rule: FaultRule) -> FaultRule:
         """The cap, the id and the rule are one step in Redis, whichever processes add at once."""
         with unavailable_as(UNAVAILABLE_TO_READ):
-            number = int(self._add(keys=self._keys, args=[*self._life, MAX_RULES, codec.text(rule.spec)]))
+            number = int(self._add(**self._keys, owner=self._owner, cap=MAX_RULES, spec=codec.text(rule.spec)))
         if number == -2:  # the session ended meanwhile: the rule went with it (kept nowhere, `f0`)
             return replace(rule, id="f0")
         if number < 0:
@@ -114,8 +83,12 @@ class SharedRules:
     def spend(self, rule: FaultRule) -> bool:
         """One match counted in Redis: past the rule's `times` in any process (or gone with its session's life), no."""
         with unavailable_as(UNAVAILABLE_TO_READ):
-            used = int(self._spend(keys=self._keys[:3], args=[*self._life, rule.id]))
+            used = int(self._spend(**self._named(3), owner=self._owner, rule_id=rule.id))
         return rule.remaining is None or not (used > rule.remaining or used == -2)
+
+    def _named(self, count: int) -> dict[str, str]:
+        """The first `count` of the rules' keys by name (what the delete, clear and spend scripts touch)."""
+        return {name: self._keys[name] for name in _KEYS[:count]}
 
     def listed(self) -> list[dict[str, Any]]:
         with unavailable_as(UNAVAILABLE_TO_READ):
@@ -130,8 +103,8 @@ class SharedRules:
 
     def delete(self, rule_id: str) -> bool:
         with unavailable_as(UNAVAILABLE_TO_READ):
-            return int(self._delete(keys=self._keys[:5], args=[*self._life, rule_id])) == 1
+            return int(self._delete(**self._named(5), owner=self._owner, rule_id=rule_id)) == 1
 
     def clear(self) -> None:
         with unavailable_as(UNAVAILABLE_TO_READ):
-            self._clear(keys=self._keys[:5], args=self._life)
+            self._clear(**self._named(5), owner=self._owner)

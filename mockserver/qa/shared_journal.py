@@ -23,32 +23,9 @@ import redis
 from mockserver.qa.journal import Entry
 from mockserver.qa.sessions import DEFAULT
 from mockserver.state import codec
-from mockserver.state.redis_client import UNAVAILABLE_TO_READ, run_script, unavailable_as
+from mockserver.state.redis_client import UNAVAILABLE_TO_READ, LuaScript, unavailable_as
 
 log = logging.getLogger("mockserver")
-# The journal emptied (KEYS[2]), unless the session's life (KEYS[1]) is not ARGV[1] any more ('' never ends).
-_CLEAR = """
-if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-return redis.call('DEL', KEYS[2])
-"""
-# The entry's id is the stream entry's id (`<id>-0`), so "newer than N" is a range read. A test session's
-# entry (ARGV[3]: its id) is kept only if the session is still in the life its request began in (ARGV[4],
-# KEYS[4]) and has not lapsed meanwhile (ARGV[5]: --session-idle in ms); it then marks the session used at the
-# end of its request (KEYS[3]: the live sessions, mockserver/qa/shared_sessions.py). Else the entry goes with
-# the session, as in memory.
-_RECORD = """
-if ARGV[3] ~= '' then
-  if redis.call('GET', KEYS[4]) ~= ARGV[4] then return 0 end
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local score = redis.call('ZSCORE', KEYS[3], ARGV[3])
-  if not score or tonumber(score) < now - tonumber(ARGV[5]) then return 0 end
-  redis.call('ZADD', KEYS[3], 'XX', 'GT', now, ARGV[3])
-end
-local id = redis.call('INCR', KEYS[2])
-redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], id .. '-0', 'e', ARGV[1])
-return id
-"""
 
 
 class RedisEntries:
@@ -60,19 +37,22 @@ class RedisEntries:
         self.size = size
         self._client = client
         self._stream, self._counter = prefix + "journal", prefix + "journal:id"
-        self._keys = [self._stream, self._counter, live_sessions, prefix + "life"]
+        self._life_key = prefix + "life"
         test_session = session_id != DEFAULT
-        self._life = [life if test_session else b""]  # the scripts' ARGV: '' for the default session, which never ends
-        self._owner = [session_id, life, idle_ms] if test_session else ["", b"", 0]
-        self._record = client.register_script(_RECORD)
-        self._clear = client.register_script(_CLEAR)
+        self._owner = life if test_session else b""  # '' for the default session, which never ends
+        self._whose = {"session_id": session_id if test_session else "", "idle_ms": idle_ms if test_session else 0}
+        self._live = live_sessions
+        keys = ("stream", "counter", "live", "life")
+        self._record = LuaScript(client, "journal_record", keys, ("fields", "size", "session_id", "owner", "idle_ms"))
+        self._clear = LuaScript(client, "journal_clear", ("life", "stream"), ("owner",))
 
     def append(self, entry: Entry) -> int:
         """With Redis gone, the entry is lost (logged)."""
         if self.size <= 0:
             return 0
         try:
-            return int(run_script(self._client, self._record, self._keys, [codec.text(_fields(entry)), self.size, *self._owner]))
+            keys = {"stream": self._stream, "counter": self._counter, "live": self._live, "life": self._life_key}
+            return int(self._record.fast(**keys, fields=codec.text(_fields(entry)), size=self.size, owner=self._owner, **self._whose))
         except redis.RedisError as exc:
             log.warning("request not journaled, the shared store (Redis) is unavailable: %s %s: %s", entry.method, entry.path, exc)
             return 0
@@ -92,7 +72,7 @@ class RedisEntries:
     def clear(self) -> None:
         """The entries go (not the ids); not those of the session's next life, if this one ended meanwhile."""
         with unavailable_as(UNAVAILABLE_TO_READ):
-            self._clear(keys=[self._keys[3], self._stream], args=self._life)
+            self._clear(life=self._life_key, stream=self._stream, owner=self._owner)
 
 
 def _entries(raw: list) -> list[Entry]:

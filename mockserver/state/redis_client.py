@@ -9,7 +9,8 @@ operation's documented 503 in the API's own format (mockserver/http/exchange.py)
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -55,3 +56,38 @@ def run_script(client: redis.Redis, script: Script, keys: list, args: list) -> A
 def connect(url: str) -> redis.Redis:
     """A client for `--store`; short timeouts, so an unreachable Redis is a prompt 503, not a hung request."""
     return redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0, retry_on_timeout=False)
+
+
+LUA = Path(__file__).with_name("lua")  # the Redis backends' scripts, one file each
+
+
+class LuaScript:
+    """A script of mockserver/state/lua/ whose keys and arguments have names: it runs after a prelude that binds
+    each (`local rules = KEYS[2]`), and is called with them by name, so neither side counts positions.
+
+    `common` files come between the prelude and the script (functions several scripts share)."""
+
+    def __init__(self, client: redis.Redis, name: str, keys: Sequence[str], args: Sequence[str], common: Sequence[str] = ()):
+        if len({*keys, *args}) != len(keys) + len(args):
+            raise ValueError(f"{name}: a key and an argument share a name")
+        self.keys, self.args = tuple(keys), tuple(args)
+        prelude = [f"local {key} = KEYS[{n}]" for n, key in enumerate(keys, 1)]
+        prelude += [f"local {arg} = ARGV[{n}]" for n, arg in enumerate(args, 1)]
+        sources = [(LUA / f"{part}.lua").read_text(encoding="utf-8") for part in (*common, name)]
+        self._client = client
+        self._script = client.register_script("\n".join([*prelude, *sources]))
+
+    def __call__(self, **named: Any) -> Any:
+        """Run it through redis-py (a pipeline's retries, its errors) with every key and argument by name."""
+        keys, args = self._split(named)
+        return self._script(keys=keys, args=args)
+
+    def fast(self, **named: Any) -> Any:
+        """Run it past redis-py's command layer (`run_script`): for the scripts every request runs."""
+        keys, args = self._split(named)
+        return run_script(self._client, self._script, keys, args)
+
+    def _split(self, named: dict[str, Any]) -> tuple[list, list]:
+        if named.keys() != {*self.keys, *self.args}:
+            raise TypeError(f"keys {self.keys} and arguments {self.args} are wanted, not {sorted(named)}")
+        return [named[key] for key in self.keys], [named[arg] for arg in self.args]

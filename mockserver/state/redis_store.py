@@ -45,13 +45,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import redis
-from redis.commands.core import Script
 
 from mockserver.errors import StoreUnavailable
 from mockserver.state.changes import Write
 from mockserver.state.fixtures import FixtureError
 from mockserver.state.model import State
-from mockserver.state.redis_client import UNAVAILABLE, UNSURE, unavailable_as
+from mockserver.state.redis_client import UNAVAILABLE, UNSURE, LuaScript, unavailable_as
 from mockserver.state.redis_transaction import FENCE_MS, Again, Detached, Ended, Link, Stale, Unsure
 from mockserver.state.redis_view import Ids, LocalIds, Sources, View
 from mockserver.state.sources import Clock
@@ -59,25 +58,6 @@ from mockserver.state.sources import Clock
 log = logging.getLogger("mockserver")
 T = TypeVar("T")
 RETRIES = 50  # a command that loses the race this often is answered 503
-# A session's new generation (KEYS[1]) from the namespace's counter (KEYS[2]); returns the old one (0: none),
-# or -1 if the session's life (KEYS[3]) is not ARGV[1] any more ('' for the default session, which has one).
-_NEW_GENERATION = """
-if ARGV[1] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[1] then return -1 end
-local old = redis.call('GET', KEYS[1]) or '0'
-redis.call('SET', KEYS[1], redis.call('INCR', KEYS[2]))
-return old
-"""
-
-
-# A new id from a generation's counter (KEYS[3]), if the session's life (KEYS[1]) is still ARGV[1] ('' for the
-# default session) and its generation (KEYS[2]) still ARGV[2]: {'id', value}; else {'ended'}, or {'stale', the
-# generation now} (the old one's keys may be unlinked already: a counter made again there would stay for ever).
-_NEXT_ID = """
-if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'ended'} end
-local generation = redis.call('GET', KEYS[2]) or '0'
-if generation ~= ARGV[2] then return {'stale', generation} end
-return {'id', redis.call('INCR', KEYS[3])}
-"""
 
 
 def generations_key(namespace: str) -> str:
@@ -91,16 +71,16 @@ class RedisStores:
     def __init__(self, client: redis.Redis, namespace: str, base: State):
         self._client, self._namespace, self._base = client, namespace, base
         self._first_id = base.sources.ids.peek()
-        self._new_generation = client.register_script(_NEW_GENERATION)
-        self._next_id = client.register_script(_NEXT_ID)
+        self._new_generation = LuaScript(client, "generation_new", ("generation", "generations", "life"), ("owner",))
+        self._next_id = LuaScript(client, "id_next", ("life", "generation", "counter"), ("owner", "expected"))
 
     def new(self, session_id: str, life: bytes | None = None) -> RedisStore:
         """The store of one life of a session (`life`, from the session registry, mockserver/qa/shared_sessions.py;
         None for the default session, which never ends). A session that ends and starts again is a new life
         with a new generation, from the fixtures; a store of the life that ended changes nothing any more."""
         prefix = f"{self._namespace}:{session_id}:"
-        keys = [prefix + "gen", generations_key(self._namespace), prefix + "life"]
-        new_generation = partial(self._new_generation, keys, [life or b""])
+        keys = {"generation": prefix + "gen", "generations": generations_key(self._namespace), "life": prefix + "life"}
+        new_generation = partial(self._new_generation, **keys, owner=life or b"")
         return RedisStore(self._client, prefix, self._base, self._first_id, new_generation, life, self._next_id)
 
 
@@ -140,10 +120,10 @@ class RedisStore:
         first_id: int,
         new_generation: Callable[[], bytes],
         life: bytes | None,
-        next_id: Script,
+        next_id: LuaScript,
     ):
         """`new_generation()` moves the session to a new generation and returns the old one (-1: its life is over);
-        `next_id`: the script that draws a new id (`_NEXT_ID`)."""
+        `next_id`: the script that draws a new id (lua/id_next.lua)."""
         self._client = client
         self._new_generation = new_generation
         self._life = life
@@ -204,8 +184,10 @@ class RedisStore:
         return result
 
     def _sources(self, generation: int) -> Any:
-        keys = [self._prefix + "life", self._prefix + "gen", f"{self._prefix}{generation}:next_id"]
-        ids = Ids(partial(self._next_id, keys, [self._life or b"", generation]), self._client, keys[2], self._first_id)
+        counter = f"{self._prefix}{generation}:next_id"
+        keys = {"life": self._prefix + "life", "generation": self._prefix + "gen", "counter": counter}
+        draw = partial(self._next_id, **keys, owner=self._life or b"", expected=generation)
+        ids = Ids(draw, self._client, counter, self._first_id)
         return Sources(self._clock, ids, self._random)
 
     def _detached(self, command: Callable[..., T], args: tuple) -> T:

@@ -165,7 +165,7 @@ class Ids:
     """New ids from one counter per session and generation, shared by every process."""
 
     def __init__(self, draw: Callable[[], list], client: redis.Redis, key: str, first_id: int):
-        """`draw()`: the counter's next value, if still to be drawn (`_NEXT_ID`); `key`: the counter's, for `peek`."""
+        """`draw()`: the counter's next value, if still to be drawn (lua/id_next.lua); `key`: the counter's, for `peek`."""
         self._draw, self._client, self._key, self._first_id = draw, client, key, first_id
 
     def next(self) -> str:

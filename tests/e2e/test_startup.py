@@ -118,6 +118,8 @@ def test_the_wheel_carries_the_spec_and_fixtures_and_serves(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "mockserver/bundled/spec/openapi.yaml" in names and "mockserver/bundled/fixtures/default.yaml" in names
     assert "mockserver/bundled/schemathesis.toml" in names  # `mockserver contract`'s tuning
+    lua = {path.name for path in (REPO / "mockserver" / "state" / "lua").glob("*.lua")}
+    assert lua and lua <= {name.rsplit("/", 1)[-1] for name in names if name.startswith("mockserver/state/lua/")}  # the Redis scripts
     unpacked = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(unpacked)
     # Run from the unpacked wheel (dependencies from this environment), far from the checkout.
