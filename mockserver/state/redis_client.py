@@ -71,6 +71,7 @@ class LuaScript:
         if len({*keys, *args}) != len(keys) + len(args):
             raise ValueError(f"{name}: a key and an argument share a name")
         self.keys, self.args = tuple(keys), tuple(args)
+        self._names = frozenset((*keys, *args))
         prelude = [f"local {key} = KEYS[{n}]" for n, key in enumerate(keys, 1)]
         prelude += [f"local {arg} = ARGV[{n}]" for n, arg in enumerate(args, 1)]
         sources = [(LUA / f"{part}.lua").read_text(encoding="utf-8") for part in (*common, name)]
@@ -88,6 +89,6 @@ class LuaScript:
         return run_script(self._client, self._script, keys, args)
 
     def _split(self, named: dict[str, Any]) -> tuple[list, list]:
-        if named.keys() != {*self.keys, *self.args}:
+        if named.keys() != self._names:
             raise TypeError(f"keys {self.keys} and arguments {self.args} are wanted, not {sorted(named)}")
         return [named[key] for key in self.keys], [named[arg] for arg in self.args]
