@@ -63,7 +63,7 @@ class DocumentReader:
     """Decodes any XML document of the spec, choosing its schema by the root element.
 
     For judges that see a body without knowing its operation (openapi-core's
-    media-type hook, schemathesis' deserializer); the pipeline itself knows
+    media-type hook, schemathesis' deserializer); the exchange itself knows
     the schema and calls `decode` directly.
     """
 

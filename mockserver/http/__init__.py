@@ -1,1 +1,1 @@
-"""Serving: the HTTP apps, the request pipeline, rendering, the servers that run them."""
+"""Serving: the HTTP apps, the request exchange, rendering, the servers that run them."""

@@ -7,7 +7,7 @@
     /                              where everything is
 
 Each is a small static answer built once at start, served before the
-pipeline for GET and HEAD. With the bundled fixtures, the docs page comes
+exchange's stages for GET and HEAD. With the bundled fixtures, the docs page comes
 with the demo credentials filled in, so "Try it out" works at once.
 """
 

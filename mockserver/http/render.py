@@ -1,7 +1,7 @@
 """How answers look on the wire: a status, headers and bytes, in JSON or XML as negotiated.
 
 What an error body holds is each family's own business (`relay/errors.py`,
-`egain/errors.py`); this module only serializes what the pipeline hands it.
+`egain/errors.py`); this module only serializes what the exchange hands it.
 """
 
 from __future__ import annotations
