@@ -17,6 +17,7 @@ nothing ever suspends (`io.run_to_end`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -268,11 +269,9 @@ class Exchange:
         """The one place an error becomes an answer: the documented error of the family whose operation the
         request routes to (its contract error for a broken rule; the documented 503 for a shared store that
         could not answer), else of the family its path belongs to."""
-        if ctx.family is None:
-            try:  # an error before routing (a session refused, a body that never came): found for its format
+        if ctx.family is None:  # an error before routing (a session refused, a body that never came): found for its format
+            with contextlib.suppress(ApiError):  # no route: the format of the family its path belongs to, below
                 self._route(ctx)
-            except ApiError:
-                pass
         family = ctx.family
         if isinstance(error, StoreUnavailable):
             error = ApiError(503, error.message)

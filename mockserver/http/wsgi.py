@@ -47,7 +47,7 @@ class ThreadIo:
         return True  # the server's threads are the cap
 
     def release(self) -> None:
-        pass
+        """Nothing was taken: `hold` counts nothing here."""
 
     async def sleep(self, seconds: float) -> None:
         time.sleep(seconds)  # holds this thread: WSGI has no event loop (see the README)

@@ -10,6 +10,7 @@ scenario's patch names its family like any other.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,8 +42,9 @@ class Collection:
     id_field: str | None
 
 
-class Section:
-    """A family's part of the state. Subclasses set `name` and `schema` and fill in the methods that raise."""
+class Section(ABC):
+    """A family's part of the state. Subclasses set `name` and `schema` and implement the abstract methods: a
+    family that leaves one out cannot be made, so it fails where it is declared, not on the request that needs it."""
 
     name: str = ""  # the family's name: its section of the fixture file, its place in Config and State
     schema: dict = {}  # the section's structure in the fixture file (JSON Schema): checked before `check`
@@ -51,20 +53,21 @@ class Section:
 
     # ---------------------------------------------------------------- the fixture file
 
+    @abstractmethod
     def check(self, data: dict, source: str, schemas: dict[str, dict]) -> None:
         """Raise FixtureError for the first record or field that breaks a rule (the structure already holds)."""
 
+    @abstractmethod
     def head(self, data: dict) -> dict:
         """The section without its records: what `config` reads, kept in the fixture cache."""
-        raise NotImplementedError
 
+    @abstractmethod
     def config(self, head: dict) -> Any:
         """The family's fixed configuration (shared by every session, never changed)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def records(self, data: dict) -> list[tuple[Collection, list[dict]]]:
         """The fixture records of each record collection (indexes are built by `build`)."""
-        raise NotImplementedError
 
     def highest_id(self, data: dict) -> int:
         """The highest numeric id the section's records use, so that new ids are drawn above it."""
@@ -72,18 +75,18 @@ class Section:
 
     # ---------------------------------------------------------------- the state
 
+    @abstractmethod
     def collections(self, state: Any) -> list[Collection]:
         """Every collection of the family's state, indexes included."""
-        raise NotImplementedError
 
+    @abstractmethod
     def build(self, config: Any, records: dict[str, Chunks], sources: Sources) -> Any:
         """A fresh state from the fixture records (`records[name]` yields a collection's records a chunk at a
         time: a background build lets requests run between two chunks)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def mappings(self, state: Any) -> dict[str, MutableMapping]:
         """Every collection of `state` by name, indexes included: the very mappings commands change."""
-        raise NotImplementedError
 
     def mapping(self, state: Any, collection: str) -> MutableMapping:
         """One collection of `state` (ChangeInvalid when it has none: a change of another configuration)."""
@@ -92,9 +95,9 @@ class Section:
             raise ChangeInvalid(f"{self.name} has no collection {collection!r} in the fixtures' configuration")
         return found
 
+    @abstractmethod
     def over(self, state: Any, mappings: dict[str, MutableMapping], sources: Sources) -> Any:
         """A state like `state` whose collections are `mappings` (a shared store's view, a scratch copy)."""
-        raise NotImplementedError
 
     def put(self, state: Any, collection: str, record_id: str, record: dict | None) -> None:
         """Set one record (None: remove it), keeping the indexes built from it: how a logged change replays
@@ -110,22 +113,22 @@ class Section:
 
     # ---------------------------------------------------------------- what the generic layers show and save
 
+    @abstractmethod
     def snapshot(self, state: Any) -> dict:
         """The section as fixture data: what `records`, `head` and `config` read back to the same state."""
-        raise NotImplementedError
 
+    @abstractmethod
     def view(self, state: Any, limit: int) -> tuple[Any, bool]:
         """The admin state view of the family (at most `limit` records a collection), and whether it was cut."""
-        raise NotImplementedError
 
     # ---------------------------------------------------------------- scenarios
 
     scenario_schema: dict = {"type": "object"}  # the family's part of a scenario file's `state`
 
+    @abstractmethod
     def patches(self, data: Any, state: Any, at: str) -> list[tuple[str, str, dict, str]]:
         """A scenario's changes as (collection, record id, fields to set, where in the file); FixtureError when
         one names no record."""
-        raise NotImplementedError
 
     def patched_problem(self, state: Any, collection: str, record_id: str, schemas: dict[str, dict]) -> str:
         """What is wrong with a record once a scenario patched it ('' when nothing)."""

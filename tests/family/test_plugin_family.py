@@ -145,3 +145,17 @@ def test_an_operation_its_family_cannot_answer_stops_the_start(fixture_file):
         create_app(Settings(families=(*BUILT_IN, "tests.family.test_plugin_family:HANDLERLESS"), fixtures=fixture_file))
     with pytest.raises(FixtureError, match="family tests.family.acme.api:NOTHING: cannot be imported"):
         create_app(Settings(families=(*BUILT_IN, "tests.family.acme.api:NOTHING"), fixtures=fixture_file))
+
+
+def test_a_section_that_leaves_a_method_out_cannot_be_made():
+    """Section is abstract: a family missing part of its state fails where it is declared, not on a request."""
+    from mockserver.state.section import Section
+
+    class Half(Section):
+        name = "half"
+
+        def check(self, data: dict, source: str, schemas: dict[str, dict]) -> None:
+            """Checks, and nothing else."""
+
+    with pytest.raises(TypeError, match="abstract"):
+        Half()  # type: ignore[abstract]
