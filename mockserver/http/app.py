@@ -14,13 +14,13 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Request
 
 from mockserver.contract.compiled import JSON
-from mockserver.errors import UNEXPECTED
+from mockserver.errors import UNEXPECTED, ApiError
 from mockserver.http import render, wsgi
 from mockserver.http.exchange import Exchange
 from mockserver.settings import Settings
@@ -60,10 +60,16 @@ def flask_face(mock: Faced) -> MockApp:
     app.mock, app.exchange = mock, mock.exchange
     strict = mock.settings.strict_responses
 
+    def in_format(error: ApiError) -> Response:
+        """An error answered outside the exchange, in the error format of the family its path belongs to."""
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        answer = render.wire(None, error.status, mock.exchange.error_body_for_path(request.path, error, headers), JSON)
+        return Response(answer.body, answer.status, answer.headers)
+
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
-        """Flask's own errors in JSON, keeping headers such as Allow."""
-        response = _json_error(error.code or 500, error.description or error.name)
+        """Flask's own errors, in the API's format, keeping headers such as Allow."""
+        response = in_format(ApiError(error.code or 500, error.description or error.name))
         response.headers.extend((k, v) for k, v in error.get_headers() if k.lower() != "content-type")
         return response
 
@@ -72,11 +78,6 @@ def flask_face(mock: Faced) -> MockApp:
         if strict:
             raise error
         log.exception("unexpected error")
-        return _json_error(500, UNEXPECTED)
+        return in_format(ApiError(500, UNEXPECTED))
 
     return app
-
-
-def _json_error(status: int, message: str) -> Response:
-    answer = render.wire(None, status, {"message": message}, JSON)
-    return Response(answer.body, answer.status, answer.headers)

@@ -158,9 +158,10 @@ class FaultRules:
         """Add the rule `build(id)` makes (it may raise RuleInvalid, and then nothing is added, no id taken)."""
         return self.storage.add(build("f0"))  # checked first; its id is the storage's
 
-    def as_of(self, version: Any) -> RulesAsOf:
-        """The rules as a request sees them: `version` was read with its session (a shared store's)."""
-        return RulesAsOf(self, version)
+    def as_of(self, version: Any) -> FaultRules | RulesAsOf:
+        """The rules as a request sees them: `version` was read with its session (a shared store's; None for this
+        process's, whose rules need no version: then these rules themselves, nothing made a request)."""
+        return self if version is None else RulesAsOf(self, version)
 
     def match(self, operation: Operation, raw: RawRequest, answering: bool, version: Any = None) -> Action | None:
         """The action of the first rule of its kind that matches and fires: rules that answer (a status or a

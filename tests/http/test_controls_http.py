@@ -113,3 +113,18 @@ def test_prefer_a_json_only_status_while_asking_for_xml_answers_json(client, sta
     """The mock documents its 408 in JSON only: forcing it with Accept: application/xml must not become a 500."""
     response = client.get("/core/customermgr/v3/customer/1005", headers={**USER, "Prefer": "code=408", "Accept": "application/xml"})
     assert response.status_code == 408 and response.mimetype == "application/json" and response.json["code"] == "408-101"
+
+
+def test_a_bug_outside_the_exchange_is_answered_in_the_apis_own_format(monkeypatch, caplog):
+    """What escapes the exchange (here, reading the request) goes to Flask's error handler: the documented 500,
+    in the error format of the family the path belongs to, and logged."""
+    from mockserver.http import wsgi
+    from mockserver.mock import create_app
+
+    client = create_app().test_client()
+    monkeypatch.setattr(wsgi, "raw_request", lambda *_: (_ for _ in ()).throw(RuntimeError("boom")))
+    egain = client.put("/core/customermgr/v3/customer/merge", headers={"Authorization": "Bearer demo-user-token"})
+    assert egain.status_code == 500 and egain.json["code"] == "500-100" and "developerMessage" in egain.json
+    relay = client.put("/cdm/client/demo/customer/BAK-11984-007/move/vip", headers=RELAY_KEY)
+    assert relay.status_code == 500 and set(relay.json) == {"message"}
+    assert "unexpected error" in caplog.text
