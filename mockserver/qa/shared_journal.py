@@ -41,9 +41,9 @@ class RedisEntries:
         test_session = session_id != DEFAULT
         self._owner = life if test_session else b""  # '' for the default session, which never ends
         self._whose = {"session_id": session_id if test_session else "", "idle_ms": idle_ms if test_session else 0}
-        self._live = live_sessions
         keys = ("stream", "counter", "live", "life")
-        self._record = LuaScript(client, "journal_record", keys, ("fields", "size", "session_id", "owner", "idle_ms"))
+        record = LuaScript(client, "journal_record", keys, ("fields", "size", "session_id", "owner", "idle_ms"))
+        self._record = record.bound(stream=self._stream, counter=self._counter, live=live_sessions, life=self._life_key)
         self._clear = LuaScript(client, "journal_clear", ("life", "stream"), ("owner",))
 
     def append(self, entry: Entry) -> int:
@@ -51,8 +51,7 @@ class RedisEntries:
         if self.size <= 0:
             return 0
         try:
-            keys = {"stream": self._stream, "counter": self._counter, "live": self._live, "life": self._life_key}
-            return int(self._record.fast(**keys, fields=codec.text(_fields(entry)), size=self.size, owner=self._owner, **self._whose))
+            return int(self._record.fast(fields=codec.text(_fields(entry)), size=self.size, owner=self._owner, **self._whose))
         except redis.RedisError as exc:
             log.warning("request not journaled, the shared store (Redis) is unavailable: %s %s: %s", entry.method, entry.path, exc)
             return 0

@@ -36,7 +36,7 @@ import redis
 
 from mockserver.qa import sessions
 from mockserver.qa.sessions import DEFAULT
-from mockserver.state.redis_client import UNAVAILABLE_TO_READ, LuaScript, unavailable_as
+from mockserver.state.redis_client import UNAVAILABLE_TO_READ, Bound, LuaScript, unavailable_as
 from mockserver.state.redis_store import generations_key, unlink_generation
 
 SWEPT_AT_ONCE = 100
@@ -62,6 +62,7 @@ class SessionRegistry:
         self.idle_ms = max(1, round(idle_s * 1000))
         self.max_sessions = max_sessions
         self._keys = functools.lru_cache(maxsize=4096)(self._keys_of)  # a request's visit builds none
+        self._visit_of = functools.lru_cache(maxsize=4096)(self._bound_visit)
         common = ("sessions_common",)
         self._visit = LuaScript(client, "sessions_visit", _KEYS, (*_ARGS, "is_default"), common)
         self._enter = LuaScript(client, "sessions_enter", _KEYS, (*_ARGS, "cap"), common)
@@ -70,6 +71,9 @@ class SessionRegistry:
 
     def prefix(self, session_id: str) -> str:
         return f"{self._namespace}:{session_id}:"
+
+    def _bound_visit(self, session_id: str) -> Bound:
+        return self._visit.bound(**self._keys(session_id))
 
     def _keys_of(self, session_id: str) -> dict[str, str]:
         p = self.prefix(session_id)
@@ -82,9 +86,7 @@ class SessionRegistry:
     def visit(self, session_id: str) -> tuple[bool, bytes | None, bytes | None]:
         """Whether the session is live (kept so, and its request counted), its rules' version and its life."""
         with unavailable_as():
-            live, version, life, old = self._visit.fast(
-                **self._keys(session_id), **self._args(session_id), is_default=int(session_id == DEFAULT)
-            )
+            live, version, life, old = self._visit_of(session_id).fast(**self._args(session_id), is_default=int(session_id == DEFAULT))
         self._unlink(session_id, old)
         return bool(live), version, life
 

@@ -72,6 +72,7 @@ class LuaScript:
             raise ValueError(f"{name}: a key and an argument share a name")
         self.keys, self.args = tuple(keys), tuple(args)
         self._names = frozenset((*keys, *args))
+        self.arg_names = frozenset(args)
         prelude = [f"local {key} = KEYS[{n}]" for n, key in enumerate(keys, 1)]
         prelude += [f"local {arg} = ARGV[{n}]" for n, arg in enumerate(args, 1)]
         sources = [(LUA / f"{part}.lua").read_text(encoding="utf-8") for part in (*common, name)]
@@ -88,7 +89,25 @@ class LuaScript:
         keys, args = self._split(named)
         return run_script(self._client, self._script, keys, args)
 
+    def bound(self, **keys: str) -> Bound:
+        """The script with its keys given once (a session's, a journal's): each call then names its arguments only."""
+        if keys.keys() != set(self.keys):
+            raise TypeError(f"keys {self.keys} are wanted, not {sorted(keys)}")
+        return Bound(self, [keys[key] for key in self.keys])
+
     def _split(self, named: dict[str, Any]) -> tuple[list, list]:
         if named.keys() != self._names:
             raise TypeError(f"keys {self.keys} and arguments {self.args} are wanted, not {sorted(named)}")
         return [named[key] for key in self.keys], [named[arg] for arg in self.args]
+
+
+class Bound:
+    """A LuaScript with its keys in place, for the scripts every request runs: no key is looked up per call."""
+
+    def __init__(self, script: LuaScript, keys: list[str]):
+        self._script, self._keys = script, keys
+
+    def fast(self, **args: Any) -> Any:
+        if args.keys() != self._script.arg_names:
+            raise TypeError(f"arguments {self._script.args} are wanted, not {sorted(args)}")
+        return run_script(self._script._client, self._script._script, self._keys, [args[arg] for arg in self._script.args])
